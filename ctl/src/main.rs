@@ -1,0 +1,2 @@
+//! `nsvisorctl`: the command-line client of the nsvisor daemon.
+fn main() {}

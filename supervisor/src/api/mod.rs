@@ -1,0 +1,1 @@
+//! Control API: HTTP/1.1 + JSON on a unix socket.

@@ -1,0 +1,1 @@
+//! `${NAME}` / `${NAME:-default}` / `$$` interpolation of string values.

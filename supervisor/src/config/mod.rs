@@ -1,0 +1,328 @@
+//! The validated configuration: what the rest of the daemon reads.
+//!
+//! `raw.rs` deserialises TOML (with spans) and does nothing else; `validate.rs`
+//! turns raw tables into these types, collecting every error with its file,
+//! line and column. Nothing here touches the system: no spawning, no netlink,
+//! no file creation (DESIGN rule 6). Reading the config files and expanding
+//! `include` globs are the only filesystem reads.
+//!
+//! Callers: `lib.rs` (start-up, `check`, reload) and the supervisor (diffing
+//! program configs on reload via `PartialEq`).
+
+mod env;
+mod error;
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+pub use error::{ConfigError, ConfigErrors};
+
+/// Unique program name (`web`, or `web:0` for replicas).
+pub type ProgramName = String;
+
+/// A whole, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The main config file (include globs are relative to their own file).
+    pub path: PathBuf,
+    /// `[supervisor]`.
+    pub supervisor: SupervisorConfig,
+    /// Every program instance (numprocs expanded), keyed by unique name.
+    pub programs: BTreeMap<ProgramName, ProgramConfig>,
+    /// `[networks.NAME]`.
+    pub networks: BTreeMap<String, NetworkConfig>,
+}
+
+/// `[supervisor]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SupervisorConfig {
+    /// Raise RLIMIT_NOFILE to at least this at start (default 1024).
+    pub minfds: u64,
+    /// Control socket path (`None`: the default rule in `nsvisor_proto::default_socket_path`).
+    pub socket: Option<PathBuf>,
+    /// Socket file mode (default 0o600).
+    pub socket_mode: u32,
+    /// `user[:group]` owning the socket.
+    pub socket_owner: Option<String>,
+    /// Extra uids allowed on the socket (root and the daemon's uid always are).
+    pub allowed_uids: Vec<u32>,
+    /// Extra gids allowed on the socket.
+    pub allowed_gids: Vec<u32>,
+    /// Directory for `"auto"` log files.
+    pub log_dir: Option<PathBuf>,
+    /// Default for each program's `stdout_console`/`stderr_console`.
+    pub console: ConsoleMode,
+    /// Default tail buffer size per stream, in bytes (default 64 KiB).
+    pub tail_buffer_bytes: u64,
+    /// Daemon's own log level (`info` default; `RUST_LOG` wins).
+    pub log_level: Option<String>,
+    /// Daemon's own log file, in addition to stderr.
+    pub logfile: Option<PathBuf>,
+    /// Grace before SIGKILL for what is left of a `--` command's group (default 5 s).
+    pub shutdown_grace: Duration,
+}
+
+/// How a program stream appears on the daemon's console (what `docker logs` shows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleMode {
+    /// Each line as `name | line`.
+    Prefixed,
+    /// Bytes unchanged, no prefix (for JSON logs); still whole lines.
+    Raw,
+    /// Not on the console.
+    Off,
+}
+
+/// When to restart a program that exited from RUNNING.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoRestart {
+    /// Always.
+    Always,
+    /// When the exit code is not in `exitcodes` (or it was killed by a signal).
+    Unexpected,
+    /// Never.
+    Never,
+}
+
+/// `user = "name" | "uid" | "name:group"`, resolved at spawn preparation (not in config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSpec {
+    /// User name or numeric uid, as written.
+    pub user: String,
+    /// Group name or numeric gid, as written (`None`: the user's primary group).
+    pub group: Option<String>,
+}
+
+/// Where a stream's file sink goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogFile {
+    /// No file.
+    None,
+    /// This path (`"auto"` is resolved to `<log_dir>/<name>.<stream>.log` at validation).
+    Path(PathBuf),
+}
+
+/// One stream's (stdout or stderr) log settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamLog {
+    /// File sink.
+    pub logfile: LogFile,
+    /// Rotate when the file reaches this size (0 = never).
+    pub maxbytes: u64,
+    /// How many rotated files to keep (`.1` … `.N`).
+    pub backups: u32,
+    /// Console sink mode.
+    pub console: ConsoleMode,
+    /// Tail buffer size in bytes.
+    pub tail_bytes: u64,
+}
+
+/// One program instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgramConfig {
+    /// Unique name.
+    pub name: ProgramName,
+    /// Group (`[programs.NAME]` table name).
+    pub group: String,
+    /// Replica number (0 when numprocs = 1).
+    pub process_num: u32,
+    /// argv; never empty.
+    pub command: Vec<String>,
+    /// Working directory.
+    pub directory: Option<PathBuf>,
+    /// Extra environment (added to the daemon's).
+    pub environment: BTreeMap<String, String>,
+    /// Run as this user.
+    pub user: Option<UserSpec>,
+    /// File mode creation mask.
+    pub umask: Option<u32>,
+    /// Start with the daemon (default true).
+    pub autostart: bool,
+    /// Restart policy (default `unexpected`).
+    pub autorestart: AutoRestart,
+    /// Expected exit codes (default `[0]`).
+    pub exitcodes: Vec<i32>,
+    /// Seconds it must stay up to count as started (default 1).
+    pub startsecs: Duration,
+    /// Failed start attempts retried before FATAL (default 3).
+    pub startretries: u32,
+    /// Signal sent to stop it (default TERM).
+    pub stopsignal: Signal,
+    /// Wait after stopsignal before SIGKILL (default 10 s).
+    pub stopwaitsecs: Duration,
+    /// Send stopsignal to the whole process group (default false; implies killasgroup).
+    pub stopasgroup: bool,
+    /// Send SIGKILL to the whole process group (default false).
+    pub killasgroup: bool,
+    /// Lower starts first, stops last (default 999).
+    pub priority: i32,
+    /// Unique names of programs that must be RUNNING before this one starts.
+    pub depends_on: Vec<ProgramName>,
+    /// When it ends for good, the daemon shuts down with its status.
+    pub critical: bool,
+    /// Merge stderr into stdout.
+    pub redirect_stderr: bool,
+    /// stdout log settings.
+    pub stdout: StreamLog,
+    /// stderr log settings.
+    pub stderr: StreamLog,
+    /// Network placement.
+    pub net: Option<ProgramNet>,
+    /// Where this program was defined (for messages).
+    pub source: PathBuf,
+}
+
+/// Network placement of one program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProgramNet {
+    /// `netns = "NAME"`: join `/run/netns/NAME`.
+    Join {
+        /// Namespace name.
+        netns: String,
+    },
+    /// `network = "NET"`: a sandbox the daemon creates.
+    Sandbox(SandboxSpec),
+}
+
+/// A sandbox the daemon creates for a program on a network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxSpec {
+    /// Sandbox name (`sandbox` key, default the program name with `:` replaced by `-`);
+    /// the namespace is `nsvisor-<sandbox>`.
+    pub sandbox: String,
+    /// Network name.
+    pub network: String,
+    /// Address inside the sandbox (static or allocated at validation, stable for a config).
+    pub address: Ipv4Addr,
+    /// Port mappings.
+    pub ports: Vec<PortMapping>,
+}
+
+/// Transport of a port mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// `"[IP:]HOSTPORT:PORT[/udp]"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortMapping {
+    /// Host address to listen on (default 0.0.0.0).
+    pub host_ip: IpAddr,
+    /// Host port.
+    pub host_port: u16,
+    /// Port inside the sandbox.
+    pub port: u16,
+    /// Transport.
+    pub protocol: Protocol,
+}
+
+/// `[networks.NAME]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// Network name.
+    pub name: String,
+    /// Bridge interface name (≤ 15 bytes).
+    pub bridge: String,
+    /// Subnet address (network address).
+    pub subnet: Ipv4Addr,
+    /// Subnet prefix length.
+    pub prefix: u8,
+    /// Bridge address (default: last usable address of the subnet).
+    pub gateway: Ipv4Addr,
+}
+
+impl Config {
+    /// Reads, parses and validates `path` and its includes. Every problem is
+    /// reported, not just the first.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        validate::load(path, &|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::load`], with an explicit environment lookup (for tests).
+    pub fn load_with_env(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        validate::load(path, env)
+    }
+
+    /// A config with no programs, for single-command mode without `-c`.
+    pub fn empty() -> Config {
+        Config {
+            path: PathBuf::new(),
+            supervisor: SupervisorConfig::default(),
+            programs: BTreeMap::new(),
+            networks: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        SupervisorConfig {
+            minfds: 1024,
+            socket: None,
+            socket_mode: 0o600,
+            socket_owner: None,
+            allowed_uids: Vec::new(),
+            allowed_gids: Vec::new(),
+            log_dir: None,
+            console: ConsoleMode::Prefixed,
+            tail_buffer_bytes: 64 * 1024,
+            log_level: None,
+            logfile: None,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ProgramConfig {
+    /// A program with supervisord's defaults (adjusted for containers), for
+    /// single-command mode and tests.
+    pub fn with_defaults(name: &str, command: Vec<String>) -> ProgramConfig {
+        let stream = StreamLog {
+            logfile: LogFile::None,
+            maxbytes: 50 * 1024 * 1024,
+            backups: 10,
+            console: ConsoleMode::Prefixed,
+            tail_bytes: 64 * 1024,
+        };
+        ProgramConfig {
+            name: name.to_string(),
+            group: name.to_string(),
+            process_num: 0,
+            command,
+            directory: None,
+            environment: BTreeMap::new(),
+            user: None,
+            umask: None,
+            autostart: true,
+            autorestart: AutoRestart::Unexpected,
+            exitcodes: vec![0],
+            startsecs: Duration::from_secs(1),
+            startretries: 3,
+            stopsignal: Signal::SIGTERM,
+            stopwaitsecs: Duration::from_secs(10),
+            stopasgroup: false,
+            killasgroup: false,
+            priority: 999,
+            depends_on: Vec::new(),
+            critical: false,
+            redirect_stderr: false,
+            stdout: stream.clone(),
+            stderr: stream,
+            net: None,
+            source: PathBuf::new(),
+        }
+    }
+}

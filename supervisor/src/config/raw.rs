@@ -1,0 +1,1 @@
+//! Serde structs mirroring the TOML file, with spans; deserialisation only.

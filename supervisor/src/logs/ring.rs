@@ -1,0 +1,115 @@
+//! Tail buffer: the last bytes of one program stream, kept in memory for `tail`.
+//!
+//! Owned by the program's log pump (writer) and shared read-only with the API
+//! (readers) through `Arc<Ring>`. The lock guards only this byte buffer (not
+//! program state) and is never held across I/O or `.await`. Followers get new
+//! chunks through a broadcast channel; a lagging follower loses chunks, never
+//! blocks the writer.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+/// The last `capacity` bytes of a stream, plus live followers.
+#[derive(Debug)]
+pub struct Ring {
+    inner: Mutex<Inner>,
+    followers: broadcast::Sender<Bytes>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    buf: VecDeque<u8>,
+    capacity: usize,
+    /// Total bytes ever written (the offset just past the last byte).
+    written: u64,
+}
+
+impl Ring {
+    /// A ring keeping at most `capacity` bytes.
+    pub fn new(capacity: usize) -> Ring {
+        let (followers, _) = broadcast::channel(256);
+        Ring {
+            inner: Mutex::new(Inner {
+                buf: VecDeque::new(),
+                capacity,
+                written: 0,
+            }),
+            followers,
+        }
+    }
+
+    /// Appends bytes and hands them to followers.
+    pub fn push(&self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            inner.written += data.len() as u64;
+            let cap = inner.capacity;
+            let keep = &data[data.len().saturating_sub(cap)..];
+            let len = inner.buf.len();
+            let overflow = (len + keep.len()).saturating_sub(cap);
+            inner.buf.drain(..overflow.min(len));
+            inner.buf.extend(keep);
+        }
+        if self.followers.receiver_count() > 0 {
+            let _ = self.followers.send(Bytes::copy_from_slice(data));
+        }
+    }
+
+    /// The last `max` bytes kept, and the total written so far.
+    pub fn snapshot(&self, max: usize) -> (Vec<u8>, u64) {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let start = inner.buf.len().saturating_sub(max);
+        (inner.buf.range(start..).copied().collect(), inner.written)
+    }
+
+    /// The last `n` lines kept (fewer if the buffer holds fewer).
+    pub fn last_lines(&self, n: usize) -> Vec<u8> {
+        let (data, _) = self.snapshot(usize::MAX);
+        let mut seen = 0;
+        let body = data.strip_suffix(b"\n").unwrap_or(&data);
+        for (i, b) in body.iter().enumerate().rev() {
+            if *b == b'\n' {
+                seen += 1;
+                if seen == n {
+                    return data[i + 1..].to_vec();
+                }
+            }
+        }
+        data
+    }
+
+    /// A receiver of every chunk pushed from now on. It ends (RecvError::Closed)
+    /// when the ring is dropped, i.e. when the program's stream is gone for good.
+    pub fn subscribe(&self) -> broadcast::Receiver<Bytes> {
+        self.followers.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_the_last_bytes() {
+        let r = Ring::new(5);
+        r.push(b"abc");
+        r.push(b"defg");
+        assert_eq!(r.snapshot(100), (b"cdefg".to_vec(), 7));
+        r.push(b"0123456789");
+        assert_eq!(r.snapshot(3), (b"789".to_vec(), 17));
+    }
+
+    #[test]
+    fn last_lines() {
+        let r = Ring::new(100);
+        r.push(b"a\nb\nc\n");
+        assert_eq!(r.last_lines(2), b"b\nc\n".to_vec());
+        assert_eq!(r.last_lines(10), b"a\nb\nc\n".to_vec());
+    }
+}

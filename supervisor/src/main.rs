@@ -1,0 +1,2 @@
+//! `nsvisor` command line.
+fn main() {}

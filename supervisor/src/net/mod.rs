@@ -1,0 +1,1 @@
+//! Network sandboxes: named namespaces, bridges, veth pairs, port mapping.

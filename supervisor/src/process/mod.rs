@@ -1,0 +1,1 @@
+//! Spawning programs and reaping children.

@@ -1,0 +1,156 @@
+//! What the rest of the daemon may ask of the supervisor, and how it answers.
+//!
+//! The API (and signal handling) never touch program state: they send a
+//! [`Command`] over the supervisor's channel through a [`Handle`] and await the
+//! oneshot reply, which comes *after* the effect (DESIGN rule 1). State-change
+//! events are broadcast; a slow reader lags, it never slows the supervisor.
+
+use std::sync::Arc;
+
+use nix::sys::signal::Signal;
+use nsvisor_proto::{ActionResult, ApiError, ErrorKind, Health, ProgramInfo, ReloadResult, StateEvent};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::logs::ring::Ring;
+
+/// An action on programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Start (answer once RUNNING, or failed).
+    Start,
+    /// Stop (answer once STOPPED).
+    Stop,
+    /// Stop then start.
+    Restart,
+    /// Send a signal to the process (group when `stopasgroup`).
+    Signal(Signal),
+}
+
+/// Which stream of a program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// stdout.
+    Stdout,
+    /// stderr.
+    Stderr,
+}
+
+/// Counters of the daemon itself, for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonStats {
+    /// Orphans reaped that belonged to no program.
+    pub orphans_reaped: u64,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+}
+
+/// A request to the supervisor.
+#[derive(Debug)]
+pub enum Command {
+    /// Every program, in name order.
+    List {
+        /// Reply.
+        reply: oneshot::Sender<Vec<ProgramInfo>>,
+    },
+    /// Apply an action to a target: a name, `GROUP:*`, or `all`.
+    Act {
+        /// What to do.
+        action: Action,
+        /// Name, `GROUP:*` or `all`.
+        target: String,
+        /// Answer only once the goal state is reached or has failed.
+        wait: bool,
+        /// Reply: one result per program, or NotFound for an unknown target.
+        reply: oneshot::Sender<Result<Vec<ActionResult>, ApiError>>,
+    },
+    /// Re-read the config file and apply the difference.
+    Reload {
+        /// Reply.
+        reply: oneshot::Sender<Result<ReloadResult, ApiError>>,
+    },
+    /// Graceful shutdown; the reply comes once shutdown has begun.
+    Shutdown {
+        /// Reply.
+        reply: oneshot::Sender<()>,
+    },
+    /// Health summary.
+    Health {
+        /// Reply.
+        reply: oneshot::Sender<Health>,
+    },
+    /// Daemon counters.
+    Stats {
+        /// Reply.
+        reply: oneshot::Sender<DaemonStats>,
+    },
+    /// The tail buffer of one stream of a program.
+    Tail {
+        /// Program name.
+        name: String,
+        /// Which stream.
+        stream: Stream,
+        /// Reply.
+        reply: oneshot::Sender<Result<Arc<Ring>, ApiError>>,
+    },
+}
+
+/// A cheap, cloneable way to talk to the supervisor.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) events: broadcast::Sender<StateEvent>,
+}
+
+fn gone() -> ApiError {
+    ApiError::new(ErrorKind::ShuttingDown, "the supervisor has stopped")
+}
+
+impl Handle {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    /// Every program.
+    pub async fn list(&self) -> Result<Vec<ProgramInfo>, ApiError> {
+        self.ask(|reply| Command::List { reply }).await
+    }
+
+    /// Apply `action` to `target` (a name, `GROUP:*` or `all`).
+    pub async fn act(&self, action: Action, target: &str, wait: bool) -> Result<Vec<ActionResult>, ApiError> {
+        let target = target.to_string();
+        self.ask(|reply| Command::Act { action, target, wait, reply }).await?
+    }
+
+    /// Reload the config file.
+    pub async fn reload(&self) -> Result<ReloadResult, ApiError> {
+        self.ask(|reply| Command::Reload { reply }).await?
+    }
+
+    /// Begin a graceful shutdown.
+    pub async fn shutdown(&self) -> Result<(), ApiError> {
+        self.ask(|reply| Command::Shutdown { reply }).await
+    }
+
+    /// Health summary.
+    pub async fn health(&self) -> Result<Health, ApiError> {
+        self.ask(|reply| Command::Health { reply }).await
+    }
+
+    /// Daemon counters.
+    pub async fn stats(&self) -> Result<DaemonStats, ApiError> {
+        self.ask(|reply| Command::Stats { reply }).await
+    }
+
+    /// Tail buffer of a program stream.
+    pub async fn tail(&self, name: &str, stream: Stream) -> Result<Arc<Ring>, ApiError> {
+        let name = name.to_string();
+        self.ask(|reply| Command::Tail { name, stream, reply }).await?
+    }
+
+    /// Receive every state change from now on.
+    pub fn events(&self) -> broadcast::Receiver<StateEvent> {
+        self.events.subscribe()
+    }
+}

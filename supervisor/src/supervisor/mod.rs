@@ -1,0 +1,3 @@
+//! The supervisor: one task that owns every program's state (DESIGN rule 1).
+
+pub mod command;

@@ -1,0 +1,1 @@
+//! End-to-end test harness: starts the real binaries in temp dirs.
