@@ -1,0 +1,34 @@
+"""The exit status of bench/run.sh: 1 when a trial of nsvisor or of a limit
+(posix_spawn, cat) failed, so CI notices a broken harness or daemon; failures
+of the peers are reported on the page but do not fail the run. No timing is
+judged here.
+
+    python3 -m nsbench.check RESULTS.json
+"""
+
+import json
+import sys
+
+OURS = ("nsvisor", "limit", "cat")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    with open(argv[0]) as f:
+        doc = json.load(f)
+    failed = [t for t in doc["trials"] if t["tool"] in OURS and "error" in t]
+    if doc["tools"].get("nsvisor", {}).get("missing"):
+        print(f"nsvisor: missing: {doc['tools']['nsvisor']['missing']}", file=sys.stderr)
+        return 1
+    for t in failed:
+        where = t["workload"] + (f" N={t['n']}" if "n" in t else "")
+        print(f"FAILED {t['tool']} {where} run {t['run'] + 1}: {t['error']}", file=sys.stderr)
+        if t.get("log_tail"):
+            print(t["log_tail"], file=sys.stderr)
+    ran = sum(1 for t in doc["trials"] if t["tool"] in OURS)
+    print(f"bench: {ran - len(failed)} of {ran} nsvisor and limit trials ran without error", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

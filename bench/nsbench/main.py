@@ -1,0 +1,256 @@
+"""The benchmark driver: plans the trials, runs them interleaved (each run
+goes through every tool before the next run starts, in a rotating order, so
+slow drifts of the machine hit every tool alike), and writes every raw
+figure to a JSON file after each trial.
+
+Called by bench/run.sh (``python3 -m nsbench.main --help`` for the options);
+the report is made from the JSON by ``nsbench.report``.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+
+from . import procfs, workloads
+from .tools import Horust, Nsvisor, Supervisord
+
+WORKLOADS = ("lifecycle", "logs", "crash", "net")
+
+
+@dataclass
+class Settings:
+    mode: str
+    ns: list
+    runs: int
+    warmup: int
+    settle_s: float
+    idle_s: float
+    status_samples: int
+    log_bytes: int
+    log_timeout_s: float
+    crash_s: float
+    crash_warm_s: float
+    tmp_root: str = field(default="", repr=False)
+
+
+def settings(mode):
+    if mode == "quick":
+        return Settings("quick", [20, 50], runs=2, warmup=1, settle_s=0.5, idle_s=1.0, status_samples=5,
+                        log_bytes=16 << 20, log_timeout_s=120, crash_s=2.0, crash_warm_s=0.5)
+    return Settings("full", [100, 1000], runs=5, warmup=1, settle_s=2.0, idle_s=10.0, status_samples=30,
+                    log_bytes=1 << 30, log_timeout_s=600, crash_s=30.0, crash_warm_s=1.0)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="nsbench", description="Run the nsvisor benchmark workloads.")
+    p.add_argument("--mode", choices=("quick", "full"), default="full")
+    p.add_argument("--bin-dir", required=True, help="directory with nsvisor and nsvisorctl")
+    p.add_argument("--cache", required=True, help="bench cache directory (peers, tools)")
+    p.add_argument("--spawnlimit", required=True)
+    p.add_argument("--linewriter", required=True)
+    p.add_argument("--net-script", help="bench/net.sh, run for the network workload")
+    p.add_argument("--out", required=True, help="JSON file to write")
+    p.add_argument("--missing", action="append", default=[], metavar="TOOL=REASON",
+                   help="a peer that could not be installed, and why (repeatable)")
+    p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated subset of " + ",".join(WORKLOADS))
+    p.add_argument("--tools", help="comma-separated subset of nsvisor,supervisord,horust")
+    p.add_argument("--runs", type=int)
+    p.add_argument("--warmup", type=int)
+    p.add_argument("--ns", help="comma-separated program counts for the lifecycle workload")
+    return p.parse_args(argv)
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _version(argv):
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return None
+
+
+def _git_commit(path):
+    return _version(["git", "-C", path, "describe", "--always", "--dirty"])
+
+
+def _rotate(items, k):
+    k %= max(1, len(items))
+    return items[k:] + items[:k]
+
+
+def _brief(rec):
+    if "error" in rec:
+        return "ERROR " + rec["error"]
+    parts = []
+    for key, fmt in (("start_s", "start {:.3f} s"), ("stop_s", "stop {:.3f} s"), ("rss_kb", "rss {} KiB"),
+                     ("idle_ticks", "idle {} ticks"), ("log_mib_s", "{:.0f} MiB/s"),
+                     ("crash_ticks", "crash cpu {} ticks"), ("crash_starts", "{} starts")):
+        if rec.get(key) is not None:
+            parts.append(fmt.format(rec[key]))
+    for key in ("status_cli_ms", "status_api_ms"):
+        if rec.get(key):
+            parts.append(f"{key[:-3]} p50 {workloads.median(rec[key]):.1f} ms")
+    return ", ".join(parts)
+
+
+class Run:
+    """The results being gathered, written to disk after every trial."""
+
+    def __init__(self, path, doc):
+        self.path = path
+        self.doc = doc
+
+    def save(self):
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.doc, f, indent=1)
+        os.replace(tmp, self.path)
+
+    def add(self, label, rec):
+        self.doc["trials"].append(rec)
+        log(f"  {label}: {_brief(rec)}")
+        self.save()
+
+
+def run_net(script, mode):
+    if not script or not os.path.exists(script):
+        return {"missing": "bench/net.sh is not there"}
+    if os.geteuid() != 0:
+        return {"missing": "needs root (network namespaces)"}
+    args = ["bash", script] + (["--quick"] if mode == "quick" else [])
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=3600)
+    except subprocess.TimeoutExpired:
+        return {"error": "bench/net.sh did not finish in an hour"}
+    rec = {"exit_code": out.returncode, "stderr_tail": out.stderr[-2000:]}
+    for line in reversed(out.stdout.strip().splitlines()):
+        try:
+            rec["figures"] = json.loads(line)
+            break
+        except ValueError:
+            continue
+    else:
+        rec["error"] = "bench/net.sh printed no JSON line"
+        rec["stdout_tail"] = out.stdout[-2000:]
+    if out.returncode != 0:
+        rec["error"] = f"bench/net.sh exited with {out.returncode}"
+    return rec
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    for key in ("bin_dir", "cache", "spawnlimit", "linewriter", "net_script", "out"):
+        if getattr(args, key):
+            setattr(args, key, os.path.abspath(getattr(args, key)))
+    cfg = settings(args.mode)
+    if args.runs is not None:
+        cfg.runs = args.runs
+    if args.warmup is not None:
+        cfg.warmup = args.warmup
+    if args.ns:
+        cfg.ns = [int(x) for x in args.ns.split(",")]
+    chosen = set(args.workloads.split(","))
+    unknown = chosen - set(WORKLOADS)
+    if unknown:
+        sys.exit(f"unknown workloads: {', '.join(sorted(unknown))}")
+
+    # Many programs need many descriptors: give every daemon the hard limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    missing = dict(m.split("=", 1) for m in args.missing)
+    venv_bin = os.path.join(args.cache, "venv", "bin")
+    tools = [
+        Nsvisor(args.bin_dir),
+        Supervisord(venv_bin, missing.get("supervisord")),
+        Horust(os.path.join(args.cache, "horust"), missing.get("horust")),
+    ]
+    if args.tools:
+        keep = set(args.tools.split(","))
+        for t in tools:
+            if t.name not in keep and not t.missing:
+                t.missing = "not selected (--tools)"
+    ready = [t for t in tools if not t.missing]
+    for t in tools:
+        if t.missing:
+            log(f"{t.name}: MISSING: {t.missing}")
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    doc = {
+        "schema": 1,
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "mode": cfg.mode,
+        "settings": asdict(cfg),
+        "machine": procfs.machine(),
+        "load_before": procfs.loadavg(),
+        "tools": {t.name: {"version": None if t.missing else t.version(), "missing": t.missing} for t in tools},
+        "trials": [],
+    }
+    doc["tools"]["nsvisor"]["commit"] = _git_commit(repo)
+    doc["tools"]["limit"] = {"version": "spawnlimit (posix_spawnp), " + (_version(["cc", "--version"]) or "cc")}
+    doc["tools"]["cat"] = {"version": _version(["cat", "--version"])}
+    run = Run(args.out, doc)
+    run.save()
+
+    with tempfile.TemporaryDirectory(prefix="nsvisor-bench-") as tmp_root:
+        cfg.tmp_root = tmp_root
+        total = cfg.warmup + cfg.runs
+
+        def counted(r):
+            return r >= cfg.warmup
+
+        if "lifecycle" in chosen:
+            for n in cfg.ns:
+                with_status = n == max(cfg.ns)
+                for r in range(total):
+                    log(f"lifecycle n={n} run {r + 1}/{total}{' (warm-up)' if not counted(r) else ''}")
+                    for name in _rotate(["limit"] + [t.name for t in ready], r):
+                        base = {"workload": "lifecycle", "n": n, "tool": name, "run": r, "counted": counted(r)}
+                        if name == "limit":
+                            rec = workloads.limit(args.spawnlimit, n)
+                        else:
+                            tool = next(t for t in ready if t.name == name)
+                            rec = workloads.lifecycle(tool, n, cfg, with_status)
+                        run.add(name, {**base, **rec})
+
+        if "logs" in chosen:
+            for r in range(total):
+                log(f"logs {cfg.log_bytes >> 20} MiB run {r + 1}/{total}{' (warm-up)' if not counted(r) else ''}")
+                for name in _rotate(["cat"] + [t.name for t in ready], r):
+                    base = {"workload": "logs", "tool": name, "run": r, "counted": counted(r)}
+                    if name == "cat":
+                        rec = workloads.logs_cat(args.linewriter, cfg.log_bytes, cfg)
+                    else:
+                        tool = next(t for t in ready if t.name == name)
+                        rec = workloads.logs(tool, args.linewriter, cfg.log_bytes, cfg)
+                    run.add(name, {**base, **rec})
+
+        if "crash" in chosen:
+            for r in range(total):
+                log(f"crash loop {cfg.crash_s:g} s run {r + 1}/{total}{' (warm-up)' if not counted(r) else ''}")
+                for tool in _rotate(ready, r):
+                    base = {"workload": "crash", "tool": tool.name, "run": r, "counted": counted(r)}
+                    run.add(tool.name, {**base, **workloads.crash(tool, cfg)})
+
+    if "net" in chosen:
+        log("network (bench/net.sh)")
+        doc["net"] = run_net(args.net_script, cfg.mode)
+        log(f"  net: {'MISSING: ' + doc['net']['missing'] if 'missing' in doc['net'] else doc['net'].get('error', 'ok')}")
+    doc["load_after"] = procfs.loadavg()
+    run.save()
+    errors = sum(1 for t in doc["trials"] if "error" in t)
+    log(f"wrote {args.out}: {len(doc['trials'])} trials, {errors} with errors")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

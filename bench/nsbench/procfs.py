@@ -1,0 +1,107 @@
+"""What the harness reads from /proc: a process's children, command name,
+resident memory and CPU ticks, leftover processes of a trial, and a
+description of the machine. Read-only; every function tolerates processes
+that vanish while being read (they are simply not counted).
+"""
+
+import os
+import platform
+import re
+
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
+def children(pid):
+    """Pids of the direct children of ``pid`` (all of its threads)."""
+    out = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return out
+    for tid in tids:
+        text = _read(f"/proc/{pid}/task/{tid}/children")
+        if text:
+            out.extend(int(p) for p in text.split())
+    return out
+
+
+def comm(pid):
+    """The command name of ``pid`` (``sleep`` once it has exec'd sleep), or None."""
+    text = _read(f"/proc/{pid}/comm")
+    return text.strip() if text is not None else None
+
+
+def cmdline(pid):
+    text = _read(f"/proc/{pid}/cmdline")
+    return text.split("\0")[:-1] if text else []
+
+
+def _stat_fields(pid):
+    text = _read(f"/proc/{pid}/stat")
+    if text is None:
+        return None
+    # The command name is in parentheses and may contain spaces: split after it.
+    return text[text.rindex(")") + 2 :].split()
+
+
+def cpu_ticks(pid):
+    """utime + stime of ``pid`` (all threads), in clock ticks; None when gone."""
+    f = _stat_fields(pid)
+    # After the name: state is field 3, so utime (14) and stime (15) are at 11, 12.
+    return int(f[11]) + int(f[12]) if f else None
+
+
+def children_cpu_ticks(pid):
+    """cutime + cstime: CPU of the children ``pid`` has reaped, in clock ticks."""
+    f = _stat_fields(pid)
+    return int(f[13]) + int(f[14]) if f else None
+
+
+def rss_kb(pid):
+    """VmRSS of ``pid`` in KiB, or None when gone."""
+    text = _read(f"/proc/{pid}/status")
+    m = re.search(r"^VmRSS:\s+(\d+)\s+kB", text or "", re.M)
+    return int(m.group(1)) if m else None
+
+
+def threads(pid):
+    text = _read(f"/proc/{pid}/status")
+    m = re.search(r"^Threads:\s+(\d+)", text or "", re.M)
+    return int(m.group(1)) if m else None
+
+
+def processes_with_arg(marker):
+    """Pids of every process whose command line contains the word ``marker``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and marker in cmdline(int(name)):
+            found.append(int(name))
+    return found
+
+
+def loadavg():
+    text = _read("/proc/loadavg") or "0 0 0"
+    return [float(x) for x in text.split()[:3]]
+
+
+def machine():
+    """Cores, memory, kernel and CPU model of this machine."""
+    meminfo = _read("/proc/meminfo") or ""
+    mem = re.search(r"^MemTotal:\s+(\d+)", meminfo, re.M)
+    cpu = re.search(r"^model name\s*:\s*(.+)$", _read("/proc/cpuinfo") or "", re.M)
+    return {
+        "cores": os.cpu_count(),
+        "memory_mib": int(mem.group(1)) // 1024 if mem else None,
+        "kernel": platform.release(),
+        "cpu": cpu.group(1).strip() if cpu else platform.machine(),
+        "arch": platform.machine(),
+        "in_container": os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"),
+    }

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Benchmarks nsvisor against supervisord and horust, and against the limits
+# of the machine (posix_spawn, cat), and regenerates docs/benchmarks.md.
+#
+# Usage: bench/run.sh [--quick] [--release] [NSBENCH OPTIONS...]
+#   (no option)  full run: release build, every peer installed (horust is
+#                compiled, which takes a while), N = 100 and 1,000, 1 warm-up
+#                + 5 counted runs; writes bench/results/DATE.json,
+#                docs/benchmarks.{md,png,json}. About half an hour on 2 cores.
+#   --quick      smoke run: small N, short windows, 1 warm-up + 2 runs; uses the
+#                debug build (what `cargo test --workspace` already built; add
+#                --release for a release build); horust is used only if it is
+#                already in bench/cache (else reported "not installed (quick
+#                mode)"); writes bench/results/quick-DATE.{json,md,png} and
+#                leaves docs/ alone. A few minutes.
+#   Other options go to the driver, e.g. --tools nsvisor,horust
+#   --workloads lifecycle,logs --runs 3 --ns 100 (see
+#   `PYTHONPATH=bench python3 -m nsbench.main --help`).
+#
+# Peers are installed into bench/cache/ (git-ignored) when missing:
+# supervisor 4.3.0 and matplotlib from PyPI into a venv, horust 0.1.14 from
+# crates.io with cargo install. A peer that cannot be installed is reported
+# as missing in the output and on the page, never silently skipped.
+# Exit status: 0, or 1 when a trial of nsvisor or of a limit failed (the
+# figures and the page are still written).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+cache=$root/bench/cache
+mode=full
+profile=
+driver_args=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --quick) mode=quick ;;
+        --release) profile=release ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) driver_args+=("$1") ;;
+    esac
+    shift
+done
+[ -n "$profile" ] || { [ $mode = quick ] && profile=debug || profile=release; }
+target=${CARGO_TARGET_DIR:-$root/target}
+mkdir -p "$cache/bin" "$root/bench/results"
+missing=()
+say() { printf '== %s\n' "$*" >&2; }
+
+say "building nsvisor ($profile)"
+if [ $profile = release ]; then cargo build --release --workspace; else cargo build --workspace; fi
+
+say "building spawnlimit and linewriter"
+for prog in spawnlimit linewriter; do
+    cc -O2 -Wall -Wextra -o "$cache/bin/$prog" "$root/bench/$prog.c"
+done
+
+# supervisord (and matplotlib for the chart) in a venv.
+venv=$cache/venv
+ensure_venv() {
+    [ -x "$venv/bin/python" ] && return 0
+    nice -n 10 python3 -m venv "$venv" 2>"$cache/venv.log" && return 0
+    rm -rf "$venv"
+    # Debian ships venv separately.
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        say "installing python3-venv"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
+            && nice -n 10 python3 -m venv "$venv" 2>>"$cache/venv.log" && return 0
+    fi
+    return 1
+}
+if ensure_venv; then
+    if [ "$("$venv/bin/supervisord" --version 2>/dev/null)" != 4.3.0 ]; then
+        say "installing supervisor 4.3.0 into bench/cache/venv"
+        nice -n 10 "$venv/bin/pip" install -q supervisor==4.3.0 >"$cache/supervisor-install.log" 2>&1 \
+            || missing+=("supervisord=pip install supervisor==4.3.0 failed (bench/cache/supervisor-install.log)")
+    fi
+    if ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+        say "installing matplotlib into bench/cache/venv"
+        nice -n 10 "$venv/bin/pip" install -q matplotlib >"$cache/matplotlib-install.log" 2>&1 \
+            || say "matplotlib could not be installed: the page will have no chart"
+    fi
+    python=$venv/bin/python
+else
+    missing+=("supervisord=no Python venv could be made (bench/cache/venv.log)")
+    python=python3
+fi
+
+# horust, compiled from crates.io.
+if [ ! -x "$cache/horust/bin/horust" ]; then
+    if [ $mode = quick ]; then
+        missing+=("horust=not installed (quick mode installs no compiled peer; a full bench/run.sh does)")
+    else
+        say "installing horust 0.1.14 into bench/cache/horust (compiles; takes a while)"
+        env -u CARGO_TARGET_DIR nice -n 10 cargo install horust --version 0.1.14 --locked \
+            --root "$cache/horust" >"$cache/horust-install.log" 2>&1 \
+            || missing+=("horust=cargo install horust --version 0.1.14 failed (bench/cache/horust-install.log)")
+    fi
+fi
+for m in "${missing[@]}"; do say "MISSING ${m%%=*}: ${m#*=}"; done
+
+stamp=$(date +%Y-%m-%dT%H%M%S)
+name=$stamp
+[ $mode = quick ] && name=quick-$stamp
+json=$root/bench/results/$name.json
+args=(--mode "$mode" --bin-dir "$target/$profile" --cache "$cache" --out "$json"
+      --spawnlimit "$cache/bin/spawnlimit" --linewriter "$cache/bin/linewriter"
+      --net-script "$root/bench/net.sh")
+for m in "${missing[@]}"; do args+=(--missing "$m"); done
+
+say "running the workloads ($mode)"
+PYTHONPATH=$root/bench "$python" -m nsbench.main "${args[@]}" "${driver_args[@]}"
+
+if [ $mode = quick ]; then
+    page=$root/bench/results/$name.md
+    png=$root/bench/results/$name.png
+else
+    page=$root/docs/benchmarks.md
+    png=$root/docs/benchmarks.png
+    cp "$json" "$root/docs/benchmarks.json"
+fi
+PYTHONPATH=$root/bench "$python" -m nsbench.report "$json" "$page" "$png"
+say "figures: $json"
+say "page: $page"
+for m in "${missing[@]}"; do say "MISSING ${m%%=*}: ${m#*=}"; done
+PYTHONPATH=$root/bench "$python" -m nsbench.check "$json"
