@@ -178,6 +178,15 @@ pub fn testprog_cmd(args: &[&str]) -> String {
     format!("[{}]", items.join(", "))
 }
 
+/// One `[programs.NAME]` table running `testprog args...`, followed by `extra`
+/// lines (e.g. `"startsecs = 0\nautorestart = \"never\""`).
+pub fn program_toml(name: &str, args: &[&str], extra: &str) -> String {
+    format!(
+        "[programs.{name}]\ncommand = {}\n{extra}\n\n",
+        testprog_cmd(args)
+    )
+}
+
 /// Builds a [`Daemon`]; see [`Daemon::builder`].
 pub struct DaemonBuilder {
     dir: tempfile::TempDir,
@@ -235,13 +244,8 @@ impl DaemonBuilder {
     /// exit by themselves, like single-command mode or bad configs).
     pub fn spawn(self) -> Daemon {
         let dir = self.dir.path().to_path_buf();
-        let body = self
-            .config
-            .replace("{dir}", &dir.to_string_lossy())
-            .replace("{testprog}", &testprog().to_string_lossy());
-        let (body, socket) = with_socket(&body, &dir);
+        let socket = write_config(&dir, &self.config);
         let config = dir.join("nsvisor.toml");
-        std::fs::write(&config, body).expect("cannot write nsvisor.toml");
 
         let mut cmd = if self.pid1 {
             let mut c = Command::new("unshare");
@@ -265,6 +269,20 @@ impl DaemonBuilder {
             exit: None,
         }
     }
+}
+
+/// Writes `<dir>/nsvisor.toml` from `body` (placeholders replaced, socket added);
+/// returns the socket path.
+fn write_config(dir: &Path, body: &str) -> PathBuf {
+    let body = body
+        .replace("{dir}", &dir.to_string_lossy())
+        .replace("{testprog}", &testprog().to_string_lossy());
+    let (body, socket) = with_socket(&body, dir);
+    let path = dir.join("nsvisor.toml");
+    let tmp = dir.join(".nsvisor.toml.tmp");
+    std::fs::write(&tmp, body).expect("cannot write the config");
+    std::fs::rename(&tmp, &path).expect("cannot replace the config");
+    socket
 }
 
 /// Adds `socket = "<dir>/nsvisor.sock"` to `[supervisor]` unless the config
@@ -328,6 +346,18 @@ impl Daemon {
     /// The daemon's temp dir.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The config file the daemon was started with.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir().join("nsvisor.toml")
+    }
+
+    /// Replaces the config file (same placeholders and socket rule as at start),
+    /// for reload tests. The daemon does not notice until told (SIGHUP, reload).
+    pub fn write_config(&self, body: &str) {
+        let socket = write_config(self.dir(), body);
+        assert_eq!(socket, self.socket, "a new config must keep the socket");
     }
 
     /// The control socket.
