@@ -194,6 +194,7 @@ pub struct DaemonBuilder {
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     pid1: bool,
+    inherited: Vec<nix::sys::signal::Signal>,
 }
 
 impl DaemonBuilder {
@@ -233,6 +234,13 @@ impl DaemonBuilder {
         self
     }
 
+    /// Start the daemon with these signals ignored and blocked, as a careless
+    /// parent might (the daemon must not pass that on to its programs).
+    pub fn inherit_ignored_and_blocked(mut self, signals: &[nix::sys::signal::Signal]) -> Self {
+        self.inherited.extend_from_slice(signals);
+        self
+    }
+
     /// Starts the daemon and waits until its API answers.
     pub fn start(self) -> Daemon {
         let mut daemon = self.spawn();
@@ -258,6 +266,9 @@ impl DaemonBuilder {
         cmd.arg("-c").arg(&config).args(&self.args);
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.current_dir(&dir).stdin(Stdio::null());
+        if !self.inherited.is_empty() {
+            ignore_and_block_in_child(&mut cmd, &self.inherited);
+        }
         cmd.stdout(File::create(dir.join("daemon.stdout")).expect("cannot create daemon.stdout"));
         cmd.stderr(File::create(dir.join("daemon.stderr")).expect("cannot create daemon.stderr"));
         let child = cmd.spawn().expect("cannot spawn nsvisor");
@@ -268,6 +279,28 @@ impl DaemonBuilder {
             pid1: self.pid1,
             exit: None,
         }
+    }
+}
+
+/// Makes the spawned child start with `signals` ignored and blocked.
+fn ignore_and_block_in_child(cmd: &mut Command, signals: &[nix::sys::signal::Signal]) {
+    use std::os::unix::process::CommandExt;
+    let signals: Vec<i32> = signals.iter().map(|s| *s as i32).collect();
+    let mut set = nix::sys::signal::SigSet::empty();
+    for sig in &signals {
+        set.add(nix::sys::signal::Signal::try_from(*sig).expect("a signal"));
+    }
+    let set = *set.as_ref();
+    // SAFETY: between fork and exec the closure only calls async-signal-safe
+    // functions (signal, pthread_sigmask) on data prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            for sig in &signals {
+                libc::signal(*sig, libc::SIG_IGN);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
     }
 }
 
@@ -340,6 +373,7 @@ impl Daemon {
             args: Vec::new(),
             env: Vec::new(),
             pid1: false,
+            inherited: Vec::new(),
         }
     }
 

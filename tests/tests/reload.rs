@@ -84,7 +84,7 @@ fn invalid_config_is_rejected_and_nothing_changes() {
     let before = running_pids(&d, BEFORE);
     // Line 3 of the new file holds the mistake.
     d.write_config(&format!(
-        "[programs.add]\ncommand = [\"/bin/true\"]\nautorestrat = \"never\"\n\n{}",
+        "[programs.broken]\ncommand = [\"/bin/true\"]\nautorestrat = \"never\"\n\n{}",
         config(AFTER, "2")
     ));
     let (status, body) = d.post("/v1/reload", "");
@@ -107,7 +107,7 @@ fn invalid_config_is_rejected_and_nothing_changes() {
         before,
         "the running set is untouched"
     );
-    assert!(d.status("add").is_none());
+    assert!(d.status("add").is_none() && d.status("broken").is_none());
     let (status, _) = d.get("/v1/health");
     assert_eq!(status, 200, "the daemon still serves");
 }
