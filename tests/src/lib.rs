@@ -54,6 +54,15 @@ fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T>
     }
 }
 
+/// Waits until the `testprog` record file `file` holds a line with `event`
+/// (`"start"`, `"signal TERM"`, `"exit 0"`, ...) and returns the first such record.
+pub fn wait_record(file: &Path, event: &str, timeout: Duration) -> Record {
+    let what = format!("{event:?} in {}", file.display());
+    wait_until(&what, timeout, || {
+        read_records(file).into_iter().find(|r| r.event == event)
+    })
+}
+
 /// The `testprog` fixture binary.
 pub fn testprog() -> PathBuf {
     locate_bin("testprog", "TESTPROG_BIN", &["tests/src/bin"])

@@ -130,7 +130,9 @@ fn autorestart_unexpected_restarts_only_unexpected_codes() {
     });
     assert_ne!(again.pid, first.pid);
     assert_eq!(again.exit_status, Some(ExitStatus::Code(4)));
-    assert_eq!(starts(&read_records(&d.dir().join("crash.rec"))).len(), 2);
+    nsvisor_tests::wait_until("crash's second start record", T, || {
+        (starts(&read_records(&d.dir().join("crash.rec"))).len() == 2).then_some(())
+    });
 
     // `expected` exited before `crash` did, with a code in exitcodes: never restarted.
     let expected = d.status("expected").expect("expected exists");

@@ -8,11 +8,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use nsvisor_proto::State;
-use nsvisor_tests::{program_toml, read_records, Daemon};
+use nsvisor_tests::{program_toml, read_records, wait_record, Daemon};
 
 const T: Duration = Duration::from_secs(10);
 
-/// The time of the first record of `event` in `file`.
+/// The time of the first record of `event` in `file` (already written).
 fn time_of(file: &Path, event: &str) -> u64 {
     let recs = read_records(file);
     recs.iter()
@@ -24,13 +24,14 @@ fn time_of(file: &Path, event: &str) -> u64 {
 #[test]
 fn depends_on_orders_start_and_reverse_orders_stop() {
     let stops_slowly = |rec: &'static str| {
+        // `record` after the trap: its "start" line means TERM is handled.
         [
-            "record",
-            rec,
             "term-exit",
             "0",
             "--after",
             "0.3",
+            "record",
+            rec,
             "sleep",
             "forever",
         ]
@@ -51,8 +52,8 @@ fn depends_on_orders_start_and_reverse_orders_stop() {
     d.wait_state("db", State::Running, T);
 
     let dir = d.dir().to_path_buf();
-    let db_start = time_of(&dir.join("db.rec"), "start");
-    let web_start = time_of(&dir.join("web.rec"), "start");
+    let db_start = wait_record(&dir.join("db.rec"), "start", T).ms;
+    let web_start = wait_record(&dir.join("web.rec"), "start", T).ms;
     assert!(
         web_start >= db_start + 950,
         "web started {} ms after db, before db was RUNNING (startsecs 1 s)",

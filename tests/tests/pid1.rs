@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use nsvisor_proto::State;
 use nsvisor_tests::{
-    children_of, proc_state, program_toml, read_records, require_root, wait_until, Daemon,
+    children_of, proc_state, program_toml, read_records, require_root, wait_record, wait_until,
+    Daemon,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -87,12 +88,12 @@ fn as_pid1_sigterm_waits_for_programs() {
         .config(&program_toml(
             "slow",
             &[
-                "record",
-                "{dir}/slow.rec",
                 "term-exit",
                 "0",
                 "--after",
                 "1",
+                "record",
+                "{dir}/slow.rec",
                 "sleep",
                 "forever",
             ],
@@ -101,6 +102,7 @@ fn as_pid1_sigterm_waits_for_programs() {
         .pid1(true)
         .start();
     d.wait_state("slow", State::Running, T);
+    wait_record(&d.dir().join("slow.rec"), "start", T);
     let status = d.terminate();
     assert_eq!(status.code(), Some(0), "requested shutdown exits 0");
     // Had nsvisor exited first, the kernel would have SIGKILLed `slow` before it

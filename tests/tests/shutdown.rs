@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nsvisor_proto::State;
-use nsvisor_tests::{proc_state, program_toml, read_records, wait_until, Daemon, Record};
+use nsvisor_tests::{
+    proc_state, program_toml, read_records, wait_record, wait_until, Daemon, Record,
+};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -20,12 +22,12 @@ fn second_sigterm_does_not_cut_the_grace_short() {
     let mut d = Daemon::start(&program_toml(
         "slow",
         &[
-            "record",
-            "{dir}/slow.rec",
             "term-exit",
             "7",
             "--after",
             "1.5",
+            "record",
+            "{dir}/slow.rec",
             "sleep",
             "forever",
         ],
@@ -33,6 +35,7 @@ fn second_sigterm_does_not_cut_the_grace_short() {
     ));
     let pid = d.wait_state("slow", State::Running, T).pid.expect("a pid");
     let rec = d.dir().join("slow.rec");
+    wait_record(&rec, "start", T);
     d.signal(Signal::SIGTERM);
     wait_until("slow to get TERM", T, || {
         has(&read_records(&rec), "signal TERM").then_some(())
@@ -61,12 +64,12 @@ fn programs_of_one_tier_stop_in_parallel() {
         .map(|n| {
             let rec = format!("{{dir}}/{n}.rec");
             let args = [
-                "record",
-                &rec,
                 "term-exit",
                 "0",
                 "--after",
                 "1",
+                "record",
+                &rec,
                 "sleep",
                 "forever",
             ];
@@ -76,6 +79,7 @@ fn programs_of_one_tier_stop_in_parallel() {
     let mut d = Daemon::start(&config);
     for n in names {
         d.wait_state(n, State::Running, T);
+        wait_record(&d.dir().join(format!("{n}.rec")), "start", T);
     }
     assert_eq!(d.terminate().code(), Some(0));
 
@@ -104,18 +108,19 @@ fn daemon_exits_only_after_its_programs() {
     let mut d = Daemon::start(&program_toml(
         "slow",
         &[
-            "record",
-            "{dir}/slow.rec",
             "term-exit",
             "0",
             "--after",
             "1",
+            "record",
+            "{dir}/slow.rec",
             "sleep",
             "forever",
         ],
         "startsecs = 0",
     ));
     let pid = d.wait_state("slow", State::Running, T).pid.expect("a pid");
+    wait_record(&d.dir().join("slow.rec"), "start", T);
     assert_eq!(d.terminate().code(), Some(0));
     let recs = read_records(&d.dir().join("slow.rec"));
     assert!(has(&recs, "exit 0"), "slow ended by itself: {recs:?}");
@@ -136,10 +141,10 @@ fn critical_program_exit_shuts_down_with_its_code() {
     config += &program_toml(
         "helper",
         &[
-            "record",
-            "{dir}/helper.rec",
             "term-exit",
             "0",
+            "record",
+            "{dir}/helper.rec",
             "sleep",
             "forever",
         ],
@@ -147,7 +152,7 @@ fn critical_program_exit_shuts_down_with_its_code() {
     );
     let mut d = Daemon::start(&config);
     d.wait_state("main", State::Running, T);
-    d.wait_state("helper", State::Running, T);
+    wait_record(&d.dir().join("helper.rec"), "start", T);
     std::fs::write(d.dir().join("go"), "").expect("write go");
     let status = d.wait_exit(T);
     assert_eq!(status.code(), Some(5), "the critical program's code");

@@ -35,7 +35,8 @@
 //! exit CODE                exit now with CODE
 //! ```
 //!
-//! Example: `testprog record /t/rec term-exit 7 --after 0.5 ready-file /t/ready sleep forever`.
+//! Example: `testprog term-exit 7 --after 0.5 record /t/rec sleep forever`. Steps run
+//! in order, so a "start" record written after the traps also says "signals are set up".
 //!
 //! It is single-threaded, so forking from it is safe. Signal handlers only set a
 //! bit; the steps notice pending signals while they wait. It has its own C `main`
