@@ -65,33 +65,25 @@ pub fn wait_record(file: &Path, event: &str, timeout: Duration) -> Record {
 
 /// The `testprog` fixture binary.
 pub fn testprog() -> PathBuf {
-    locate_bin("testprog", "TESTPROG_BIN", &["tests/src/bin"])
+    locate_bin("testprog", "TESTPROG_BIN")
 }
 
 /// The `nsvisor` daemon binary.
 pub fn nsvisor_bin() -> PathBuf {
-    locate_bin(
-        "nsvisor",
-        "NSVISOR_BIN",
-        &["supervisor/src", "supervisor/Cargo.toml", "proto/src"],
-    )
+    locate_bin("nsvisor", "NSVISOR_BIN")
 }
 
 /// The `nsvisorctl` client binary.
 pub fn nsvisorctl_bin() -> PathBuf {
-    locate_bin(
-        "nsvisorctl",
-        "NSVISORCTL_BIN",
-        &["ctl/src", "ctl/Cargo.toml", "proto/src"],
-    )
+    locate_bin("nsvisorctl", "NSVISORCTL_BIN")
 }
 
 /// Finds a workspace binary next to the running test executable
 /// (`target/<profile>/deps/<test>` → `target/<profile>/<name>`), unless the
-/// environment variable `env` names it. Panics when it is missing or older than
-/// a file under `sources` (workspace-relative dirs): `cargo test -p nsvisor-tests`
-/// alone does not rebuild the other packages' binaries.
-fn locate_bin(name: &str, env: &str, sources: &[&str]) -> PathBuf {
+/// environment variable `env` names it. Panics when it is missing, or older
+/// than one of the sources cargo's dep-info (`<name>.d`) lists for it:
+/// `cargo test -p nsvisor-tests` alone does not rebuild other packages' binaries.
+fn locate_bin(name: &str, env: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(env) {
         return PathBuf::from(path);
     }
@@ -108,40 +100,26 @@ fn locate_bin(name: &str, env: &str, sources: &[&str]) -> PathBuf {
     let built = std::fs::metadata(&path)
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| panic!("binary {name} not found at {}: {hint}", path.display()));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for src in sources {
-        if let Some(newer) = newer_file(&root.join(src), built) {
-            panic!(
-                "binary {} is older than {}: {hint}",
-                path.display(),
-                newer.display()
-            );
-        }
+    if let Some(newer) = newer_source(&dir.join(format!("{name}.d")), built) {
+        panic!(
+            "binary {} is out of date ({} changed or is gone since it was built): {hint}",
+            path.display(),
+            newer.display()
+        );
     }
     path
 }
 
-/// `path`, or a file under it, if modified after `than`.
-fn newer_file(path: &Path, than: std::time::SystemTime) -> Option<PathBuf> {
-    let meta = std::fs::metadata(path).ok()?;
-    if meta.is_file() {
-        return meta
-            .modified()
-            .is_ok_and(|m| m > than)
-            .then(|| path.to_path_buf());
-    }
-    for entry in std::fs::read_dir(path).ok()?.flatten() {
-        let path = entry.path();
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.is_dir() {
-            if let Some(p) = newer_file(&path, than) {
-                return Some(p);
-            }
-        } else if meta.modified().is_ok_and(|m| m > than) {
-            return Some(path);
-        }
-    }
-    None
+/// A source listed in the dep-info file `dep_info` modified after `than`, or
+/// gone. (Paths with spaces are escaped as `\ ` in dep-info; the workspace has none.)
+fn newer_source(dep_info: &Path, than: std::time::SystemTime) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(dep_info).ok()?;
+    let (_, deps) = text.lines().next()?.split_once(": ")?;
+    deps.split_whitespace().map(PathBuf::from).find(|src| {
+        std::fs::metadata(src)
+            .and_then(|m| m.modified())
+            .map_or(true, |m| m > than)
+    })
 }
 
 /// True when running as root.

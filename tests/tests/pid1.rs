@@ -37,6 +37,12 @@ fn assert_orphans_reaped(d: &Daemon, rec: &std::path::Path) {
         Some('Z'),
         "the remaining child is the program"
     );
+    let metrics = d.request("GET", "/metrics", "").text();
+    let reaped = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("nsvisor_orphans_reaped_total "))
+        .unwrap_or_else(|| panic!("no nsvisor_orphans_reaped_total in:\n{metrics}"));
+    assert_eq!(reaped.trim(), ORPHANS.to_string(), "orphans counted");
 }
 
 fn orphan_maker() -> String {
