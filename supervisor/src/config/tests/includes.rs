@@ -98,3 +98,39 @@ fn including_the_main_file_or_one_file_twice_reads_it_once() {
     let c = f.load().unwrap();
     assert_eq!(c.programs.len(), 2);
 }
+
+#[test]
+fn the_documented_complete_example_is_valid() {
+    let doc = include_str!("../../../../docs/configuration.md");
+    let section = doc
+        .split("## A complete example")
+        .nth(1)
+        .expect("docs/configuration.md has a complete example");
+    let body = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .unwrap();
+    let f = Fixture::new(body);
+    let env = |name: &str| (name == "WEB_SECRET").then(|| "s3cret".to_string());
+    let c = match crate::config::Config::load_with_env(&f.path(), &env) {
+        Ok(c) => c,
+        Err(e) => panic!("the example in docs/configuration.md is invalid:\n{e}"),
+    };
+    let names: Vec<_> = c.programs.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "app",
+            "db",
+            "exporter",
+            "migrate",
+            "vpn-client",
+            "web:1",
+            "web:2",
+            "web:3"
+        ]
+    );
+    assert_eq!(c.programs["web:2"].environment["SECRET"], "s3cret");
+    assert_eq!(c.programs["exporter"].net, c.programs["web:1"].net);
+}
