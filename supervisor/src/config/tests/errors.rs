@@ -32,7 +32,16 @@ fn unknown_keys_suggest_the_closest() {
     assert_at(&e, 1, 2, "unknown top-level key \"supervisord\"");
     assert!(e.message.contains("did you mean \"supervisor\""));
     let e = error("[supervisor]\nloglevel = \"info\"\n");
-    assert_at(&e, 2, 1, "did you mean \"log_level\"");
+    assert_at(&e, 2, 1, "use log_level");
+    let e = key_error("process_name = \"%(program_name)s\"");
+    assert_at(
+        &e,
+        3,
+        1,
+        "supervisord's process_name is not supported; replicas are named NAME:K",
+    );
+    let e = error("[supervisor]\nnodaemon = true\n");
+    assert_at(&e, 2, 1, "always runs in the foreground");
     let e = key_error("frobnicate = 1");
     assert!(!e.message.contains("did you mean"), "{}", e.message);
 }
@@ -212,6 +221,10 @@ fn unsafe_program_names() {
 fn env_errors_point_into_the_string() {
     let e = key_error("directory = \"/srv/${NOPE}\"");
     assert_at(&e, 3, 19, "environment variable \"NOPE\" is not set");
+    assert_eq!(e.program.as_deref(), Some("web"));
+    let e = error("[supervisor]\nsocket = \"${NOPE}\"\n");
+    assert_at(&e, 2, 11, "\"NOPE\" is not set");
+    assert_eq!(e.program, None);
     let e = key_error("environment = { A = \"${X\" }");
     assert_at(&e, 3, 22, "unterminated");
     let e = error("[programs.web]\ncommand = [\"a\", \"${BAD-NAME}\"]\n");
