@@ -315,7 +315,7 @@ async fn dispatch(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> 
 }
 
 fn no_such_program(name: &str) -> ApiError {
-    ApiError::new(ErrorKind::NotFound, format!("no such program: {name}"))
+    ApiError::new(ErrorKind::NotFound, format!("no such program: \"{name}\""))
 }
 
 /// Reads a request body of at most [`MAX_BODY`] bytes, within [`BODY_TIMEOUT`].

@@ -261,7 +261,7 @@ async fn programs_and_errors() {
     );
     let (status, err) = call(&s.path, "GET", "/v1/programs/nope", "").await;
     assert_eq!((status, error_kind(&err)), (404, ErrorKind::NotFound));
-    assert_eq!(err["error"]["message"], "no such program: nope");
+    assert_eq!(err["error"]["message"], "no such program: \"nope\"");
     let (status, err) = call(&s.path, "GET", "/v1/nothing/here", "").await;
     assert_eq!((status, error_kind(&err)), (404, ErrorKind::NotFound));
     let res = send(&s.path, "DELETE", "/v1/programs", "").await;
