@@ -9,10 +9,20 @@
 //! Callers: `lib.rs` (start-up, `check`, reload) and the supervisor (diffing
 //! program configs on reload via `PartialEq`).
 
+mod deps;
 mod env;
 mod error;
+mod net;
+mod program;
 mod raw;
+mod read;
+mod suggest;
+mod supervisor;
+mod units;
 mod validate;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -130,7 +140,7 @@ pub struct ProgramConfig {
     pub name: ProgramName,
     /// Group (`[programs.NAME]` table name).
     pub group: String,
-    /// Replica number (0 when numprocs = 1).
+    /// Replica number (`numprocs_start`, default 0, when numprocs = 1).
     pub process_num: u32,
     /// argv; never empty.
     pub command: Vec<String>,

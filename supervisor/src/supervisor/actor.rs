@@ -255,6 +255,7 @@ impl Supervisor {
         }
         for effect in effects {
             match effect {
+                Effect::Spawn if self.shutdown.is_some() => self.drive(name, Input::Stop),
                 Effect::Spawn => {
                     let input = self.spawn(name);
                     self.drive(name, input);

@@ -47,6 +47,12 @@ impl Supervisor {
             p.pending_start = false;
             p.replace_with = None;
         }
+        // Pending retries and restarts are cancelled at once, whatever the tier.
+        let idle: Vec<String> =
+            self.programs.iter().filter(|(_, p)| !p.state().has_process()).map(|(n, _)| n.clone()).collect();
+        for name in idle {
+            self.stop_now(&name);
+        }
         let tiers = super::order::tiers(self.programs.values().map(|p| &p.cfg));
         let names: Vec<String> = self.programs.keys().cloned().collect();
         self.stop_plans.clear();
