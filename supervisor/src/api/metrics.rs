@@ -28,8 +28,21 @@ const STATES: [State; 7] = [
     State::Fatal,
 ];
 
+/// What the control API itself is doing.
+#[derive(Debug, Clone, Default)]
+pub struct ApiStats {
+    /// Client connections open now.
+    pub connections: usize,
+    /// Clients following `/v1/events` now.
+    pub event_followers: usize,
+}
+
 /// The metrics text for these programs and counters.
-pub fn render(programs: &[ProgramInfo], stats: &DaemonStats) -> Result<String, ApiError> {
+pub fn render(
+    programs: &[ProgramInfo],
+    stats: &DaemonStats,
+    api: &ApiStats,
+) -> Result<String, ApiError> {
     let mut registry = Registry::with_prefix("nsvisor");
 
     let state = Family::<Labels, Gauge>::default();
@@ -99,6 +112,21 @@ pub fn render(programs: &[ProgramInfo], stats: &DaemonStats) -> Result<String, A
         uptime,
     );
 
+    let connections = Gauge::<i64>::default();
+    connections.set(i64::try_from(api.connections).unwrap_or(i64::MAX));
+    registry.register(
+        "api_connections",
+        "control socket connections open now",
+        connections,
+    );
+    let followers = Gauge::<i64>::default();
+    followers.set(i64::try_from(api.event_followers).unwrap_or(i64::MAX));
+    registry.register(
+        "api_event_followers",
+        "clients following the state-change events now",
+        followers,
+    );
+
     let mut text = String::new();
     encode(&mut text, &registry)
         .map_err(|e| ApiError::new(ErrorKind::Failed, format!("cannot encode the metrics: {e}")))?;
@@ -125,14 +153,15 @@ mod tests {
             description: String::new(),
             net: None,
         };
-        let text = render(
-            &[p],
-            &DaemonStats {
-                orphans_reaped: 5,
-                uptime_secs: 7,
-            },
-        )
-        .expect("encodes");
+        let stats = DaemonStats {
+            orphans_reaped: 5,
+            uptime_secs: 7,
+        };
+        let api = ApiStats {
+            connections: 1,
+            event_followers: 2,
+        };
+        let text = render(&[p], &stats, &api).expect("encodes");
         for line in [
             r#"nsvisor_program_state{name="web:0",group="web",state="EXITED"} 1"#,
             r#"nsvisor_program_state{name="web:0",group="web",state="RUNNING"} 0"#,
@@ -141,6 +170,8 @@ mod tests {
             r#"nsvisor_program_last_exit_status{name="web:0",group="web"} 137"#,
             "nsvisor_orphans_reaped_total 5",
             "nsvisor_uptime_seconds 7",
+            "nsvisor_api_connections 1",
+            "nsvisor_api_event_followers 2",
             "# EOF",
         ] {
             assert!(

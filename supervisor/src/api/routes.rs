@@ -20,7 +20,7 @@ use hyper::{Method, Request, StatusCode};
 use nix::sys::signal::Signal;
 use nsvisor_proto::{ApiError, ErrorKind};
 use serde::Deserialize;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 use super::reply::{self, Reply};
 use super::{metrics, stream};
@@ -41,6 +41,22 @@ pub struct Api {
     pub handle: Handle,
     /// Becomes true when the API closes.
     pub stopped: watch::Receiver<bool>,
+    /// Connection slots (free ones are not in use).
+    pub slots: Arc<Semaphore>,
+    /// How many slots there are.
+    pub max_connections: usize,
+}
+
+impl Api {
+    /// What the API itself is doing, for `/metrics`.
+    fn stats(&self) -> metrics::ApiStats {
+        metrics::ApiStats {
+            connections: self
+                .max_connections
+                .saturating_sub(self.slots.available_permits()),
+            event_followers: self.handle.events.receiver_count(),
+        }
+    }
 }
 
 /// Start, stop or restart.
@@ -304,7 +320,7 @@ async fn dispatch(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> 
         }
         Route::Metrics => {
             Query::parse(query, &[])?;
-            let text = metrics::render(&h.list().await?, &h.stats().await?)?;
+            let text = metrics::render(&h.list().await?, &h.stats().await?, &api.stats())?;
             Ok(reply::with_body(
                 StatusCode::OK,
                 metrics::CONTENT_TYPE,

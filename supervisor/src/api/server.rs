@@ -60,11 +60,13 @@ pub async fn accept_loop(
     mut stopped: watch::Receiver<bool>,
     limits: Limits,
 ) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let api = Arc::new(Api {
         handle,
         stopped: stopped.clone(),
+        slots: slots.clone(),
+        max_connections: limits.max_connections,
     });
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut conns = JoinSet::new();
     loop {
         while conns.try_join_next().is_some() {}
