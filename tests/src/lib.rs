@@ -54,35 +54,36 @@ fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T>
     }
 }
 
+/// Waits until the `testprog` record file `file` holds a line with `event`
+/// (`"start"`, `"signal TERM"`, `"exit 0"`, ...) and returns the first such record.
+pub fn wait_record(file: &Path, event: &str, timeout: Duration) -> Record {
+    let what = format!("{event:?} in {}", file.display());
+    wait_until(&what, timeout, || {
+        read_records(file).into_iter().find(|r| r.event == event)
+    })
+}
+
 /// The `testprog` fixture binary.
 pub fn testprog() -> PathBuf {
-    locate_bin("testprog", "TESTPROG_BIN", &["tests/src/bin"])
+    locate_bin("testprog", "TESTPROG_BIN")
 }
 
 /// The `nsvisor` daemon binary.
 pub fn nsvisor_bin() -> PathBuf {
-    locate_bin(
-        "nsvisor",
-        "NSVISOR_BIN",
-        &["supervisor/src", "supervisor/Cargo.toml", "proto/src"],
-    )
+    locate_bin("nsvisor", "NSVISOR_BIN")
 }
 
 /// The `nsvisorctl` client binary.
 pub fn nsvisorctl_bin() -> PathBuf {
-    locate_bin(
-        "nsvisorctl",
-        "NSVISORCTL_BIN",
-        &["ctl/src", "ctl/Cargo.toml", "proto/src"],
-    )
+    locate_bin("nsvisorctl", "NSVISORCTL_BIN")
 }
 
 /// Finds a workspace binary next to the running test executable
 /// (`target/<profile>/deps/<test>` → `target/<profile>/<name>`), unless the
-/// environment variable `env` names it. Panics when it is missing or older than
-/// a file under `sources` (workspace-relative dirs): `cargo test -p nsvisor-tests`
-/// alone does not rebuild the other packages' binaries.
-fn locate_bin(name: &str, env: &str, sources: &[&str]) -> PathBuf {
+/// environment variable `env` names it. Panics when it is missing, or older
+/// than one of the sources cargo's dep-info (`<name>.d`) lists for it:
+/// `cargo test -p nsvisor-tests` alone does not rebuild other packages' binaries.
+fn locate_bin(name: &str, env: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(env) {
         return PathBuf::from(path);
     }
@@ -99,40 +100,26 @@ fn locate_bin(name: &str, env: &str, sources: &[&str]) -> PathBuf {
     let built = std::fs::metadata(&path)
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| panic!("binary {name} not found at {}: {hint}", path.display()));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for src in sources {
-        if let Some(newer) = newer_file(&root.join(src), built) {
-            panic!(
-                "binary {} is older than {}: {hint}",
-                path.display(),
-                newer.display()
-            );
-        }
+    if let Some(newer) = newer_source(&dir.join(format!("{name}.d")), built) {
+        panic!(
+            "binary {} is out of date ({} changed or is gone since it was built): {hint}",
+            path.display(),
+            newer.display()
+        );
     }
     path
 }
 
-/// `path`, or a file under it, if modified after `than`.
-fn newer_file(path: &Path, than: std::time::SystemTime) -> Option<PathBuf> {
-    let meta = std::fs::metadata(path).ok()?;
-    if meta.is_file() {
-        return meta
-            .modified()
-            .is_ok_and(|m| m > than)
-            .then(|| path.to_path_buf());
-    }
-    for entry in std::fs::read_dir(path).ok()?.flatten() {
-        let path = entry.path();
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.is_dir() {
-            if let Some(p) = newer_file(&path, than) {
-                return Some(p);
-            }
-        } else if meta.modified().is_ok_and(|m| m > than) {
-            return Some(path);
-        }
-    }
-    None
+/// A source listed in the dep-info file `dep_info` modified after `than`, or
+/// gone. (Paths with spaces are escaped as `\ ` in dep-info; the workspace has none.)
+fn newer_source(dep_info: &Path, than: std::time::SystemTime) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(dep_info).ok()?;
+    let (_, deps) = text.lines().next()?.split_once(": ")?;
+    deps.split_whitespace().map(PathBuf::from).find(|src| {
+        std::fs::metadata(src)
+            .and_then(|m| m.modified())
+            .map_or(true, |m| m > than)
+    })
 }
 
 /// True when running as root.
@@ -178,6 +165,15 @@ pub fn testprog_cmd(args: &[&str]) -> String {
     format!("[{}]", items.join(", "))
 }
 
+/// One `[programs.NAME]` table running `testprog args...`, followed by `extra`
+/// lines (e.g. `"startsecs = 0\nautorestart = \"never\""`).
+pub fn program_toml(name: &str, args: &[&str], extra: &str) -> String {
+    format!(
+        "[programs.{name}]\ncommand = {}\n{extra}\n\n",
+        testprog_cmd(args)
+    )
+}
+
 /// Builds a [`Daemon`]; see [`Daemon::builder`].
 pub struct DaemonBuilder {
     dir: tempfile::TempDir,
@@ -185,6 +181,7 @@ pub struct DaemonBuilder {
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     pid1: bool,
+    inherited: Vec<nix::sys::signal::Signal>,
 }
 
 impl DaemonBuilder {
@@ -224,6 +221,13 @@ impl DaemonBuilder {
         self
     }
 
+    /// Start the daemon with these signals ignored and blocked, as a careless
+    /// parent might (the daemon must not pass that on to its programs).
+    pub fn inherit_ignored_and_blocked(mut self, signals: &[nix::sys::signal::Signal]) -> Self {
+        self.inherited.extend_from_slice(signals);
+        self
+    }
+
     /// Starts the daemon and waits until its API answers.
     pub fn start(self) -> Daemon {
         let mut daemon = self.spawn();
@@ -235,13 +239,8 @@ impl DaemonBuilder {
     /// exit by themselves, like single-command mode or bad configs).
     pub fn spawn(self) -> Daemon {
         let dir = self.dir.path().to_path_buf();
-        let body = self
-            .config
-            .replace("{dir}", &dir.to_string_lossy())
-            .replace("{testprog}", &testprog().to_string_lossy());
-        let (body, socket) = with_socket(&body, &dir);
+        let socket = write_config(&dir, &self.config);
         let config = dir.join("nsvisor.toml");
-        std::fs::write(&config, body).expect("cannot write nsvisor.toml");
 
         let mut cmd = if self.pid1 {
             let mut c = Command::new("unshare");
@@ -254,6 +253,9 @@ impl DaemonBuilder {
         cmd.arg("-c").arg(&config).args(&self.args);
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.current_dir(&dir).stdin(Stdio::null());
+        if !self.inherited.is_empty() {
+            ignore_and_block_in_child(&mut cmd, &self.inherited);
+        }
         cmd.stdout(File::create(dir.join("daemon.stdout")).expect("cannot create daemon.stdout"));
         cmd.stderr(File::create(dir.join("daemon.stderr")).expect("cannot create daemon.stderr"));
         let child = cmd.spawn().expect("cannot spawn nsvisor");
@@ -265,6 +267,42 @@ impl DaemonBuilder {
             exit: None,
         }
     }
+}
+
+/// Makes the spawned child start with `signals` ignored and blocked.
+fn ignore_and_block_in_child(cmd: &mut Command, signals: &[nix::sys::signal::Signal]) {
+    use std::os::unix::process::CommandExt;
+    let signals: Vec<i32> = signals.iter().map(|s| *s as i32).collect();
+    let mut set = nix::sys::signal::SigSet::empty();
+    for sig in &signals {
+        set.add(nix::sys::signal::Signal::try_from(*sig).expect("a signal"));
+    }
+    let set = *set.as_ref();
+    // SAFETY: between fork and exec the closure only calls async-signal-safe
+    // functions (signal, pthread_sigmask) on data prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            for sig in &signals {
+                libc::signal(*sig, libc::SIG_IGN);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+}
+
+/// Writes `<dir>/nsvisor.toml` from `body` (placeholders replaced, socket added);
+/// returns the socket path.
+fn write_config(dir: &Path, body: &str) -> PathBuf {
+    let body = body
+        .replace("{dir}", &dir.to_string_lossy())
+        .replace("{testprog}", &testprog().to_string_lossy());
+    let (body, socket) = with_socket(&body, dir);
+    let path = dir.join("nsvisor.toml");
+    let tmp = dir.join(".nsvisor.toml.tmp");
+    std::fs::write(&tmp, body).expect("cannot write the config");
+    std::fs::rename(&tmp, &path).expect("cannot replace the config");
+    socket
 }
 
 /// Adds `socket = "<dir>/nsvisor.sock"` to `[supervisor]` unless the config
@@ -322,12 +360,25 @@ impl Daemon {
             args: Vec::new(),
             env: Vec::new(),
             pid1: false,
+            inherited: Vec::new(),
         }
     }
 
     /// The daemon's temp dir.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The config file the daemon was started with.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir().join("nsvisor.toml")
+    }
+
+    /// Replaces the config file (same placeholders and socket rule as at start),
+    /// for reload tests. The daemon does not notice until told (SIGHUP, reload).
+    pub fn write_config(&self, body: &str) {
+        let socket = write_config(self.dir(), body);
+        assert_eq!(socket, self.socket, "a new config must keep the socket");
     }
 
     /// The control socket.
