@@ -205,6 +205,15 @@ fn unsafe_sigset_empty() -> libc::sigset_t {
     }
 }
 
+/// The kernel's `struct sigaction` (x86_64 / aarch64 layout), for the raw syscall.
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
 /// Runs in the forked child: async-signal-safe calls only; never returns.
 ///
 /// # Safety
@@ -277,9 +286,23 @@ unsafe fn child_after_fork(
         }
     }
     // 6. signal dispositions to default, then an empty mask
-    for sig in 1..=libc::SIGRTMAX() {
+    // The raw syscall, not libc's sigaction: glibc refuses the signals it
+    // reserves for itself (32, 33), which may still be inherited as ignored.
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            libc::signal(sig, libc::SIG_DFL);
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
         }
     }
     libc::sigemptyset(mask);
