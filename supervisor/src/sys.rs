@@ -205,6 +205,15 @@ fn unsafe_sigset_empty() -> libc::sigset_t {
     }
 }
 
+/// The kernel's `struct sigaction` (x86_64 / aarch64 layout), for the raw syscall.
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
 /// Runs in the forked child: async-signal-safe calls only; never returns.
 ///
 /// # Safety
@@ -277,9 +286,23 @@ unsafe fn child_after_fork(
         }
     }
     // 6. signal dispositions to default, then an empty mask
-    for sig in 1..=libc::SIGRTMAX() {
+    // The raw syscall, not libc's sigaction: glibc refuses the signals it
+    // reserves for itself (32, 33), which may still be inherited as ignored.
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            libc::signal(sig, libc::SIG_DFL);
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
         }
     }
     libc::sigemptyset(mask);
@@ -347,4 +370,44 @@ pub fn dup_cloexec(fd: RawFd) -> Result<OwnedFd, Errno> {
     let new = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?;
     // SAFETY: `new` is a fresh fd we own.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+// ---- api ----
+
+/// `SO_PEERGROUPS` (Linux 4.13+); not exported by libc for every target.
+#[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
+const SO_PEERGROUPS: libc::c_int = 0x3d;
+#[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
+const SO_PEERGROUPS: libc::c_int = 59;
+
+/// The supplementary groups of the process at the other end of a unix
+/// socket, as they were when it connected (`SO_PEERGROUPS`).
+pub fn peer_groups(socket: std::os::fd::BorrowedFd<'_>) -> std::io::Result<Vec<u32>> {
+    let gid_size = std::mem::size_of::<libc::gid_t>();
+    let mut groups: Vec<libc::gid_t> = vec![0; 32];
+    loop {
+        let mut len = (groups.len() * gid_size) as libc::socklen_t;
+        // SAFETY: `groups` is a live buffer of exactly `len` bytes, `len` points
+        // to a valid socklen_t, and the fd is borrowed for the whole call.
+        let rc = unsafe {
+            libc::getsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::SOL_SOCKET,
+                SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let needed = len as usize / gid_size;
+        if rc == 0 {
+            groups.truncate(needed);
+            return Ok(groups);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ERANGE) && needed > groups.len() {
+            groups.resize(needed, 0);
+            continue;
+        }
+        return Err(err);
+    }
 }
