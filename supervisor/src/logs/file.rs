@@ -289,7 +289,7 @@ impl FileSink {
         self.open = None;
         self.retry_at = None;
         if self.ensure_open() {
-            tracing::info!(
+            tracing::debug!(
                 "program \"{}\": reopened log file {}",
                 self.program,
                 self.spec.path.display()

@@ -191,6 +191,8 @@ impl ChildStdio {
 #[derive(Debug)]
 pub struct ProgramLogs {
     name: String,
+    /// The settings it was made for: redirect_stderr, stdout, stderr.
+    settings: (bool, StreamLog, StreamLog),
     stdout: StreamLogs,
     /// `None` with `redirect_stderr`.
     stderr: Option<StreamLogs>,
@@ -211,6 +213,7 @@ impl ProgramLogs {
             (!cfg.redirect_stderr).then(|| start_stream(ctx, cfg, Stream::Stderr, &cfg.stderr));
         ProgramLogs {
             name: cfg.name.clone(),
+            settings: (cfg.redirect_stderr, cfg.stdout.clone(), cfg.stderr.clone()),
             stdout: start_stream(ctx, cfg, Stream::Stdout, &cfg.stdout),
             stderr,
             no_stderr: Arc::new(Ring::new(0)),
@@ -230,6 +233,12 @@ impl ProgramLogs {
             None => stdout.try_clone().map_err(fail)?,
         };
         Ok(ChildStdio { stdout, stderr })
+    }
+
+    /// Whether these logs were made with `cfg`'s output settings (if not, a
+    /// reload must replace them).
+    pub fn serves(&self, cfg: &ProgramConfig) -> bool {
+        self.settings == (cfg.redirect_stderr, cfg.stdout.clone(), cfg.stderr.clone())
     }
 
     /// The tail buffer of a stream (always empty for stderr with `redirect_stderr`).

@@ -223,7 +223,7 @@ impl Pump {
 
     /// Splices when only the file wants the bytes; `None` when it does not apply.
     fn try_splice(&mut self, i: usize, budget: usize) -> Option<Spliced> {
-        if self.console.is_some() || self.ring.has_followers() {
+        if self.console.is_some() || self.ring.follower_count() > 0 {
             return None;
         }
         let file = self.file.as_mut()?;
