@@ -185,8 +185,9 @@ impl Supervisor {
                 ),
             },
             Signal::SIGUSR2 => {
-                tracing::info!("received SIGUSR2: reopening log files");
                 self.logs.reopen_all();
+                // After the reopening, so this line starts the new daemon log file.
+                tracing::info!("received SIGUSR2: reopening log files");
             }
             _ => self.forward(signal),
         }
