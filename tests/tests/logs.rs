@@ -19,7 +19,9 @@ const T: Duration = Duration::from_secs(20);
 
 /// `"{prefix}line {i}\n"` for i in 1..=n, as `testprog print-lines` writes them.
 fn lines(prefix: &str, n: u64) -> Vec<u8> {
-    (1..=n).flat_map(|i| format!("{prefix}line {i}\n").into_bytes()).collect()
+    (1..=n)
+        .flat_map(|i| format!("{prefix}line {i}\n").into_bytes())
+        .collect()
 }
 
 /// `PATH.N` … `PATH.1`, `PATH` concatenated (oldest first).
@@ -43,8 +45,14 @@ fn len(path: &Path) -> u64 {
 /// Asserts `got` is exactly `want`, reporting the first difference (not megabytes).
 fn assert_same(got: &[u8], want: &[u8], what: &str) {
     if got != want {
-        let at = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
-        let show = |d: &[u8]| String::from_utf8_lossy(&d[at.saturating_sub(40)..(at + 40).min(d.len())]).into_owned();
+        let at = got
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
+        let show = |d: &[u8]| {
+            String::from_utf8_lossy(&d[at.saturating_sub(40)..(at + 40).min(d.len())]).into_owned()
+        };
         panic!(
             "{what}: {} bytes, expected {}; first difference at {at}: {:?} vs {:?}",
             got.len(),
@@ -77,8 +85,17 @@ fn rotation_keeps_every_line_exactly_once_across_20_plus_files() {
     assert!(rotated >= 20, "only {rotated} rotations");
     for i in 1..=rotated as u32 {
         let f = std::fs::read(backup(&path, i)).unwrap();
-        assert!(f.len() <= (1 << 20) + 16 * 1024, "{} has {} bytes", backup(&path, i).display(), f.len());
-        assert!(f.ends_with(b"\n"), "{} ends mid-line", backup(&path, i).display());
+        assert!(
+            f.len() <= (1 << 20) + 16 * 1024,
+            "{} has {} bytes",
+            backup(&path, i).display(),
+            f.len()
+        );
+        assert!(
+            f.ends_with(b"\n"),
+            "{} ends mid-line",
+            backup(&path, i).display()
+        );
     }
 }
 
@@ -88,12 +105,21 @@ fn two_fast_programs_give_only_whole_prefixed_lines() {
     let extra = "startsecs = 0\nautorestart = \"never\"";
     let d = Daemon::start(&format!(
         "{}{}",
-        program_toml("a", &["print-lines", &n.to_string(), "--prefix", "a-"], extra),
-        program_toml("bb", &["print-lines", &n.to_string(), "--prefix", "bb-"], extra),
+        program_toml(
+            "a",
+            &["print-lines", &n.to_string(), "--prefix", "a-"],
+            extra
+        ),
+        program_toml(
+            "bb",
+            &["print-lines", &n.to_string(), "--prefix", "bb-"],
+            extra
+        ),
     ));
     wait_until("both last lines on the console", T, || {
         let out = d.stdout();
-        (out.contains(&format!("a | a-line {n}\n")) && out.contains(&format!("bb | bb-line {n}\n"))).then_some(())
+        (out.contains(&format!("a | a-line {n}\n")) && out.contains(&format!("bb | bb-line {n}\n")))
+            .then_some(())
     });
     let (mut a, mut b) = (0, 0);
     for line in d.stdout().lines() {
@@ -114,12 +140,23 @@ fn two_fast_programs_give_only_whole_prefixed_lines() {
 fn stderr_goes_to_the_daemons_stderr_and_raw_mode_has_no_prefix() {
     let d = Daemon::start(&program_toml(
         "p",
-        &["print-lines", "2", "--prefix", "{\"out\":", "stderr-lines", "1"],
+        &[
+            "print-lines",
+            "2",
+            "--prefix",
+            "{\"out\":",
+            "stderr-lines",
+            "1",
+        ],
         "startsecs = 0\nautorestart = \"never\"\nstdout_console = \"raw\"",
     ));
-    wait_until("stderr line on the daemon's stderr", T, || d.stderr().contains("p | line 1\n").then_some(()));
+    wait_until("stderr line on the daemon's stderr", T, || {
+        d.stderr().contains("p | line 1\n").then_some(())
+    });
     wait_until("raw stdout lines", T, || {
-        d.stdout().contains("{\"out\":line 1\n{\"out\":line 2\n").then_some(())
+        d.stdout()
+            .contains("{\"out\":line 1\n{\"out\":line 2\n")
+            .then_some(())
     });
     assert!(!d.stdout().contains("p | "), "stdout: {}", d.stdout());
 }
@@ -128,13 +165,25 @@ fn stderr_goes_to_the_daemons_stderr_and_raw_mode_has_no_prefix() {
 fn partial_last_line_is_flushed_when_the_program_exits() {
     let d = Daemon::start(&program_toml(
         "p",
-        &["print-lines", "2", "partial-line", "no newline at the end", "exit", "0"],
+        &[
+            "print-lines",
+            "2",
+            "partial-line",
+            "no newline at the end",
+            "exit",
+            "0",
+        ],
         "startsecs = 0\nautorestart = \"never\"",
     ));
     wait_until("the unfinished line on the console", T, || {
-        d.stdout().contains("p | no newline at the end\n").then_some(())
+        d.stdout()
+            .contains("p | no newline at the end\n")
+            .then_some(())
     });
-    assert_eq!(d.stdout(), "p | line 1\np | line 2\np | no newline at the end\n");
+    assert_eq!(
+        d.stdout(),
+        "p | line 1\np | line 2\np | no newline at the end\n"
+    );
 }
 
 #[test]
@@ -152,8 +201,12 @@ fn unwritable_log_dir_is_reported_and_recovers() {
         .start();
     let path = parent.join("p.log");
     let error = format!("cannot open log file {}: Not a directory", path.display());
-    wait_until("the error in the daemon's log", T, || d.stderr().contains(&error).then_some(()));
-    wait_until("console output going on", T, || d.stdout().contains("p | line 20\n").then_some(()));
+    wait_until("the error in the daemon's log", T, || {
+        d.stderr().contains(&error).then_some(())
+    });
+    wait_until("console output going on", T, || {
+        d.stdout().contains("p | line 20\n").then_some(())
+    });
     d.wait_state("p", State::Running, T);
 
     std::fs::remove_file(&parent).unwrap();
@@ -162,10 +215,24 @@ fn unwritable_log_dir_is_reported_and_recovers() {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         (text.lines().count() >= 3).then_some(text)
     });
-    wait_until("the recovery in the daemon's log", T, || d.stderr().contains("is writable again").then_some(()));
-    assert_eq!(d.stderr().matches(&error).count(), 1, "errors are rate-limited:\n{}", d.stderr());
+    wait_until("the recovery in the daemon's log", T, || {
+        d.stderr().contains("is writable again").then_some(())
+    });
+    assert_eq!(
+        d.stderr().matches(&error).count(),
+        1,
+        "errors are rate-limited:\n{}",
+        d.stderr()
+    );
     // The file starts at a line boundary and has consecutive lines.
-    let first: u64 = text.lines().next().unwrap().strip_prefix("line ").unwrap().parse().unwrap();
+    let first: u64 = text
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("line ")
+        .unwrap()
+        .parse()
+        .unwrap();
     for (k, line) in text.lines().enumerate() {
         assert_eq!(line, format!("line {}", first + k as u64));
     }
@@ -182,13 +249,19 @@ fn sigusr2_after_an_external_rename_writes_to_the_new_file() {
     ));
     let path = d.dir().join("p.log");
     let old = d.dir().join("p.log.old");
-    wait_until("some lines in the file", T, || (len(&path) > 50).then_some(()));
+    wait_until("some lines in the file", T, || {
+        (len(&path) > 50).then_some(())
+    });
     std::fs::rename(&path, &old).unwrap();
     d.signal(Signal::SIGUSR2);
-    wait_until("lines in the new file", T, || (len(&path) > 0).then_some(()));
+    wait_until("lines in the new file", T, || {
+        (len(&path) > 0).then_some(())
+    });
     d.wait_state("p", State::Exited, T);
     let want = lines("", n);
-    wait_until("every line written", T, || (len(&old) + len(&path) >= want.len() as u64).then_some(()));
+    wait_until("every line written", T, || {
+        (len(&old) + len(&path) >= want.len() as u64).then_some(())
+    });
     let mut both = std::fs::read(&old).unwrap();
     both.extend(std::fs::read(&path).unwrap());
     assert_same(&both, &want, "old file + new file");
@@ -217,10 +290,16 @@ fn binary_output_reaches_files_and_tail_byte_for_byte() {
         .start();
     for name in ["spliced", "copied"] {
         let path = d.dir().join(format!("{name}.log"));
-        wait_until(&format!("{name}.log complete"), T, || (len(&path) >= blob.len() as u64).then_some(()));
+        wait_until(&format!("{name}.log complete"), T, || {
+            (len(&path) >= blob.len() as u64).then_some(())
+        });
         assert_same(&std::fs::read(&path).unwrap(), &blob, name);
         let tail = wait_until(&format!("{name}'s tail buffer"), T, || {
-            let r = d.request("GET", &format!("/v1/programs/{name}/logs/stdout?bytes=5000"), "");
+            let r = d.request(
+                "GET",
+                &format!("/v1/programs/{name}/logs/stdout?bytes=5000"),
+                "",
+            );
             (r.status == 200 && r.body == blob[blob.len() - 5000..]).then_some(r.body)
         });
         assert_eq!(tail.len(), 5000);
@@ -246,15 +325,24 @@ fn a_program_blocked_on_a_slow_sink_is_neither_killed_nor_loses_output() {
             program_toml(
                 "slow",
                 &["print-lines", &n.to_string()],
-                &format!("{extra}\nstdout_logfile = {}\nstdout_console = \"off\"", toml_quote(&fifo)),
+                &format!(
+                    "{extra}\nstdout_logfile = {}\nstdout_console = \"off\"",
+                    toml_quote(&fifo)
+                ),
             ),
             program_toml("other", &["print-lines", "30", "--rate", "100"], extra),
         ))
         .start();
     // Meanwhile another program's output flows, and the API answers.
-    wait_until("the other program's output", T, || d.stdout().contains("other | line 30\n").then_some(()));
+    wait_until("the other program's output", T, || {
+        d.stdout().contains("other | line 30\n").then_some(())
+    });
     d.wait_state("other", State::Exited, T);
-    assert_eq!(d.status("slow").unwrap().state, State::Running, "slow is blocked, not done or killed");
+    assert_eq!(
+        d.status("slow").unwrap().state,
+        State::Running,
+        "slow is blocked, not done or killed"
+    );
 
     nix::fcntl::fcntl(
         std::os::fd::AsRawFd::as_raw_fd(&reader),
@@ -285,7 +373,9 @@ fn daemon_log_goes_to_its_file_as_json_and_is_reopened_on_sigusr2() {
     let path = d.dir().join("nsvisor.log");
     let first = wait_until("the spawn in the daemon's log file", T, || {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        text.lines().find(|l| l.contains("spawned")).map(str::to_string)
+        text.lines()
+            .find(|l| l.contains("spawned"))
+            .map(str::to_string)
     });
     let json: serde_json::Value = serde_json::from_str(&first).expect("a JSON line");
     assert_eq!(json["fields"]["message"], "spawned");
@@ -293,6 +383,8 @@ fn daemon_log_goes_to_its_file_as_json_and_is_reopened_on_sigusr2() {
     std::fs::rename(&path, d.dir().join("nsvisor.log.1")).unwrap();
     d.signal(Signal::SIGUSR2);
     wait_until("the new daemon log file", T, || {
-        std::fs::read_to_string(&path).ok().filter(|t| t.contains("reopening log files"))
+        std::fs::read_to_string(&path)
+            .ok()
+            .filter(|t| t.contains("reopening log files"))
     });
 }

@@ -20,32 +20,22 @@
 //! Owned by one pump task (`pump.rs`); nothing here is shared except the
 //! [`FileRegistry`] that counts writers per file.
 
-use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
-use std::os::fd::AsFd;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::OFlag;
 use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 
 use super::rotate::{self, Plan};
-use crate::sys;
+pub use super::target::{FileRegistry, Spliced};
+use super::target::{OpenFile, Out};
 
 /// Wait before trying a failed file again.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// At most one error message per failing sink in this time.
 const REPORT_EVERY: Duration = Duration::from_secs(60);
-/// Splice at most this much per call.
-const SPLICE_MAX: usize = 1 << 20;
-/// Stop splicing this close to `maxbytes`; the rest is copied so that the
-/// rotation can cut after a newline.
-pub const SPLICE_STOP_BEFORE_LIMIT: u64 = 512 * 1024;
-
 /// Where a stream's file sink writes, from the program's config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSpec {
@@ -92,77 +82,12 @@ pub enum FileError {
     },
 }
 
-/// Counts the daemon's open sinks per file (device, inode), so a sink knows
-/// whether it is the only writer (the condition for splicing).
-#[derive(Debug, Clone, Default)]
-pub struct FileRegistry(Arc<Mutex<HashMap<FileId, Weak<()>>>>);
-
-/// (device, inode).
-type FileId = (u64, u64);
-
-impl FileRegistry {
-    fn token(&self, key: FileId) -> Arc<()> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, w| w.strong_count() > 0);
-        if let Some(t) = map.get(&key).and_then(Weak::upgrade) {
-            return t;
-        }
-        let t = Arc::new(());
-        map.insert(key, Arc::downgrade(&t));
-        t
-    }
-}
-
-/// How a splice burst ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Spliced {
-    /// The pipe is empty for now.
-    Drained,
-    /// Every writer closed the pipe.
-    Eof,
-    /// Moved `budget` bytes; let others run.
-    Budget,
-    /// Splicing does not apply now (near the size limit, a failure, an
-    /// unsupported file system): copy instead.
-    UseCopy,
-}
-
-enum Out {
-    /// A regular file (or a device that cannot be polled): blocking writes.
-    Blocking(File),
-    /// A FIFO, pipe, terminal or socket: non-blocking writes.
-    Pollable(AsyncFd<File>),
-}
-
-struct Open {
-    out: Out,
-    size: u64,
-    /// Opened for reading too (needed to refill the tail buffer after splicing).
-    readable: bool,
-    /// `O_APPEND` is currently set.
-    append: bool,
-    /// The kernel refused to splice into this file.
-    no_splice: bool,
-    /// The file does not end with a newline (`None`: not known, read it back).
-    mid_line: Option<bool>,
-    writers: Option<Arc<()>>,
-}
-
-impl Open {
-    fn file(&self) -> &File {
-        match &self.out {
-            Out::Blocking(f) => f,
-            Out::Pollable(a) => a.get_ref(),
-        }
-    }
-}
-
 /// The file sink of one stream.
 pub struct FileSink {
     program: String,
     spec: FileSpec,
     registry: FileRegistry,
-    open: Option<Open>,
+    open: Option<OpenFile>,
     retry_at: Option<Instant>,
     rotate_retry_at: Option<Instant>,
     /// Bytes a pollable target has not taken yet.
@@ -204,7 +129,7 @@ impl FileSink {
         if self.retry_at.is_some_and(|t| now < t) {
             return false;
         }
-        match self.open_file() {
+        match OpenFile::open(&self.spec.path, &self.registry) {
             Ok(open) => {
                 self.open = Some(open);
                 self.retry_at = None;
@@ -232,56 +157,6 @@ impl FileSink {
                 false
             }
         }
-    }
-
-    fn open_file(&self) -> io::Result<Open> {
-        let path = &self.spec.path;
-        let regular = std::fs::metadata(path).map_or(true, |m| m.is_file());
-        if !regular {
-            let file = OpenOptions::new()
-                .append(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(path)?;
-            let out = match sys::register_async(file, Interest::WRITABLE) {
-                Ok(afd) => Out::Pollable(afd),
-                Err(e) => {
-                    // Not pollable (/dev/null, say): such devices do not block.
-                    let (file, _) = e.into_parts();
-                    sys::set_status_flag(file.as_fd(), OFlag::O_NONBLOCK, false)?;
-                    Out::Blocking(file)
-                }
-            };
-            let size = 0;
-            return Ok(Open {
-                out,
-                size,
-                readable: false,
-                append: true,
-                no_splice: true,
-                mid_line: Some(false),
-                writers: None,
-            });
-        }
-        let mut opts = OpenOptions::new();
-        opts.read(true).append(true).create(true).mode(0o644);
-        let (file, readable) = match opts.open(path) {
-            Ok(f) => (f, true),
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                (opts.read(false).open(path)?, false)
-            }
-            Err(e) => return Err(e),
-        };
-        let meta = file.metadata()?;
-        let writers = Some(self.registry.token((meta.dev(), meta.ino())));
-        Ok(Open {
-            out: Out::Blocking(file),
-            size: meta.len(),
-            readable,
-            append: true,
-            no_splice: false,
-            mid_line: None,
-            writers,
-        })
     }
 
     /// Closes the file and opens `path` again (SIGUSR2, after an external rename).
@@ -341,17 +216,7 @@ impl FileSink {
                 open.size = end;
             }
         }
-        let mid_line = match open.mid_line {
-            Some(known) => known,
-            None => {
-                let mut last = [b'\n'];
-                let at = open.size.checked_sub(1).filter(|_| open.readable);
-                let read = at.map(|at| open.file().read_exact_at(&mut last, at));
-                let mid = matches!(read, Some(Ok(()))) && last[0] != b'\n';
-                open.mid_line = Some(mid);
-                mid
-            }
-        };
+        let mid_line = open.mid_line();
         rotate::plan(open.size, self.spec.maxbytes, mid_line, data)
     }
 
@@ -361,7 +226,7 @@ impl FileSink {
         let Some(open) = &mut self.open else {
             return false;
         };
-        match write_some(open, data) {
+        match open.write_some(data) {
             Ok(n) => {
                 self.pending.extend_from_slice(&data[n..]);
                 true
@@ -449,7 +314,7 @@ impl FileSink {
         if !self.blocked() {
             return std::future::pending().await;
         }
-        if let Some(Open {
+        if let Some(OpenFile {
             out: Out::Pollable(a),
             ..
         }) = &self.open
@@ -491,7 +356,7 @@ impl FileSink {
         let Some(open) = &mut self.open else {
             return Spliced::UseCopy;
         };
-        match splice_burst(open, self.spec.maxbytes, pipe, budget, &mut self.unseen) {
+        match open.splice(self.spec.maxbytes, pipe, budget, &mut self.unseen) {
             Ok(outcome) => outcome,
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 open.no_splice = true;
@@ -514,95 +379,8 @@ impl FileSink {
         }
         let total = std::mem::take(&mut self.unseen);
         let want = usize::try_from(total).unwrap_or(usize::MAX).min(max);
-        let mut tail = vec![0; want];
-        let read = self.open.as_ref().and_then(|open| {
-            let at = open.size.checked_sub(want as u64)?;
-            open.file().read_exact_at(&mut tail, at).ok()
-        });
-        if read.is_none() {
-            tail.clear();
-        }
-        Some((total, tail))
-    }
-}
-
-/// Writes until done or the (pollable) target would block; the count written,
-/// or the error and the count written before it.
-fn write_some(open: &mut Open, mut data: &[u8]) -> Result<usize, (io::Error, usize)> {
-    let total = data.len();
-    if !open.append {
-        sys::set_status_flag(open.file().as_fd(), OFlag::O_APPEND, true).map_err(|e| (e, 0))?;
-        open.append = true;
-    }
-    while !data.is_empty() {
-        let res = match &open.out {
-            Out::Blocking(f) => (&*f).write(data),
-            Out::Pollable(a) => a.try_io(Interest::WRITABLE, |f| (&*f).write(data)),
-        };
-        let done = total - data.len();
-        match res {
-            Ok(0) => return Err((io::ErrorKind::WriteZero.into(), done)),
-            Ok(n) => {
-                open.size += n as u64;
-                open.mid_line = Some(data[n - 1] != b'\n');
-                data = &data[n..];
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    && matches!(open.out, Out::Pollable(_)) =>
-            {
-                return Ok(done);
-            }
-            Err(e) => return Err((e, done)),
-        }
-    }
-    Ok(total)
-}
-
-/// One splice burst (see [`FileSink::splice_from`]); errors are the file's.
-fn splice_burst(
-    open: &mut Open,
-    maxbytes: u64,
-    pipe: &AsyncFd<File>,
-    budget: usize,
-    unseen: &mut u64,
-) -> io::Result<Spliced> {
-    if open.append {
-        sys::set_status_flag(open.file().as_fd(), OFlag::O_APPEND, false)?;
-        open.append = false;
-    }
-    // Re-read the end: an external truncation (copytruncate) or append moved it.
-    open.size = open.file().seek(SeekFrom::End(0))?;
-    let mut moved = 0usize;
-    loop {
-        let room = match maxbytes {
-            0 => u64::MAX,
-            max => max.saturating_sub(open.size),
-        };
-        if room <= SPLICE_STOP_BEFORE_LIMIT {
-            return Ok(Spliced::UseCopy);
-        }
-        let len = usize::try_from(room - SPLICE_STOP_BEFORE_LIMIT)
-            .map_or(SPLICE_MAX, |r| r.min(SPLICE_MAX));
-        let file = open.file();
-        match pipe.try_io(Interest::READABLE, |p| {
-            sys::splice_pipe_to_file(p, file, len)
-        }) {
-            Ok(0) => return Ok(Spliced::Eof),
-            Ok(n) => {
-                open.size += n as u64;
-                open.mid_line = None;
-                *unseen += n as u64;
-                moved += n;
-                if moved >= budget {
-                    return Ok(Spliced::Budget);
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Spliced::Drained),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+        let tail = self.open.as_ref().and_then(|open| open.read_tail(want));
+        Some((total, tail.unwrap_or_default()))
     }
 }
 

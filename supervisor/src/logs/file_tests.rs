@@ -3,7 +3,15 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+
+use nix::fcntl::OFlag;
+use tokio::io::Interest;
+
 use super::*;
+use crate::sys;
+use std::fs::OpenOptions;
 
 fn sink(path: &Path, maxbytes: u64, backups: u32) -> FileSink {
     let spec = FileSpec {

@@ -13,7 +13,8 @@
 //! - [`DaemonLogFile`]: the daemon's own log file (`[supervisor] logfile`), a
 //!   `tracing_subscriber` writer.
 //!
-//! Files: `pump.rs` (pipe → sinks), `file.rs` (file sink), `rotate.rs`
+//! Files: `pump.rs` (pipe → sinks), `file.rs` (file sink policy), `target.rs`
+//! (an open log file: write, splice), `rotate.rs`
 //! (rotation), `console.rs` (console sink), `lines.rs` (console lines),
 //! `ring.rs` (tail buffer), `daemon_log.rs`. User documentation: docs/logging.md.
 
@@ -24,6 +25,7 @@ mod lines;
 mod pump;
 pub mod ring;
 mod rotate;
+mod target;
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};

@@ -74,7 +74,10 @@ impl Ring {
 
     /// How many bytes this ring keeps at most.
     pub fn capacity(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).capacity
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .capacity
     }
 
     /// The last `max` bytes kept, and the total written so far.
