@@ -50,12 +50,17 @@ impl std::fmt::Debug for Msg {
 }
 
 impl Console {
-    /// A console writing to the daemon's own stdout and stderr.
+    /// A console writing to the daemon's own stdout and stderr (`/dev/null`
+    /// for one that is closed).
     pub fn stdio() -> io::Result<Console> {
         use std::os::fd::AsFd;
-        let out = io::stdout().as_fd().try_clone_to_owned()?;
-        let err = io::stderr().as_fd().try_clone_to_owned()?;
-        Console::new(out, err)
+        let dup = |fd: std::os::fd::BorrowedFd<'_>| {
+            fd.try_clone_to_owned().or_else(|_| {
+                let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+                Ok::<_, io::Error>(OwnedFd::from(null))
+            })
+        };
+        Console::new(dup(io::stdout().as_fd())?, dup(io::stderr().as_fd())?)
     }
 
     /// A console writing to these descriptors (tests use pipes or files).
