@@ -300,6 +300,23 @@ fn a_stale_socket_is_replaced_and_a_live_one_refused() {
 }
 
 #[test]
+fn the_socket_of_a_killed_daemon_is_taken_over() {
+    // No programs: a SIGKILLed daemon would leave them behind.
+    let mut crashed = Daemon::start("");
+    crashed.signal(nix::sys::signal::Signal::SIGKILL);
+    crashed.wait_exit(T);
+    assert!(
+        crashed.socket().exists(),
+        "a killed daemon cannot remove its socket"
+    );
+    let config = format!("[supervisor]\nsocket = {}\n", toml_quote(crashed.socket()));
+    let mut next = Daemon::start(&config);
+    assert_eq!(next.get("/v1/health").0, 200);
+    assert_eq!(next.terminate().code(), Some(0));
+    assert!(!crashed.socket().exists(), "removed at a clean exit");
+}
+
+#[test]
 fn the_socket_gets_its_mode_and_owner() {
     let owner = if nsvisor_tests::is_root() {
         "socket_owner = \"nobody:nogroup\""
