@@ -1,9 +1,10 @@
 //! The only module with `unsafe`: raw syscalls behind safe functions (DESIGN rule 4).
 //!
-//! Owns fork/exec of programs ([`spawn_child`]): everything the child needs is
-//! prepared by the caller before the fork ([`ChildSetup`]); between fork and
-//! exec the child makes only async-signal-safe syscalls, allocates nothing and
-//! takes no lock (DESIGN rule 5). An exec failure is reported through a
+//! Owns the start of programs ([`spawn_child`], vfork-style clone + exec):
+//! everything the child needs is prepared by the caller before the clone
+//! ([`ChildSetup`]); between clone and exec the child makes only raw,
+//! async-signal-safe syscalls, allocates nothing and takes no lock (DESIGN
+//! rule 5). An exec failure is reported through a
 //! close-on-exec pipe and never waited for here: the failed child is reaped by
 //! the one reaper like every other child (DESIGN rule 3).
 //!
@@ -125,16 +126,35 @@ pub struct SpawnFailure {
     pub pid: Option<Pid>,
 }
 
-/// Forks and execs a program as described by `setup`. Returns once the child
-/// has exec'd (or reported why it could not): the error pipe is close-on-exec,
+/// Stack size of the child between clone and exec (it only makes syscalls).
+const CHILD_STACK: usize = 64 * 1024;
+
+/// What the child reads between clone and exec; all prepared by the parent.
+struct ChildContext<'a> {
+    setup: &'a ChildSetup,
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+    groups: &'a [libc::gid_t],
+    err_fd: RawFd,
+}
+
+/// Starts a program as described by `setup`. Returns once the child has
+/// exec'd (or reported why it could not): the error pipe is close-on-exec,
 /// so EOF means success.
+///
+/// Like `posix_spawn`, the child is created with `clone(CLONE_VM |
+/// CLONE_VFORK)`: it borrows the daemon's memory until exec instead of
+/// copying its page tables, and the calling thread sleeps until then. The
+/// child therefore writes nothing but its own stack, makes raw syscalls
+/// only, and never runs a handler of the daemon (every signal is blocked
+/// across the clone and the child resets all dispositions before unblocking).
 pub fn spawn_child(setup: &ChildSetup) -> Result<Pid, SpawnFailure> {
     let fail = |stage, errno| SpawnFailure {
         stage,
         errno,
         pid: None,
     };
-    // Pointer arrays built before the fork: the child must not allocate.
+    // Pointer arrays built before the clone: the child must not allocate.
     let mut argv: Vec<*const libc::c_char> = setup.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = setup.envp.iter().map(|e| e.as_ptr()).collect();
@@ -143,25 +163,39 @@ pub fn spawn_child(setup: &ChildSetup) -> Result<Pid, SpawnFailure> {
 
     let (err_read, err_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(SpawnStage::Pipe, e))?;
+    let ctx = ChildContext {
+        setup,
+        argv: &argv,
+        envp: &envp,
+        groups,
+        err_fd: err_write.as_raw_fd(),
+    };
+    let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK);
+    // The stack grows down: hand clone the 16-byte aligned top of the buffer.
+    let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
 
-    // Block every signal across the fork so no handler of the daemon runs in
-    // the child before its dispositions are reset.
-    let mut all: libc::sigset_t = unsafe_sigset_full();
-    let mut old: libc::sigset_t = unsafe_sigset_empty();
+    let all = sigset_full();
+    let mut old = sigset_empty();
     // SAFETY: both sets are initialised; pthread_sigmask only reads/writes them.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old) };
-
-    // SAFETY: the child branch below only calls async-signal-safe functions on
-    // data prepared before the fork, then execs or _exits.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: in the child; see `child_after_fork`.
-        unsafe { child_after_fork(setup, &argv, &envp, groups, err_write.as_raw_fd(), &mut all) }
-    }
+    // SAFETY: `child_entry` only reads `ctx` (alive until clone returns, since
+    // CLONE_VFORK suspends this thread until the child execs or exits), writes
+    // only its own stack (inside `stack`, alive as well), and makes raw
+    // syscalls before exec or _exit.
+    let pid = unsafe {
+        libc::clone(
+            child_entry,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &ctx as *const ChildContext as *mut libc::c_void,
+        )
+    };
+    let clone_errno = Errno::last();
     // SAFETY: restoring the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    drop(stack);
     if pid < 0 {
-        return Err(fail(SpawnStage::Fork, Errno::last()));
+        return Err(fail(SpawnStage::Fork, clone_errno));
     }
     drop(err_write);
     let child = Pid::from_raw(pid);
@@ -187,7 +221,16 @@ pub fn spawn_child(setup: &ChildSetup) -> Result<Pid, SpawnFailure> {
     Ok(child)
 }
 
-fn unsafe_sigset_full() -> libc::sigset_t {
+extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ChildContext` handed to clone by `spawn_child`,
+    // alive until this child execs or exits.
+    unsafe {
+        let ctx = &*(arg as *const ChildContext);
+        child_after_clone(ctx)
+    }
+}
+
+fn sigset_full() -> libc::sigset_t {
     // SAFETY: sigfillset initialises the zeroed set.
     unsafe {
         let mut s: libc::sigset_t = std::mem::zeroed();
@@ -196,7 +239,7 @@ fn unsafe_sigset_full() -> libc::sigset_t {
     }
 }
 
-fn unsafe_sigset_empty() -> libc::sigset_t {
+fn sigset_empty() -> libc::sigset_t {
     // SAFETY: sigemptyset initialises the zeroed set.
     unsafe {
         let mut s: libc::sigset_t = std::mem::zeroed();
@@ -214,18 +257,13 @@ struct KernelSigaction {
     mask: u64,
 }
 
-/// Runs in the forked child: async-signal-safe calls only; never returns.
+/// Runs in the cloned child: raw syscalls only, no allocation; never returns.
 ///
 /// # Safety
-/// Must only be called in the child right after `fork()`.
-unsafe fn child_after_fork(
-    setup: &ChildSetup,
-    argv: &[*const libc::c_char],
-    envp: &[*const libc::c_char],
-    groups: &[libc::gid_t],
-    err_fd: RawFd,
-    mask: &mut libc::sigset_t,
-) -> ! {
+/// Must only be called in the child created by `spawn_child`.
+unsafe fn child_after_clone(ctx: &ChildContext) -> ! {
+    let setup = ctx.setup;
+    let err_fd = ctx.err_fd;
     let report = |stage: u8| -> ! {
         let errno = *libc::__errno_location();
         let e = errno.to_ne_bytes();
@@ -252,7 +290,8 @@ unsafe fn child_after_fork(
             }
             // We are now in a background group: tcsetpgrp would raise
             // SIGTTOU, which is blocked here (the whole mask is).
-            libc::tcsetpgrp(tty, libc::getpgrp());
+            let pgrp: libc::pid_t = libc::getpid();
+            libc::ioctl(tty, libc::TIOCSPGRP, &pgrp as *const libc::pid_t);
         }
     }
     // 2. network namespace
@@ -285,7 +324,7 @@ unsafe fn child_after_fork(
             }
         }
     }
-    // 6. signal dispositions to default, then an empty mask
+    // 6. signal dispositions to default, then (at exec) an empty mask.
     // The raw syscall, not libc's sigaction: glibc refuses the signals it
     // reserves for itself (32, 33), which may still be inherited as ignored.
     let default = KernelSigaction {
@@ -305,18 +344,26 @@ unsafe fn child_after_fork(
             );
         }
     }
-    libc::sigemptyset(mask);
-    // 7. user and groups, last
+    // 7. user and groups, last. Raw syscalls: glibc's wrappers would try to
+    // change the ids of every thread of the daemon, whose memory we share.
     if let Some(ids) = &setup.ids {
-        if libc::setgroups(groups.len(), groups.as_ptr()) < 0
-            || libc::setgid(ids.gid) < 0
-            || libc::setuid(ids.uid) < 0
+        let groups = ctx.groups;
+        if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) < 0
+            || libc::syscall(libc::SYS_setgid, ids.gid) < 0
+            || libc::syscall(libc::SYS_setuid, ids.uid) < 0
         {
             report(6);
         }
     }
-    libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut());
-    libc::execve(setup.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+    let empty: u64 = 0;
+    libc::syscall(
+        libc::SYS_rt_sigprocmask,
+        libc::SIG_SETMASK,
+        &empty as *const u64,
+        std::ptr::null_mut::<u64>(),
+        8usize,
+    );
+    libc::execve(setup.path.as_ptr(), ctx.argv.as_ptr(), ctx.envp.as_ptr());
     report(7)
 }
 

@@ -156,12 +156,18 @@ impl Supervisor {
     }
 
     fn start_autostart(&mut self) {
+        let t0 = Instant::now();
         let tiers = super::order::tiers(self.programs.values().map(|p| &p.cfg));
         for name in super::order::start_order(&tiers) {
             if self.programs.get(&name).is_some_and(|p| p.cfg.autostart) {
                 self.request_start(&name);
             }
         }
+        let spawned = self.pids.len();
+        tracing::info!(
+            "spawned {spawned} programs in {:.1} ms",
+            t0.elapsed().as_secs_f64() * 1000.0
+        );
     }
 
     fn on_signal(&mut self, sig: i32) {
