@@ -446,7 +446,6 @@ fn usage_errors_version_and_completions() {
 }
 
 #[test]
-#[ignore = "needs program output capture in the daemon (log pumps); run with --ignored once merged"]
 fn tail_shows_output_and_follows_it_until_the_daemon_stops() {
     let b = Daemon::builder();
     let go = b.dir().join("go").to_string_lossy().into_owned();
