@@ -114,7 +114,11 @@ fn main() -> ExitCode {
             .map_err(|e| eprintln!("nsvisor: {e}; logging to stderr only"))
             .ok()
     });
-    init_tracing(&cli, config.supervisor.log_level.as_deref().or(quiet), daemon_log.clone());
+    init_tracing(
+        &cli,
+        config.supervisor.log_level.as_deref().or(quiet),
+        daemon_log.clone(),
+    );
     let mut config = config;
     if let Some(grace) = cli.grace {
         if !(grace.is_finite() && grace >= 0.0) {
@@ -199,11 +203,7 @@ fn config_failure(e: &ConfigErrors) -> ExitCode {
 }
 
 /// The daemon's own log: stderr, plus `[supervisor] logfile` when set.
-fn init_tracing(
-    cli: &Cli,
-    config_level: Option<&str>,
-    file: Option<nsvisor::logs::DaemonLogFile>,
-) {
+fn init_tracing(cli: &Cli, config_level: Option<&str>, file: Option<nsvisor::logs::DaemonLogFile>) {
     use tracing_subscriber::fmt::writer::{MakeWriterExt, OptionalWriter};
     use tracing_subscriber::EnvFilter;
     let level = cli.log_level.as_deref().or(config_level).unwrap_or("info");

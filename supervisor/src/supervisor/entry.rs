@@ -57,7 +57,8 @@ impl Program {
 
     /// Its logs, started on first use.
     pub fn logs(&mut self, ctx: &LogContext) -> &ProgramLogs {
-        self.logs.get_or_insert_with(|| ProgramLogs::new(ctx, &self.cfg))
+        self.logs
+            .get_or_insert_with(|| ProgramLogs::new(ctx, &self.cfg))
     }
 
     /// The wire state.
