@@ -2,8 +2,9 @@
 //!
 //! [`run`] is the whole life of the daemon, called by `main.rs` and by tests:
 //! raise the fd limit → become a subreaper unless PID 1 → install signal
-//! handlers → start the supervisor task (which starts the programs) → wait
-//! for it to finish a shutdown → return the exit code.
+//! handlers → open the control socket → start the supervisor task (which
+//! starts the programs) → wait for it to finish a shutdown → close the control
+//! socket → return the exit code.
 #![deny(unsafe_code)]
 
 pub mod api;
@@ -18,6 +19,9 @@ pub mod sys;
 use config::Config;
 pub use supervisor::RunOptions;
 
+/// How long the daemon waits, at exit, for program output still in pipes.
+const LOG_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Exit code for config and usage errors.
 pub const EXIT_CONFIG: i32 = 2;
 
@@ -30,6 +34,12 @@ pub enum RunError {
     /// Opening /dev/null or another start-up resource failed.
     #[error("cannot set up the supervisor: {0}")]
     Setup(#[source] std::io::Error),
+    /// The program output machinery could not start.
+    #[error(transparent)]
+    Logs(#[from] logs::LogError),
+    /// The control socket could not be set up.
+    #[error(transparent)]
+    Api(#[from] api::Error),
 }
 
 /// Runs the daemon until its shutdown completes; returns the exit code.
@@ -39,9 +49,29 @@ pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
     become_reaper();
     let signals = signals::register(options.main_command.is_some()).map_err(RunError::Signals)?;
     let signals_handle = signals.handle();
-    let (sup, _handle, commands) =
-        supervisor::Supervisor::new(config, options).map_err(RunError::Setup)?;
+    let api_config = config.supervisor.clone();
+    let single_command = options.main_command.is_some();
+    let logs = logs::LogContext::stdio()?;
+    if let Some(file) = &options.daemon_log {
+        logs.set_daemon_log(file.clone());
+    }
+    let (sup, handle, commands) =
+        supervisor::Supervisor::new(config, options, logs.clone()).map_err(RunError::Setup)?;
+    let api = match api::serve(handle, &api_config).await {
+        Ok(api) => Some(api),
+        // A tini-style init must not fail for want of a control socket.
+        Err(e) if single_command => {
+            tracing::warn!("{e}; continuing without the control API");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     let code = sup.run(signals, commands).await;
+    // Every program has exited: let the pumps write their last output.
+    logs.shutdown(LOG_DRAIN).await;
+    if let Some(api) = api {
+        api.close().await;
+    }
     signals_handle.close();
     Ok(code)
 }

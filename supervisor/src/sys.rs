@@ -1,9 +1,10 @@
 //! The only module with `unsafe`: raw syscalls behind safe functions (DESIGN rule 4).
 //!
-//! Owns fork/exec of programs ([`spawn_child`]): everything the child needs is
-//! prepared by the caller before the fork ([`ChildSetup`]); between fork and
-//! exec the child makes only async-signal-safe syscalls, allocates nothing and
-//! takes no lock (DESIGN rule 5). An exec failure is reported through a
+//! Owns the start of programs ([`spawn_child`], vfork-style clone + exec):
+//! everything the child needs is prepared by the caller before the clone
+//! ([`ChildSetup`]); between clone and exec the child makes only raw,
+//! async-signal-safe syscalls, allocates nothing and takes no lock (DESIGN
+//! rule 5). An exec failure is reported through a
 //! close-on-exec pipe and never waited for here: the failed child is reaped by
 //! the one reaper like every other child (DESIGN rule 3).
 //!
@@ -125,16 +126,35 @@ pub struct SpawnFailure {
     pub pid: Option<Pid>,
 }
 
-/// Forks and execs a program as described by `setup`. Returns once the child
-/// has exec'd (or reported why it could not): the error pipe is close-on-exec,
+/// Stack size of the child between clone and exec (it only makes syscalls).
+const CHILD_STACK: usize = 64 * 1024;
+
+/// What the child reads between clone and exec; all prepared by the parent.
+struct ChildContext<'a> {
+    setup: &'a ChildSetup,
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+    groups: &'a [libc::gid_t],
+    err_fd: RawFd,
+}
+
+/// Starts a program as described by `setup`. Returns once the child has
+/// exec'd (or reported why it could not): the error pipe is close-on-exec,
 /// so EOF means success.
+///
+/// Like `posix_spawn`, the child is created with `clone(CLONE_VM |
+/// CLONE_VFORK)`: it borrows the daemon's memory until exec instead of
+/// copying its page tables, and the calling thread sleeps until then. The
+/// child therefore writes nothing but its own stack, makes raw syscalls
+/// only, and never runs a handler of the daemon (every signal is blocked
+/// across the clone and the child resets all dispositions before unblocking).
 pub fn spawn_child(setup: &ChildSetup) -> Result<Pid, SpawnFailure> {
     let fail = |stage, errno| SpawnFailure {
         stage,
         errno,
         pid: None,
     };
-    // Pointer arrays built before the fork: the child must not allocate.
+    // Pointer arrays built before the clone: the child must not allocate.
     let mut argv: Vec<*const libc::c_char> = setup.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = setup.envp.iter().map(|e| e.as_ptr()).collect();
@@ -143,25 +163,39 @@ pub fn spawn_child(setup: &ChildSetup) -> Result<Pid, SpawnFailure> {
 
     let (err_read, err_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(SpawnStage::Pipe, e))?;
+    let ctx = ChildContext {
+        setup,
+        argv: &argv,
+        envp: &envp,
+        groups,
+        err_fd: err_write.as_raw_fd(),
+    };
+    let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK);
+    // The stack grows down: hand clone the 16-byte aligned top of the buffer.
+    let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
 
-    // Block every signal across the fork so no handler of the daemon runs in
-    // the child before its dispositions are reset.
-    let mut all: libc::sigset_t = unsafe_sigset_full();
-    let mut old: libc::sigset_t = unsafe_sigset_empty();
+    let all = sigset_full();
+    let mut old = sigset_empty();
     // SAFETY: both sets are initialised; pthread_sigmask only reads/writes them.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old) };
-
-    // SAFETY: the child branch below only calls async-signal-safe functions on
-    // data prepared before the fork, then execs or _exits.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: in the child; see `child_after_fork`.
-        unsafe { child_after_fork(setup, &argv, &envp, groups, err_write.as_raw_fd(), &mut all) }
-    }
+    // SAFETY: `child_entry` only reads `ctx` (alive until clone returns, since
+    // CLONE_VFORK suspends this thread until the child execs or exits), writes
+    // only its own stack (inside `stack`, alive as well), and makes raw
+    // syscalls before exec or _exit.
+    let pid = unsafe {
+        libc::clone(
+            child_entry,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &ctx as *const ChildContext as *mut libc::c_void,
+        )
+    };
+    let clone_errno = Errno::last();
     // SAFETY: restoring the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    drop(stack);
     if pid < 0 {
-        return Err(fail(SpawnStage::Fork, Errno::last()));
+        return Err(fail(SpawnStage::Fork, clone_errno));
     }
     drop(err_write);
     let child = Pid::from_raw(pid);
@@ -187,7 +221,16 @@ pub fn spawn_child(setup: &ChildSetup) -> Result<Pid, SpawnFailure> {
     Ok(child)
 }
 
-fn unsafe_sigset_full() -> libc::sigset_t {
+extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ChildContext` handed to clone by `spawn_child`,
+    // alive until this child execs or exits.
+    unsafe {
+        let ctx = &*(arg as *const ChildContext);
+        child_after_clone(ctx)
+    }
+}
+
+fn sigset_full() -> libc::sigset_t {
     // SAFETY: sigfillset initialises the zeroed set.
     unsafe {
         let mut s: libc::sigset_t = std::mem::zeroed();
@@ -196,7 +239,7 @@ fn unsafe_sigset_full() -> libc::sigset_t {
     }
 }
 
-fn unsafe_sigset_empty() -> libc::sigset_t {
+fn sigset_empty() -> libc::sigset_t {
     // SAFETY: sigemptyset initialises the zeroed set.
     unsafe {
         let mut s: libc::sigset_t = std::mem::zeroed();
@@ -205,18 +248,22 @@ fn unsafe_sigset_empty() -> libc::sigset_t {
     }
 }
 
-/// Runs in the forked child: async-signal-safe calls only; never returns.
+/// The kernel's `struct sigaction` (x86_64 / aarch64 layout), for the raw syscall.
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Runs in the cloned child: raw syscalls only, no allocation; never returns.
 ///
 /// # Safety
-/// Must only be called in the child right after `fork()`.
-unsafe fn child_after_fork(
-    setup: &ChildSetup,
-    argv: &[*const libc::c_char],
-    envp: &[*const libc::c_char],
-    groups: &[libc::gid_t],
-    err_fd: RawFd,
-    mask: &mut libc::sigset_t,
-) -> ! {
+/// Must only be called in the child created by `spawn_child`.
+unsafe fn child_after_clone(ctx: &ChildContext) -> ! {
+    let setup = ctx.setup;
+    let err_fd = ctx.err_fd;
     let report = |stage: u8| -> ! {
         let errno = *libc::__errno_location();
         let e = errno.to_ne_bytes();
@@ -243,7 +290,8 @@ unsafe fn child_after_fork(
             }
             // We are now in a background group: tcsetpgrp would raise
             // SIGTTOU, which is blocked here (the whole mask is).
-            libc::tcsetpgrp(tty, libc::getpgrp());
+            let pgrp: libc::pid_t = libc::getpid();
+            libc::ioctl(tty, libc::TIOCSPGRP, &pgrp as *const libc::pid_t);
         }
     }
     // 2. network namespace
@@ -276,24 +324,46 @@ unsafe fn child_after_fork(
             }
         }
     }
-    // 6. signal dispositions to default, then an empty mask
-    for sig in 1..=libc::SIGRTMAX() {
+    // 6. signal dispositions to default, then (at exec) an empty mask.
+    // The raw syscall, not libc's sigaction: glibc refuses the signals it
+    // reserves for itself (32, 33), which may still be inherited as ignored.
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            libc::signal(sig, libc::SIG_DFL);
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
         }
     }
-    libc::sigemptyset(mask);
-    // 7. user and groups, last
+    // 7. user and groups, last. Raw syscalls: glibc's wrappers would try to
+    // change the ids of every thread of the daemon, whose memory we share.
     if let Some(ids) = &setup.ids {
-        if libc::setgroups(groups.len(), groups.as_ptr()) < 0
-            || libc::setgid(ids.gid) < 0
-            || libc::setuid(ids.uid) < 0
+        let groups = ctx.groups;
+        if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) < 0
+            || libc::syscall(libc::SYS_setgid, ids.gid) < 0
+            || libc::syscall(libc::SYS_setuid, ids.uid) < 0
         {
             report(6);
         }
     }
-    libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut());
-    libc::execve(setup.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+    let empty: u64 = 0;
+    libc::syscall(
+        libc::SYS_rt_sigprocmask,
+        libc::SIG_SETMASK,
+        &empty as *const u64,
+        std::ptr::null_mut::<u64>(),
+        8usize,
+    );
+    libc::execve(setup.path.as_ptr(), ctx.argv.as_ptr(), ctx.envp.as_ptr());
     report(7)
 }
 
@@ -347,4 +417,133 @@ pub fn dup_cloexec(fd: RawFd) -> Result<OwnedFd, Errno> {
     let new = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?;
     // SAFETY: `new` is a fresh fd we own.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+// ---- api ----
+
+/// `SO_PEERGROUPS` (Linux 4.13+); not exported by libc for every target.
+#[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
+const SO_PEERGROUPS: libc::c_int = 0x3d;
+#[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
+const SO_PEERGROUPS: libc::c_int = 59;
+
+/// The supplementary groups of the process at the other end of a unix
+/// socket, as they were when it connected (`SO_PEERGROUPS`).
+pub fn peer_groups(socket: std::os::fd::BorrowedFd<'_>) -> std::io::Result<Vec<u32>> {
+    let gid_size = std::mem::size_of::<libc::gid_t>();
+    let mut groups: Vec<libc::gid_t> = vec![0; 32];
+    loop {
+        let mut len = (groups.len() * gid_size) as libc::socklen_t;
+        // SAFETY: `groups` is a live buffer of exactly `len` bytes, `len` points
+        // to a valid socklen_t, and the fd is borrowed for the whole call.
+        let rc = unsafe {
+            libc::getsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::SOL_SOCKET,
+                SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let needed = len as usize / gid_size;
+        if rc == 0 {
+            groups.truncate(needed);
+            return Ok(groups);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ERANGE) && needed > groups.len() {
+            groups.resize(needed, 0);
+            continue;
+        }
+        return Err(err);
+    }
+}
+
+// ---- logs ----
+// (Full paths instead of `use` lines, so this section merges without touching the imports above.)
+
+/// A pipe whose two ends are close-on-exec: `(read end, write end)`. Both are
+/// above 2 even when the daemon's own stdin/stdout/stderr are closed, so a
+/// child's stdio set-up never overwrites one end with another.
+pub fn log_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let above_stdio = |fd: OwnedFd| -> std::io::Result<OwnedFd> {
+        if fd.as_raw_fd() > 2 {
+            return Ok(fd);
+        }
+        Ok(dup_cloexec(fd.as_raw_fd())?)
+    };
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((above_stdio(read)?, above_stdio(write)?))
+}
+
+/// Sets or clears one file status flag (`O_NONBLOCK`, `O_APPEND`) of an open file description.
+pub fn set_status_flag(
+    fd: std::os::fd::BorrowedFd<'_>,
+    flag: nix::fcntl::OFlag,
+    on: bool,
+) -> std::io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    let flags = OFlag::from_bits_truncate(fcntl(raw, FcntlArg::F_GETFL)?);
+    let wanted = if on { flags | flag } else { flags - flag };
+    if wanted != flags {
+        fcntl(raw, FcntlArg::F_SETFL(wanted))?;
+    }
+    Ok(())
+}
+
+/// Asks for a pipe buffer of `bytes`; returns the size the kernel granted.
+pub fn set_pipe_size(fd: std::os::fd::BorrowedFd<'_>, bytes: usize) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let size = i32::try_from(bytes).unwrap_or(i32::MAX);
+    let granted = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(size))?;
+    Ok(usize::try_from(granted).unwrap_or(0))
+}
+
+/// Moves up to `len` bytes from a pipe into a file at the file's offset, without
+/// copying them through user space. Never waits for the pipe (`EAGAIN` comes back
+/// as `WouldBlock`); `Ok(0)` means every writer closed the pipe. The file must not
+/// be in append mode (the kernel refuses `O_APPEND` targets with `EINVAL`).
+pub fn splice_pipe_to_file(
+    pipe: impl std::os::fd::AsFd,
+    file: impl std::os::fd::AsFd,
+    len: usize,
+) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
+    let (pipe, file) = (pipe.as_fd(), file.as_fd());
+    // SAFETY: both descriptors are borrowed, hence open for the whole call; null
+    // offsets make the kernel use (and advance) the descriptors' own positions,
+    // so no pointer is handed over.
+    let moved = unsafe {
+        libc::splice(
+            pipe.as_raw_fd(),
+            std::ptr::null_mut(),
+            file.as_raw_fd(),
+            std::ptr::null_mut(),
+            len,
+            flags,
+        )
+    };
+    if moved < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(moved as usize)
+}
+
+/// Registers an owned file with the current tokio reactor (a pipe end, a FIFO).
+/// Fails, handing the file back, for files epoll cannot watch (regular files).
+pub fn register_async(
+    file: std::fs::File,
+    interest: tokio::io::Interest,
+) -> Result<
+    tokio::io::unix::AsyncFd<std::fs::File>,
+    tokio::io::unix::AsyncFdRegisterError<std::fs::File>,
+> {
+    // SAFETY: the `File` owns its descriptor and moves into the `AsyncFd`, so
+    // the descriptor stays open and refers to the same file description until
+    // the `AsyncFd` drops it; `File::as_raw_fd` always returns that descriptor.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(file, interest) }
 }

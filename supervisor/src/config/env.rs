@@ -84,15 +84,24 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// Interpolates every string value of a parsed file in place, reporting each
-/// failure at the string (at the exact character when the literal has no escapes).
+/// failure at the string (at the exact character when the literal has no
+/// escapes) and, under `[programs.NAME]`, naming the program.
 pub(super) fn interpolate_tree(
     diag: &mut Diag,
     source_text: &str,
-    table: &mut Table,
+    root: &mut Table,
     env: &dyn Fn(&str) -> Option<String>,
 ) {
-    for entry in &mut table.entries {
-        interpolate_node(diag, source_text, &mut entry.node, env);
+    for entry in &mut root.entries {
+        match &mut entry.node.value {
+            Value::Table(programs) if entry.key == "programs" => {
+                for program in &mut programs.entries {
+                    let name = Some(program.key.as_str());
+                    interpolate_node(diag, source_text, &mut program.node, name, env);
+                }
+            }
+            _ => interpolate_node(diag, source_text, &mut entry.node, None, env),
+        }
     }
 }
 
@@ -100,6 +109,7 @@ fn interpolate_node(
     diag: &mut Diag,
     text: &str,
     node: &mut Node,
+    program: Option<&str>,
     env: &dyn Fn(&str) -> Option<String>,
 ) {
     match &mut node.value {
@@ -107,15 +117,19 @@ fn interpolate_node(
             Ok(v) => *s = v,
             Err(e) => {
                 let loc = exact_loc(text, node.loc, s, e.at);
-                diag.error(loc, None, e.message);
+                diag.error(loc, program, e.message);
             }
         },
         Value::Array(items) => {
             for item in items {
-                interpolate_node(diag, text, item, env);
+                interpolate_node(diag, text, item, program, env);
             }
         }
-        Value::Table(t) => interpolate_tree(diag, text, t, env),
+        Value::Table(t) => {
+            for entry in &mut t.entries {
+                interpolate_node(diag, text, &mut entry.node, program, env);
+            }
+        }
         _ => {}
     }
 }

@@ -16,6 +16,7 @@ mod net;
 mod program;
 mod raw;
 mod read;
+mod sandboxes;
 mod suggest;
 mod supervisor;
 mod units;
@@ -39,7 +40,7 @@ pub type ProgramName = String;
 /// A whole, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// The main config file (include globs are relative to their own file).
+    /// The main config file, absolute (include globs are relative to its directory).
     pub path: PathBuf,
     /// `[supervisor]`.
     pub supervisor: SupervisorConfig,

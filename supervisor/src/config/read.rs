@@ -9,6 +9,36 @@ use super::raw::{Loc, Node, Table};
 use super::suggest::did_you_mean;
 use super::units::Conv;
 
+/// supervisord options nsvisor does not have, with what to do instead.
+const SUPERVISORD: &[(&str, &str)] = &[
+    (
+        "process_name",
+        "replicas are named NAME:K automatically (see numprocs)",
+    ),
+    ("stdout_capture_maxbytes", "there is no capture mode"),
+    ("stderr_capture_maxbytes", "there is no capture mode"),
+    (
+        "stdout_events_enabled",
+        "there are no event listeners (see GET /v1/events)",
+    ),
+    (
+        "stderr_events_enabled",
+        "there are no event listeners (see GET /v1/events)",
+    ),
+    ("stdout_syslog", "use the console or log files"),
+    ("stderr_syslog", "use the console or log files"),
+    ("serverurl", "programs do not talk to the daemon"),
+    ("nodaemon", "nsvisor always runs in the foreground"),
+    (
+        "pidfile",
+        "nsvisor runs in the foreground; use the socket to reach it",
+    ),
+    ("childlogdir", "use log_dir"),
+    ("loglevel", "use log_level"),
+    ("user", "start nsvisor as that user instead"),
+    ("environment", "set environment in each program"),
+];
+
 /// A table being read, with the errors collector.
 pub(super) struct Reader<'d, 't> {
     pub diag: &'d mut Diag,
@@ -27,17 +57,19 @@ impl<'d, 't> Reader<'d, 't> {
         program: Option<&'t str>,
     ) -> Self {
         for entry in &table.entries {
-            if !known.contains(&entry.key.as_str()) {
-                diag.error(
-                    entry.key_loc,
-                    program,
-                    format!(
-                        "unknown key \"{}\" in {section}{}",
-                        entry.key,
-                        did_you_mean(&entry.key, known)
-                    ),
-                );
+            let key = entry.key.as_str();
+            if known.contains(&key) {
+                continue;
             }
+            let why = match SUPERVISORD.iter().find(|(k, _)| *k == key) {
+                Some((_, hint)) => format!(": supervisord's {key} is not supported; {hint}"),
+                None => did_you_mean(key, known),
+            };
+            diag.error(
+                entry.key_loc,
+                program,
+                format!("unknown key \"{key}\" in {section}{why}"),
+            );
         }
         Reader {
             diag,

@@ -92,7 +92,10 @@ fn id_list(r: &mut Reader, key: &str) -> Vec<u32> {
 }
 
 fn log_level(node: &super::raw::Node) -> Conv<String> {
-    let s = units::string(node)?.to_ascii_lowercase();
+    let mut s = units::string(node)?.to_ascii_lowercase();
+    if s == "warning" {
+        s = "warn".into();
+    }
     if LEVELS.contains(&s.as_str()) {
         Ok(s)
     } else {

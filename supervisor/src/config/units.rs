@@ -60,6 +60,9 @@ pub(super) fn int_in(node: &Node, min: i64, max: i64) -> Conv<i64> {
     let Value::Int { value, .. } = &node.value else {
         return expected(&range_text(min, max), node);
     };
+    if *value > max && max >= i64::from(u32::MAX) {
+        return Err(format!("{value} is too large (at most {max})"));
+    }
     if *value < min || *value > max {
         return Err(format!(
             "{value} is out of range ({})",
@@ -70,10 +73,10 @@ pub(super) fn int_in(node: &Node, min: i64, max: i64) -> Conv<i64> {
 }
 
 fn range_text(min: i64, max: i64) -> String {
-    match (min, max) {
-        (0, m) if m == i64::MAX => "an integer ≥ 0".into(),
-        (1, m) if m == i64::MAX => "an integer ≥ 1".into(),
-        (min, max) => format!("an integer from {min} to {max}"),
+    if min >= 0 && max >= i64::from(u32::MAX) {
+        format!("an integer ≥ {min}")
+    } else {
+        format!("an integer from {min} to {max}")
     }
 }
 

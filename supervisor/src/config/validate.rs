@@ -5,7 +5,8 @@
 //!
 //! Steps: read + parse + interpolate each file (`raw`, `env`) → top level →
 //! `[supervisor]` (`supervisor`) → includes → networks (`net`) → programs
-//! (`program`) → replicas → `depends_on` (`deps`) → sandboxes and ports (`net`)
+//! (`program`) → replicas → `depends_on` (`deps`) → sandboxes and ports
+//! (`sandboxes`)
 //! → duplicate log files. The only system calls are reading files and
 //! expanding include globs (DESIGN rule 6).
 
@@ -16,7 +17,7 @@ use super::error::Diag;
 use super::program::{self, Instance};
 use super::raw::{self, FileId, Loc, Node, Table, Value};
 use super::suggest::did_you_mean;
-use super::{deps, env, net, supervisor, units};
+use super::{deps, env, net, sandboxes, supervisor, units};
 use super::{Config, ConfigError, ConfigErrors, LogFile};
 
 const TOP: &[&str] = &["supervisor", "programs", "networks"];
@@ -89,7 +90,7 @@ pub(super) fn load(
         }
     }
     deps::resolve(&mut diag, &mut instances, &broken);
-    net::resolve(&mut diag, &networks, &mut instances);
+    sandboxes::resolve(&mut diag, &networks, &mut instances);
     check_log_files(&mut diag, &instances);
 
     if diag.has_errors() {

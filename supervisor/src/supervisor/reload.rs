@@ -115,6 +115,10 @@ impl Supervisor {
                 p.pending_start = false;
                 p.blocked = None;
                 let autostart = cfg.autostart;
+                if p.logs.as_ref().is_some_and(|l| !l.serves(&cfg)) {
+                    // New log settings: new pumps (the old ones finish on their own).
+                    p.logs = None;
+                }
                 p.cfg = cfg;
                 tracing::info!(program = %name, "configuration changed: starting with the new one");
                 if autostart {

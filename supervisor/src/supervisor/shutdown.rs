@@ -48,8 +48,12 @@ impl Supervisor {
             p.replace_with = None;
         }
         // Pending retries and restarts are cancelled at once, whatever the tier.
-        let idle: Vec<String> =
-            self.programs.iter().filter(|(_, p)| !p.state().has_process()).map(|(n, _)| n.clone()).collect();
+        let idle: Vec<String> = self
+            .programs
+            .iter()
+            .filter(|(_, p)| !p.state().has_process())
+            .map(|(n, _)| n.clone())
+            .collect();
         for name in idle {
             self.stop_now(&name);
         }

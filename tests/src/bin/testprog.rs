@@ -7,6 +7,8 @@
 //! ```text
 //! record FILE              append "<unix_ms> <pid> EVENT" lines to FILE: "start" at once,
 //!                          later "signal TERM", "exit CODE", "orphan-exit"
+//! fail-starts N CODE      exit CODE now if the record file holds at most N "start"
+//!                          lines (this start included): "fail the first N starts"
 //! ready-file FILE          write our pid to FILE (atomically: temp file + rename)
 //! report FILE|-            write one JSON object: pid, ppid, pgid, sid, cwd, umask, uid,
 //!                          gid, euid, egid, groups, sigblk, sigign, env (to stdout for -)
@@ -33,7 +35,8 @@
 //! exit CODE                exit now with CODE
 //! ```
 //!
-//! Example: `testprog record /t/rec term-exit 7 --after 0.5 ready-file /t/ready sleep forever`.
+//! Example: `testprog term-exit 7 --after 0.5 record /t/rec sleep forever`. Steps run
+//! in order, so a "start" record written after the traps also says "signals are set up".
 //!
 //! It is single-threaded, so forking from it is safe. Signal handlers only set a
 //! bit; the steps notice pending signals while they wait. It has its own C `main`
@@ -87,6 +90,17 @@ fn run_step(prog: &mut Prog, step: &str, args: &mut Args) {
         "record" => {
             prog.record = Some(PathBuf::from(args.value(step)));
             prog.log("start");
+        }
+        "fail-starts" => {
+            let n: usize = parse_num(step, &args.value(step));
+            let code = parse_num(step, &args.value(step));
+            let Some(record) = &prog.record else {
+                die("fail-starts needs a record file first");
+            };
+            let text = std::fs::read_to_string(record).unwrap_or_default();
+            if text.lines().filter(|l| l.ends_with(" start")).count() <= n {
+                prog.exit(code);
+            }
         }
         "ready-file" => write_atomic(
             Path::new(&args.value(step)),
