@@ -103,9 +103,10 @@ name=$stamp
 json=$root/bench/results/$name.json
 args=(--mode "$mode" --bin-dir "$target/$profile" --cache "$cache" --out "$json"
       --spawnlimit "$cache/bin/spawnlimit" --linewriter "$cache/bin/linewriter"
-      --net-script "$root/bench/net.sh")
+      --bench-dir "$root/bench")
 for m in "${missing[@]}"; do args+=(--missing "$m"); done
 
+export PYTHONDONTWRITEBYTECODE=1
 say "running the workloads ($mode)"
 PYTHONPATH=$root/bench "$python" -m nsbench.main "${args[@]}" "${driver_args[@]}"
 

@@ -17,10 +17,10 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 
-from . import procfs, workloads
+from . import companions, procfs, workloads
 from .tools import Horust, Nsvisor, Supervisord
 
-WORKLOADS = ("lifecycle", "logs", "crash", "net")
+WORKLOADS = ("lifecycle", "logs", "crash", "logs.sh", "net")
 
 
 @dataclass
@@ -54,7 +54,7 @@ def parse_args(argv):
     p.add_argument("--cache", required=True, help="bench cache directory (peers, tools)")
     p.add_argument("--spawnlimit", required=True)
     p.add_argument("--linewriter", required=True)
-    p.add_argument("--net-script", help="bench/net.sh, run for the network workload")
+    p.add_argument("--bench-dir", required=True, help="the bench/ directory (logs.sh, net.sh)")
     p.add_argument("--out", required=True, help="JSON file to write")
     p.add_argument("--missing", action="append", default=[], metavar="TOOL=REASON",
                    help="a peer that could not be installed, and why (repeatable)")
@@ -121,34 +121,9 @@ class Run:
         self.save()
 
 
-def run_net(script, mode):
-    if not script or not os.path.exists(script):
-        return {"missing": "bench/net.sh is not there"}
-    if os.geteuid() != 0:
-        return {"missing": "needs root (network namespaces)"}
-    args = ["bash", script] + (["--quick"] if mode == "quick" else [])
-    try:
-        out = subprocess.run(args, capture_output=True, text=True, timeout=3600)
-    except subprocess.TimeoutExpired:
-        return {"error": "bench/net.sh did not finish in an hour"}
-    rec = {"exit_code": out.returncode, "stderr_tail": out.stderr[-2000:]}
-    for line in reversed(out.stdout.strip().splitlines()):
-        try:
-            rec["figures"] = json.loads(line)
-            break
-        except ValueError:
-            continue
-    else:
-        rec["error"] = "bench/net.sh printed no JSON line"
-        rec["stdout_tail"] = out.stdout[-2000:]
-    if out.returncode != 0:
-        rec["error"] = f"bench/net.sh exited with {out.returncode}"
-    return rec
-
-
 def main(argv=None):
     args = parse_args(argv)
-    for key in ("bin_dir", "cache", "spawnlimit", "linewriter", "net_script", "out"):
+    for key in ("bin_dir", "cache", "spawnlimit", "linewriter", "bench_dir", "out"):
         if getattr(args, key):
             setattr(args, key, os.path.abspath(getattr(args, key)))
     cfg = settings(args.mode)
@@ -241,10 +216,14 @@ def main(argv=None):
                     base = {"workload": "crash", "tool": tool.name, "run": r, "counted": counted(r)}
                     run.add(tool.name, {**base, **workloads.crash(tool, cfg)})
 
-    if "net" in chosen:
-        log("network (bench/net.sh)")
-        doc["net"] = run_net(args.net_script, cfg.mode)
-        log(f"  net: {'MISSING: ' + doc['net']['missing'] if 'missing' in doc['net'] else doc['net'].get('error', 'ok')}")
+    for name, key, fn in (("logs.sh", "logs_sh", companions.logs_sh), ("net", "net", companions.net_sh)):
+        if name in chosen and not tools[0].missing:
+            script = os.path.join(args.bench_dir, "net.sh" if name == "net" else name)
+            log(f"{os.path.basename(script)}")
+            doc[key] = fn(script, args.bin_dir, cfg.mode)
+            rec = doc[key]
+            log("  " + ("MISSING: " + rec["missing"] if "missing" in rec else rec.get("error", "ok")))
+            run.save()
     doc["load_after"] = procfs.loadavg()
     run.save()
     errors = sum(1 for t in doc["trials"] if "error" in t)

@@ -231,30 +231,61 @@ def crash_table(res):
     return table(["10 programs exiting at once", f"daemon CPU ticks / {win:g} s", f"starts / {win:g} s", "CPU ticks of the programs"], rows)
 
 
+def _script_state(rec, script):
+    if rec is None:
+        return f"Not run (`{script}` was not selected)."
+    if "missing" in rec:
+        return f"Not measured: {rec['missing']}."
+    return None
+
+
+def _raw(rec):
+    out = rec.get("output", "").strip()
+    return f"<details><summary>its output</summary>\n\n```\n{out}\n```\n</details>" if out else ""
+
+
+def logs_sh_section(res):
+    rec = res.doc.get("logs_sh")
+    state = _script_state(rec, "bench/logs.sh")
+    if state:
+        return state
+    env = rec.get("env", {})
+    rows = [[name, f"{r['mb_s']:.0f}", f"{r['vs_cat']:.2f}×", f"{r['cpu_s_per_gib']:.2f} s"]
+            for name, r in rec.get("rows", {}).items()]
+    text = (f"`bench/logs.sh`, {env.get('SIZE_MB', '?')} MiB, median of {env.get('RUNS', '?')} runs per set-up "
+            "(nsvisor's sink set-ups next to `cat`):\n\n")
+    text += table(["set-up", "MB/s", "÷ cat", "CPU per GiB"], rows) if rows else "No figures."
+    if "error" in rec:
+        text += f"\n\n`bench/logs.sh` failed: {rec['error']}"
+    return text + "\n\n" + _raw(rec)
+
+
 def net_section(res):
-    net = res.doc.get("net")
-    if net is None:
-        return "Not run."
-    if "missing" in net:
-        return f"Not measured: {net['missing']}."
-    if "error" in net and "figures" not in net:
-        return f"Failed: {net['error']}."
-    figures = net.get("figures", {})
+    rec = res.doc.get("net")
+    state = _script_state(rec, "bench/net.sh")
+    if state:
+        return state
+    f, env = rec.get("figures", {}), rec.get("env", {})
     rows = []
-    for name, v in figures.items():
-        if isinstance(v, dict):
-            rows.append([name] + [f"{k}: {_fmt_any(x)}" for k, x in v.items()])
-        else:
-            rows.append([name, _fmt_any(v)])
-    width = max(len(r) for r in rows) if rows else 2
-    rows = [r + [""] * (width - len(r)) for r in rows]
-    text = table(["figure"] + ["value"] * (width - 1), rows) if rows else "No figures."
-    if "error" in net:
-        text += f"\n\nbench/net.sh reported an error: {net['error']}."
-    return text
+    if "sandbox_create_ms_nsvisor" in f:
+        for what, key in (("create", "sandbox_create_ms"), ("remove", "sandbox_remove_ms")):
+            ip, nsv = f.get(f"{key}_ip"), f.get(f"{key}_nsvisor")
+            rows.append([f"sandbox {what}, ms per program ({env.get('N', '?')} programs)", "—",
+                         _fmt_any(nsv), f"`ip` commands: {_fmt_any(ip)}", ratio(ip, nsv) + " (ip ÷ nsvisor)"])
+    if "tcp_gbit_s_nsvisor" in f:
+        rows.append(["port-mapped TCP, Gbit/s (iperf3, 1 stream)", "—", _fmt_any(f["tcp_gbit_s_nsvisor"]),
+                     f"direct: {_fmt_any(f.get('tcp_gbit_s_direct'))}, socat: {_fmt_any(f.get('tcp_gbit_s_socat'))}",
+                     f"{_fmt_any(f.get('tcp_ratio_nsvisor_direct'))}× of direct, "
+                     f"{_fmt_any(f.get('tcp_ratio_nsvisor_socat'))}× of socat (median of per-round ratios)"])
+    text = table(["figure", "target", "nsvisor", "anchors", "ratio"], rows) if rows else "No figures."
+    if "error" in rec:
+        text += f"\n\n`bench/net.sh` failed: {rec['error']}"
+    return text + "\n\n" + _raw(rec)
 
 
 def _fmt_any(v):
+    if v is None:
+        return "—"
     if isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v):
         m = median(v)
         return f"{m:.4g} ({min(v):.4g}–{max(v):.4g})"
@@ -270,6 +301,7 @@ def chart(res, path):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
@@ -293,6 +325,7 @@ def chart(res, path):
         ax.set_yscale("log")
         ax.set_xticks(res.ns)
         ax.set_xticklabels([f"{n:,}" for n in res.ns])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("N programs")
         ax.set_ylabel("seconds (log scale)")
         ax.set_title(title)
@@ -352,6 +385,10 @@ def page(res, chart_name):
         "",
         crash_table(res),
         "",
+        "### Log sink set-ups",
+        "",
+        logs_sh_section(res),
+        "",
         "### Network",
         "",
         net_section(res),
@@ -384,8 +421,8 @@ def _tool_line(name, info):
 METHOD = """## Method
 
 Run `bench/run.sh` (all workloads, takes about half an hour on 2 cores) or
-`bench/run.sh --quick` (small N, one short run, a few minutes; proves the
-harness works, its figures mean little). The script builds the release
+`bench/run.sh --quick` (N = 20 and 50, short windows, 1 warm-up + 2 runs, the
+debug build, a few minutes; it proves the harness works, its figures mean little). The script builds the release
 binaries, installs the peers into `bench/cache/` if they are missing, runs
 the workloads and writes every raw figure to `bench/results/DATE.json`.
 

@@ -107,6 +107,10 @@ class Tool:
         """A callable doing one in-process status round trip, or None."""
         return None
 
+    def self_reported_start(self, launched):
+        """Seconds the daemon says starting its programs took, if it says so."""
+        return None
+
     def daemon_log(self, launched):
         """Paths of the daemon's own logs, to show when a trial fails."""
         return [os.path.join(launched.dir, "daemon.err"), os.path.join(launched.dir, "daemon.out")]
@@ -149,6 +153,16 @@ class Nsvisor(Tool):
         with open(conf, "w") as f:
             f.write("\n".join(lines))
         return [self.daemon, "-c", conf]
+
+    def self_reported_start(self, launched):
+        # The daemon logs "spawned N programs in X ms" once the start-up spawns are done.
+        try:
+            with open(os.path.join(launched.dir, "daemon.err"), "rb") as f:
+                text = re.sub(r"\x1b\[[0-9;]*m", "", f.read().decode(errors="replace"))
+        except OSError:
+            return None
+        m = re.search(r"spawned \d+ programs in ([\d.]+) ms", text)
+        return float(m.group(1)) / 1000 if m else None
 
     def _sock(self, launched):
         return os.path.join(launched.dir, "nsvisor.sock")

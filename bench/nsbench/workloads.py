@@ -168,11 +168,12 @@ def lifecycle(tool, n, cfg, with_status):
         t0 = now()
         launched = tool.launch(d, progs)
         state["launched"] = launched
-        rec = {"spawned_s": wait_children(launched, n, "sleep", t0)}
+        rec = {"load": procfs.loadavg(), "spawned_s": wait_children(launched, n, "sleep", t0)}
         running = wait_running(launched, n, t0, timeout=now() - t0 + 30)
         rec["running_s"] = running
         rec["start_s"] = running if running is not None else rec["spawned_s"]
         rec["start_condition"] = "tool reports RUNNING" if running is not None else "children exec'd (no status means)"
+        rec["self_reported_start_s"] = tool.self_reported_start(launched)
 
         time.sleep(cfg.settle_s)
         c0 = procfs.cpu_ticks(launched.pid)
