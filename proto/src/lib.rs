@@ -330,7 +330,10 @@ mod tests {
             "/run/user/1000/nsvisor.sock"
         );
         assert_eq!(default_socket_path(1000, None), "/tmp/nsvisor-1000.sock");
-        assert_eq!(default_socket_path(1000, Some("")), "/tmp/nsvisor-1000.sock");
+        assert_eq!(
+            default_socket_path(1000, Some("")),
+            "/tmp/nsvisor-1000.sock"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use nix::sys::signal::Signal;
-use nsvisor_proto::{ActionResult, ApiError, ErrorKind, Health, ProgramInfo, ReloadResult, StateEvent};
+use nsvisor_proto::{
+    ActionResult, ApiError, ErrorKind, Health, ProgramInfo, ReloadResult, StateEvent,
+};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::logs::ring::Ring;
@@ -106,7 +108,10 @@ fn gone() -> ApiError {
 }
 
 impl Handle {
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, ApiError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, ApiError> {
         let (tx, rx) = oneshot::channel();
         self.commands.send(make(tx)).await.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
@@ -118,9 +123,20 @@ impl Handle {
     }
 
     /// Apply `action` to `target` (a name, `GROUP:*` or `all`).
-    pub async fn act(&self, action: Action, target: &str, wait: bool) -> Result<Vec<ActionResult>, ApiError> {
+    pub async fn act(
+        &self,
+        action: Action,
+        target: &str,
+        wait: bool,
+    ) -> Result<Vec<ActionResult>, ApiError> {
         let target = target.to_string();
-        self.ask(|reply| Command::Act { action, target, wait, reply }).await?
+        self.ask(|reply| Command::Act {
+            action,
+            target,
+            wait,
+            reply,
+        })
+        .await?
     }
 
     /// Reload the config file.
@@ -146,7 +162,12 @@ impl Handle {
     /// Tail buffer of a program stream.
     pub async fn tail(&self, name: &str, stream: Stream) -> Result<Arc<Ring>, ApiError> {
         let name = name.to_string();
-        self.ask(|reply| Command::Tail { name, stream, reply }).await?
+        self.ask(|reply| Command::Tail {
+            name,
+            stream,
+            reply,
+        })
+        .await?
     }
 
     /// Receive every state change from now on.
