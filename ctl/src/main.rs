@@ -1,2 +1,152 @@
 //! `nsvisorctl`: the command-line client of the nsvisor daemon.
-fn main() {}
+//!
+//! parse the command line (usage errors exit 2) → find the socket → run one
+//! command on a current-thread runtime (`commands.rs`) → exit with its code.
+//! The exit codes are part of the interface: documented here (`--help`), in
+//! `docs/ctl.md`, and tested in `tests/tests/ctl.rs`.
+
+mod client;
+mod commands;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes, from least to most severe (the most severe outcome wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exit {
+    /// Everything worked.
+    Success = 0,
+    /// An action failed (e.g. a program went FATAL instead of RUNNING).
+    Failed = 1,
+    /// Bad command line.
+    Usage = 2,
+    /// `status`, `health` or `pid` found a named program not running.
+    NotRunning = 3,
+    /// A program name is unknown.
+    NoSuchProgram = 4,
+    /// The daemon cannot be reached (or refused this user).
+    Unreachable = 5,
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  an action failed (e.g. a program went FATAL instead of RUNNING)
+  2  usage error
+  3  status/health/pid: a named program (health: an autostart program) is not running
+  4  unknown program name
+  5  the daemon cannot be reached (or refused this user)";
+
+/// Control a running nsvisor daemon.
+#[derive(Debug, Parser)]
+#[command(name = "nsvisorctl", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Control socket [default: $NSVISOR_SOCKET, else the daemon's default:
+    /// /run/nsvisor.sock as root, $XDG_RUNTIME_DIR/nsvisor.sock, /tmp/nsvisor-<uid>.sock]
+    #[arg(short, long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Print JSON (one document, or one per line for streams) instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Show programs: NAME STATE DESCRIPTION (all, or the names / GROUP:* given).
+    Status {
+        /// Program names or GROUP:*.
+        names: Vec<String>,
+    },
+    /// Start programs; waits until they are RUNNING (or failed).
+    Start(Targets),
+    /// Stop programs; waits until they are STOPPED.
+    Stop(Targets),
+    /// Stop, then start programs; waits until they are RUNNING (or failed).
+    Restart(Targets),
+    /// Send a signal to programs (HUP, SIGUSR1, 15 ...).
+    Signal {
+        /// Signal name or number.
+        signal: String,
+        /// Program names, GROUP:* or all.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Print the end of a program's output.
+    Tail {
+        /// Keep printing new output until the program's stream ends.
+        #[arg(short, long)]
+        follow: bool,
+        /// Number of lines to show first.
+        #[arg(short = 'n', long, default_value_t = 10, conflicts_with = "bytes")]
+        lines: usize,
+        /// Show the last N bytes instead of lines.
+        #[arg(short = 'c', long, value_name = "N")]
+        bytes: Option<usize>,
+        /// Read stderr instead of stdout.
+        #[arg(long)]
+        stderr: bool,
+        /// Program name.
+        name: String,
+    },
+    /// Print a program's pid (0 when not running), or the daemon's pid.
+    Pid {
+        /// Program name (none: the daemon).
+        name: Option<String>,
+    },
+    /// Re-read the configuration and apply the difference.
+    Reload,
+    /// Stop every program and the daemon.
+    Shutdown,
+    /// Exit 0 when every autostart program is RUNNING (for liveness probes).
+    Health,
+    /// Follow state changes as they happen.
+    Events,
+    /// Print the client's and the daemon's versions.
+    Version,
+    /// Print a shell completion script.
+    Completions {
+        /// Shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Targets of start/stop/restart.
+#[derive(Debug, clap::Args)]
+pub struct Targets {
+    /// Answer at once instead of waiting for the target state.
+    #[arg(long)]
+    no_wait: bool,
+    /// Program names, GROUP:* or all.
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { Exit::Usage as u8 } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("nsvisorctl: cannot start: {e}");
+            return ExitCode::from(Exit::Failed as u8);
+        }
+    };
+    let socket = client::socket_path(cli.socket.clone());
+    let exit = runtime.block_on(commands::run(cli, client::Client::new(socket)));
+    ExitCode::from(exit as u8)
+}

@@ -1,4 +1,10 @@
 //! nsvisor: a process supervisor and PID 1 for containers.
+//!
+//! [`run`] is the whole life of the daemon, called by `main.rs` and by tests:
+//! raise the fd limit → become a subreaper unless PID 1 → install signal
+//! handlers → open the control socket → start the supervisor task (which
+//! starts the programs) → wait for it to finish a shutdown → close the control
+//! socket → return the exit code.
 #![deny(unsafe_code)]
 
 pub mod api;
@@ -6,5 +12,84 @@ pub mod config;
 pub mod logs;
 pub mod net;
 pub mod process;
+pub mod signals;
 pub mod supervisor;
 pub mod sys;
+
+use config::Config;
+pub use supervisor::RunOptions;
+
+/// Exit code for config and usage errors.
+pub const EXIT_CONFIG: i32 = 2;
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Installing signal handlers failed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    /// Opening /dev/null or another start-up resource failed.
+    #[error("cannot set up the supervisor: {0}")]
+    Setup(#[source] std::io::Error),
+    /// The control socket could not be set up.
+    #[error(transparent)]
+    Api(#[from] api::Error),
+}
+
+/// Runs the daemon until its shutdown completes; returns the exit code.
+/// Must be called inside a tokio runtime.
+pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
+    raise_fd_limit(config.supervisor.minfds);
+    become_reaper();
+    let signals = signals::register(options.main_command.is_some()).map_err(RunError::Signals)?;
+    let signals_handle = signals.handle();
+    let api_config = config.supervisor.clone();
+    let single_command = options.main_command.is_some();
+    let (sup, handle, commands) =
+        supervisor::Supervisor::new(config, options).map_err(RunError::Setup)?;
+    let api = match api::serve(handle, &api_config).await {
+        Ok(api) => Some(api),
+        // A tini-style init must not fail for want of a control socket.
+        Err(e) if single_command => {
+            tracing::warn!("{e}; continuing without the control API");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let code = sup.run(signals, commands).await;
+    if let Some(api) = api {
+        api.close().await;
+    }
+    signals_handle.close();
+    Ok(code)
+}
+
+/// Raises the soft RLIMIT_NOFILE to `minfds` (and the hard one when allowed).
+fn raise_fd_limit(minfds: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft >= minfds {
+        return;
+    }
+    let new_hard = hard.max(minfds);
+    if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, minfds, new_hard) {
+        match setrlimit(Resource::RLIMIT_NOFILE, minfds.min(hard), hard) {
+            Ok(()) => tracing::warn!("minfds {minfds}: raised the open-files limit only to {} (hard limit; raising it: {e})", minfds.min(hard)),
+            Err(e) => tracing::warn!("minfds {minfds}: cannot raise the open-files limit from {soft}: {e}"),
+        }
+    }
+}
+
+/// As PID 1 the kernel re-parents orphans to us; otherwise ask for it.
+fn become_reaper() {
+    if std::process::id() == 1 {
+        return;
+    }
+    if let Err(e) = sys::set_subreaper() {
+        tracing::warn!(
+            "cannot become a child subreaper (orphans of programs will not be reaped): {e}"
+        );
+    }
+}

@@ -1,2 +1,207 @@
-//! `nsvisor` command line.
-fn main() {}
+//! `nsvisor` command line: parse arguments → set up the daemon's own log →
+//! load the config → run the supervisor → exit with its code.
+//!
+//! Exit codes: 0 after a requested shutdown; the critical / `--` program's
+//! status when it ended (128+N when killed by signal N, 127 not found, 126 not
+//! executable); 2 for config and usage errors; 1 when the daemon itself
+//! cannot start.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use nsvisor::config::{Config, ConfigErrors};
+use nsvisor::{RunOptions, EXIT_CONFIG};
+
+const DEFAULT_CONFIG: &str = "/etc/nsvisor/nsvisor.toml";
+
+/// A process supervisor and PID 1 for containers.
+///
+/// Reads a TOML list of programs, starts them, restarts them by policy, and on
+/// SIGTERM stops each with its own stopsignal, waits stopwaitsecs, then
+/// SIGKILLs what is left. With `-- CMD ARGS`, it is a tini-style init for one
+/// command (and with `-c FILE -- CMD`, CMD runs beside the config's programs
+/// as the critical main program).
+#[derive(Debug, Parser)]
+#[command(
+    name = "nsvisor",
+    version,
+    after_help = "\
+Signals: TERM, INT, QUIT shut down gracefully; HUP reloads the config; USR2 reopens log files.
+In single-command mode (no config), every signal except CHLD is forwarded to CMD.
+
+Exit codes:
+  0    shut down on request
+  N    status of the critical program or CMD (128+N when killed by signal N,
+       127 command not found, 126 not executable)
+  1    the daemon could not start
+  2    invalid configuration or usage
+
+Examples:
+  nsvisor -c /etc/nsvisor/nsvisor.toml
+  nsvisor check -c nsvisor.toml
+  nsvisor -- python3 app.py
+  nsvisor -c sidecars.toml -- ./server --port 8080"
+)]
+struct Cli {
+    /// Config file [default: $NSVISOR_CONFIG, else /etc/nsvisor/nsvisor.toml;
+    /// with `-- CMD`, no config unless given]
+    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+
+    /// Format of the daemon's own log on stderr
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    /// Level of the daemon's own log: error, warn, info, debug, trace
+    /// [default: the config's log_level, else info; RUST_LOG overrides]
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+
+    /// Forward signals to CMD's pid only, not to its whole process group
+    #[arg(long)]
+    single_child: bool,
+
+    /// Seconds between SIGTERM and SIGKILL for what is left of CMD's process
+    /// group after CMD exits, and CMD's own stop grace in sidecar mode
+    /// [default: the config's shutdown_grace, else 5]
+    #[arg(long, value_name = "SECS")]
+    grace: Option<f64>,
+
+    #[command(subcommand)]
+    subcommand: Option<Sub>,
+
+    /// Command to run as the main program (single-command mode)
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Validate the config (and its includes) without starting anything:
+    /// exit 0 when valid, 2 with every error otherwise
+    Check,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines
+    Text,
+    /// One JSON object per line
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let path = config_path(&cli);
+    if let Some(Sub::Check) = cli.subcommand {
+        return check(
+            path.as_deref()
+                .unwrap_or(std::path::Path::new(DEFAULT_CONFIG)),
+        );
+    }
+    let config = match &path {
+        Some(p) => match Config::load(p) {
+            Ok(c) => c,
+            Err(e) => return config_failure(&e),
+        },
+        None => Config::empty(),
+    };
+    // A tini-style init stays quiet unless something goes wrong.
+    let quiet = path.is_none().then_some("warn");
+    init_tracing(&cli, config.supervisor.log_level.as_deref().or(quiet));
+    let mut config = config;
+    if let Some(grace) = cli.grace {
+        if !(grace.is_finite() && grace >= 0.0) {
+            eprintln!("nsvisor: --grace must be a non-negative number of seconds, not {grace}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+        config.supervisor.shutdown_grace = std::time::Duration::from_secs_f64(grace);
+    }
+    let options = RunOptions {
+        main_command: (!cli.command.is_empty()).then(|| cli.command.clone()),
+        single_child: cli.single_child,
+    };
+    if options.main_command.is_some()
+        && config
+            .programs
+            .contains_key(nsvisor::supervisor::MAIN_PROGRAM)
+    {
+        eprintln!(
+            "nsvisor: program name \"main\" is reserved for the -- command in {}",
+            config.path.display()
+        );
+        return ExitCode::from(EXIT_CONFIG as u8);
+    }
+    if options.main_command.is_none() && config.programs.is_empty() {
+        tracing::warn!("no programs configured; waiting for a reload or a signal");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("nsvisor: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(nsvisor::run(config, options)) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `-c FILE`, else `$NSVISOR_CONFIG`, else the default path — except in
+/// single-command mode, which needs no config.
+fn config_path(cli: &Cli) -> Option<PathBuf> {
+    if let Some(p) = &cli.config {
+        return Some(p.clone());
+    }
+    if let Some(p) = std::env::var_os("NSVISOR_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    if cli.command.is_empty() || matches!(cli.subcommand, Some(Sub::Check)) {
+        Some(PathBuf::from(DEFAULT_CONFIG))
+    } else {
+        None
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(c) => {
+            println!("{}: ok ({} programs)", path.display(), c.programs.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => config_failure(&e),
+    }
+}
+
+fn config_failure(e: &ConfigErrors) -> ExitCode {
+    let n = e.0.len();
+    eprintln!("{e}");
+    eprintln!(
+        "nsvisor: {n} error{} in the configuration",
+        if n == 1 { "" } else { "s" }
+    );
+    ExitCode::from(EXIT_CONFIG as u8)
+}
+
+fn init_tracing(cli: &Cli, config_level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let level = cli.log_level.as_deref().or(config_level).unwrap_or("info");
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,5 +1,463 @@
 //! The only module with `unsafe`: raw syscalls behind safe functions (DESIGN rule 4).
+//!
+//! Owns the start of programs ([`spawn_child`], vfork-style clone + exec):
+//! everything the child needs is prepared by the caller before the clone
+//! ([`ChildSetup`]); between clone and exec the child makes only raw,
+//! async-signal-safe syscalls, allocates nothing and takes no lock (DESIGN
+//! rule 5). An exec failure is reported through a
+//! close-on-exec pipe and never waited for here: the failed child is reaped by
+//! the one reaper like every other child (DESIGN rule 3).
+//!
+//! Other areas append their wrappers at the end, each under its own heading.
 #![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+/// How the child's process group is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Session {
+    /// `setsid()`: own session and process group, no controlling terminal.
+    NewSession,
+    /// `setpgid(0, 0)`, then make the group the foreground group of this
+    /// terminal (single-command mode with a tty, like tini).
+    ForegroundGroup {
+        /// The terminal fd (usually 0).
+        tty: RawFd,
+    },
+    /// `setpgid(0, 0)` only.
+    NewGroup,
+}
+
+/// Uid, gid and supplementary groups to switch to, resolved before the fork.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ids {
+    /// User id.
+    pub uid: libc::uid_t,
+    /// Primary group id.
+    pub gid: libc::gid_t,
+    /// Supplementary groups.
+    pub groups: Vec<libc::gid_t>,
+}
+
+/// Everything the child does between fork and exec, prepared in the parent.
+#[derive(Debug)]
+pub struct ChildSetup {
+    /// Resolved executable path.
+    pub path: CString,
+    /// argv (argv[0] first).
+    pub argv: Vec<CString>,
+    /// Complete environment, `KEY=value`.
+    pub envp: Vec<CString>,
+    /// Working directory.
+    pub cwd: Option<CString>,
+    /// umask.
+    pub umask: Option<libc::mode_t>,
+    /// User switch (done last).
+    pub ids: Option<Ids>,
+    /// Network namespace to enter (fd opened by the caller).
+    pub netns: Option<RawFd>,
+    /// Process group / session setup.
+    pub session: Session,
+    /// fds to install as 0, 1, 2 (`None`: keep the daemon's).
+    pub stdio: [Option<RawFd>; 3],
+}
+
+/// The step of the child setup that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnStage {
+    /// Creating the error pipe.
+    Pipe,
+    /// fork().
+    Fork,
+    /// setsid / setpgid / tcsetpgrp.
+    Session,
+    /// setns into the network namespace.
+    Setns,
+    /// chdir to `directory`.
+    Chdir,
+    /// dup2 of stdio.
+    Stdio,
+    /// setgroups / setgid / setuid.
+    User,
+    /// execve.
+    Exec,
+}
+
+impl SpawnStage {
+    fn from_u8(v: u8) -> SpawnStage {
+        match v {
+            2 => SpawnStage::Session,
+            3 => SpawnStage::Setns,
+            4 => SpawnStage::Chdir,
+            5 => SpawnStage::Stdio,
+            6 => SpawnStage::User,
+            _ => SpawnStage::Exec,
+        }
+    }
+
+    /// Words for messages: `cannot change directory`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SpawnStage::Pipe => "cannot create a pipe",
+            SpawnStage::Fork => "cannot fork",
+            SpawnStage::Session => "cannot create a session",
+            SpawnStage::Setns => "cannot enter the network namespace",
+            SpawnStage::Chdir => "cannot change directory",
+            SpawnStage::Stdio => "cannot set up stdin/stdout/stderr",
+            SpawnStage::User => "cannot switch user",
+            SpawnStage::Exec => "cannot execute",
+        }
+    }
+}
+
+/// A spawn that failed, with the failing step and the OS error. `pid` is the
+/// child that reported the failure (already exiting; the reaper collects it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpawnFailure {
+    /// Failed step.
+    pub stage: SpawnStage,
+    /// OS error.
+    pub errno: Errno,
+    /// The child that failed after the fork, if it got that far.
+    pub pid: Option<Pid>,
+}
+
+/// Stack size of the child between clone and exec (it only makes syscalls).
+const CHILD_STACK: usize = 64 * 1024;
+
+/// What the child reads between clone and exec; all prepared by the parent.
+struct ChildContext<'a> {
+    setup: &'a ChildSetup,
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+    groups: &'a [libc::gid_t],
+    err_fd: RawFd,
+}
+
+/// Starts a program as described by `setup`. Returns once the child has
+/// exec'd (or reported why it could not): the error pipe is close-on-exec,
+/// so EOF means success.
+///
+/// Like `posix_spawn`, the child is created with `clone(CLONE_VM |
+/// CLONE_VFORK)`: it borrows the daemon's memory until exec instead of
+/// copying its page tables, and the calling thread sleeps until then. The
+/// child therefore writes nothing but its own stack, makes raw syscalls
+/// only, and never runs a handler of the daemon (every signal is blocked
+/// across the clone and the child resets all dispositions before unblocking).
+pub fn spawn_child(setup: &ChildSetup) -> Result<Pid, SpawnFailure> {
+    let fail = |stage, errno| SpawnFailure {
+        stage,
+        errno,
+        pid: None,
+    };
+    // Pointer arrays built before the clone: the child must not allocate.
+    let mut argv: Vec<*const libc::c_char> = setup.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = setup.envp.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let groups: &[libc::gid_t] = setup.ids.as_ref().map_or(&[], |i| &i.groups);
+
+    let (err_read, err_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(SpawnStage::Pipe, e))?;
+    let ctx = ChildContext {
+        setup,
+        argv: &argv,
+        envp: &envp,
+        groups,
+        err_fd: err_write.as_raw_fd(),
+    };
+    let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK);
+    // The stack grows down: hand clone the 16-byte aligned top of the buffer.
+    let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
+
+    let all = sigset_full();
+    let mut old = sigset_empty();
+    // SAFETY: both sets are initialised; pthread_sigmask only reads/writes them.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old) };
+    // SAFETY: `child_entry` only reads `ctx` (alive until clone returns, since
+    // CLONE_VFORK suspends this thread until the child execs or exits), writes
+    // only its own stack (inside `stack`, alive as well), and makes raw
+    // syscalls before exec or _exit.
+    let pid = unsafe {
+        libc::clone(
+            child_entry,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &ctx as *const ChildContext as *mut libc::c_void,
+        )
+    };
+    let clone_errno = Errno::last();
+    // SAFETY: restoring the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    drop(stack);
+    if pid < 0 {
+        return Err(fail(SpawnStage::Fork, clone_errno));
+    }
+    drop(err_write);
+    let child = Pid::from_raw(pid);
+
+    let mut report = [0u8; 5];
+    let mut got = 0;
+    while got < report.len() {
+        match nix::unistd::read(err_read.as_raw_fd(), &mut report[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    if got == report.len() {
+        let errno = i32::from_ne_bytes([report[1], report[2], report[3], report[4]]);
+        return Err(SpawnFailure {
+            stage: SpawnStage::from_u8(report[0]),
+            errno: Errno::from_raw(errno),
+            pid: Some(child),
+        });
+    }
+    Ok(child)
+}
+
+extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ChildContext` handed to clone by `spawn_child`,
+    // alive until this child execs or exits.
+    unsafe {
+        let ctx = &*(arg as *const ChildContext);
+        child_after_clone(ctx)
+    }
+}
+
+fn sigset_full() -> libc::sigset_t {
+    // SAFETY: sigfillset initialises the zeroed set.
+    unsafe {
+        let mut s: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut s);
+        s
+    }
+}
+
+fn sigset_empty() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the zeroed set.
+    unsafe {
+        let mut s: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut s);
+        s
+    }
+}
+
+/// The kernel's `struct sigaction` (x86_64 / aarch64 layout), for the raw syscall.
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Runs in the cloned child: raw syscalls only, no allocation; never returns.
+///
+/// # Safety
+/// Must only be called in the child created by `spawn_child`.
+unsafe fn child_after_clone(ctx: &ChildContext) -> ! {
+    let setup = ctx.setup;
+    let err_fd = ctx.err_fd;
+    let report = |stage: u8| -> ! {
+        let errno = *libc::__errno_location();
+        let e = errno.to_ne_bytes();
+        let buf = [stage, e[0], e[1], e[2], e[3]];
+        libc::write(err_fd, buf.as_ptr().cast(), buf.len());
+        libc::_exit(127)
+    };
+
+    // 1. session / process group
+    match setup.session {
+        Session::NewSession => {
+            if libc::setsid() < 0 {
+                report(2);
+            }
+        }
+        Session::NewGroup => {
+            if libc::setpgid(0, 0) < 0 {
+                report(2);
+            }
+        }
+        Session::ForegroundGroup { tty } => {
+            if libc::setpgid(0, 0) < 0 {
+                report(2);
+            }
+            // We are now in a background group: tcsetpgrp would raise
+            // SIGTTOU, which is blocked here (the whole mask is).
+            let pgrp: libc::pid_t = libc::getpid();
+            libc::ioctl(tty, libc::TIOCSPGRP, &pgrp as *const libc::pid_t);
+        }
+    }
+    // 2. network namespace
+    if let Some(fd) = setup.netns {
+        if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
+            report(3);
+        }
+    }
+    // 3. umask
+    if let Some(m) = setup.umask {
+        libc::umask(m);
+    }
+    // 4. directory
+    if let Some(cwd) = &setup.cwd {
+        if libc::chdir(cwd.as_ptr()) < 0 {
+            report(4);
+        }
+    }
+    // 5. stdio
+    for (target, src) in setup.stdio.iter().enumerate() {
+        if let Some(src) = *src {
+            let target = target as RawFd;
+            if src == target {
+                let flags = libc::fcntl(src, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(src, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    report(5);
+                }
+            } else if libc::dup2(src, target) < 0 {
+                report(5);
+            }
+        }
+    }
+    // 6. signal dispositions to default, then (at exec) an empty mask.
+    // The raw syscall, not libc's sigaction: glibc refuses the signals it
+    // reserves for itself (32, 33), which may still be inherited as ignored.
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
+        }
+    }
+    // 7. user and groups, last. Raw syscalls: glibc's wrappers would try to
+    // change the ids of every thread of the daemon, whose memory we share.
+    if let Some(ids) = &setup.ids {
+        let groups = ctx.groups;
+        if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) < 0
+            || libc::syscall(libc::SYS_setgid, ids.gid) < 0
+            || libc::syscall(libc::SYS_setuid, ids.uid) < 0
+        {
+            report(6);
+        }
+    }
+    let empty: u64 = 0;
+    libc::syscall(
+        libc::SYS_rt_sigprocmask,
+        libc::SIG_SETMASK,
+        &empty as *const u64,
+        std::ptr::null_mut::<u64>(),
+        8usize,
+    );
+    libc::execve(setup.path.as_ptr(), ctx.argv.as_ptr(), ctx.envp.as_ptr());
+    report(7)
+}
+
+/// Sends `sig` to a process, or to its process group when `group`.
+/// A process that is already gone (ESRCH) is not an error.
+pub fn send_signal(pid: Pid, sig: nix::sys::signal::Signal, group: bool) -> Result<(), Errno> {
+    let res = if group {
+        nix::sys::signal::killpg(pid, sig)
+    } else {
+        nix::sys::signal::kill(pid, sig)
+    };
+    match res {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// True while the process group `pgid` has at least one member.
+pub fn group_alive(pgid: Pid) -> bool {
+    !matches!(nix::sys::signal::killpg(pgid, None), Err(Errno::ESRCH))
+}
+
+/// Makes this process a child subreaper, so orphans of its programs are
+/// re-parented to it (not needed as PID 1, which adopts them anyway).
+pub fn set_subreaper() -> Result<(), Errno> {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes plain integers.
+    let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// Opens `/dev/null` read-write, close-on-exec (the programs' stdin).
+pub fn open_dev_null() -> std::io::Result<OwnedFd> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    Ok(OwnedFd::from(f))
+}
+
+/// True when fd 0 is a terminal.
+pub fn stdin_is_tty() -> bool {
+    nix::unistd::isatty(0).unwrap_or(false)
+}
+
+/// Duplicates an fd, close-on-exec.
+pub fn dup_cloexec(fd: RawFd) -> Result<OwnedFd, Errno> {
+    let new = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?;
+    // SAFETY: `new` is a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+// ---- api ----
+
+/// `SO_PEERGROUPS` (Linux 4.13+); not exported by libc for every target.
+#[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
+const SO_PEERGROUPS: libc::c_int = 0x3d;
+#[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
+const SO_PEERGROUPS: libc::c_int = 59;
+
+/// The supplementary groups of the process at the other end of a unix
+/// socket, as they were when it connected (`SO_PEERGROUPS`).
+pub fn peer_groups(socket: std::os::fd::BorrowedFd<'_>) -> std::io::Result<Vec<u32>> {
+    let gid_size = std::mem::size_of::<libc::gid_t>();
+    let mut groups: Vec<libc::gid_t> = vec![0; 32];
+    loop {
+        let mut len = (groups.len() * gid_size) as libc::socklen_t;
+        // SAFETY: `groups` is a live buffer of exactly `len` bytes, `len` points
+        // to a valid socklen_t, and the fd is borrowed for the whole call.
+        let rc = unsafe {
+            libc::getsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::SOL_SOCKET,
+                SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let needed = len as usize / gid_size;
+        if rc == 0 {
+            groups.truncate(needed);
+            return Ok(groups);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ERANGE) && needed > groups.len() {
+            groups.resize(needed, 0);
+            continue;
+        }
+        return Err(err);
+    }
+}
 
 // ---- net ----
 // Namespace, mount and zero-copy wrappers for `net/`. nix already wraps these

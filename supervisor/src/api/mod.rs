@@ -1,1 +1,175 @@
-//! Control API: HTTP/1.1 + JSON on a unix socket.
+//! Control API: HTTP/1.1 + JSON on a unix socket (DESIGN §5, `docs/api.md`).
+//!
+//! [`serve`] binds the socket ([`socket`]: stale-socket replacement, mode,
+//! owner), then runs the accept loop ([`server`]): every connection's peer
+//! credentials are checked ([`peer`]) before hyper serves it, and each request
+//! is turned into a supervisor [`Command`](crate::supervisor::command::Command)
+//! by [`routes`] through the [`Handle`]. Streaming answers (`tail -f`, events)
+//! live in [`stream`], Prometheus text in [`metrics`].
+//!
+//! Invariants: the supervisor never waits on a client (requests go through the
+//! Handle's channel with oneshot replies; streams read broadcast receivers, so a
+//! slow client lags and loses data rather than slowing anyone); a misbehaving
+//! client gets an error answer or is dropped, it never stops the loop; there is
+//! no TCP listener. Called once by `lib.rs::run`; the returned [`ApiServer`]
+//! removes the socket file when closed or dropped.
+
+mod metrics;
+mod peer;
+mod reply;
+mod routes;
+mod server;
+mod socket;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::SupervisorConfig;
+use crate::supervisor::command::Handle;
+
+pub use peer::Access;
+pub use server::Limits;
+pub use socket::socket_path;
+
+/// Why the control API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A live daemon answers on the socket path.
+    #[error(
+        "control socket {path}: another nsvisor is already running and answering on it; \
+         stop it first, or set a different [supervisor] socket"
+    )]
+    AlreadyRunning {
+        /// Socket path.
+        path: PathBuf,
+    },
+    /// Something that is not a socket is in the way.
+    #[error("control socket {path}: the path exists and is not a socket; remove it or set a different [supervisor] socket")]
+    NotASocket {
+        /// Socket path.
+        path: PathBuf,
+    },
+    /// The existing socket could not be checked.
+    #[error("control socket {path}: cannot check the existing socket: {source}")]
+    Probe {
+        /// Socket path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A stale socket could not be removed.
+    #[error(
+        "control socket {path}: cannot remove the stale socket left by a previous run: {source}"
+    )]
+    RemoveStale {
+        /// Socket path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// bind(2) failed.
+    #[error("control socket {path}: cannot listen: {source}")]
+    Bind {
+        /// Socket path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// chmod failed.
+    #[error("control socket {path}: cannot set mode {mode:04o}: {source}")]
+    Chmod {
+        /// Socket path.
+        path: PathBuf,
+        /// Mode asked for.
+        mode: u32,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// `socket_owner` names a user or group that does not exist.
+    #[error("control socket {path}: socket_owner {owner:?}: {what}")]
+    Owner {
+        /// Socket path.
+        path: PathBuf,
+        /// `socket_owner` as written.
+        owner: String,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// chown failed.
+    #[error("control socket {path}: cannot change owner to {owner:?}: {source}")]
+    Chown {
+        /// Socket path.
+        path: PathBuf,
+        /// `socket_owner` as written.
+        owner: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// The running control API. Closing it (or dropping it) stops accepting,
+/// ends streaming answers and removes the socket file.
+#[derive(Debug)]
+pub struct ApiServer {
+    path: PathBuf,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+    _socket: socket::SocketFile,
+}
+
+impl ApiServer {
+    /// The socket path the API listens on.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops accepting, lets requests in flight finish (streams end at once),
+    /// and removes the socket file.
+    pub async fn close(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Binds the control socket (`cfg.socket`, or the default rule of
+/// [`nsvisor_proto::default_socket_path`]), applies `socket_mode` and
+/// `socket_owner`, and spawns the accept loop on the current tokio runtime.
+pub async fn serve(handle: Handle, cfg: &SupervisorConfig) -> Result<ApiServer, Error> {
+    serve_with(handle, cfg, Limits::default()).await
+}
+
+/// [`serve`] with other limits than the defaults.
+pub async fn serve_with(
+    handle: Handle,
+    cfg: &SupervisorConfig,
+    limits: Limits,
+) -> Result<ApiServer, Error> {
+    let path = socket_path(cfg);
+    let (listener, file) =
+        socket::bind(&path, cfg.socket_mode, cfg.socket_owner.as_deref()).await?;
+    let access = Access::from_config(cfg);
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(server::accept_loop(
+        listener, access, handle, stopped, limits,
+    ));
+    tracing::info!(socket = %path.display(), "control API listening");
+    Ok(ApiServer {
+        path,
+        stop,
+        task: Some(task),
+        _socket: file,
+    })
+}

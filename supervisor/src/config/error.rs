@@ -1,9 +1,13 @@
 //! Config errors: each names the file, line and column, the program, and the cause.
 //!
 //! `ConfigErrors` collects every error of one load so `nsvisor check` can print
-//! them all at once.
+//! them all at once. `Diag` is the collector the loader threads through every
+//! step: it owns the sources read so far and turns a [`Loc`] into a position
+//! and a snippet of the offending line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use super::raw::{FileId, Loc, Source};
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,10 +23,26 @@ pub struct ConfigError {
     pub program: Option<String>,
     /// What is wrong, lowercase, naming the key and the cause.
     pub message: String,
+    /// The source line the problem is on, when known (shown under the message
+    /// with a caret at the column).
+    pub snippet: Option<String>,
 }
 
 impl ConfigError {
-    fn render(&self) -> String {
+    /// An error about a whole file (unreadable, missing include...).
+    pub fn file(file: &Path, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: file.to_path_buf(),
+            line: None,
+            column: None,
+            program: None,
+            message: message.into(),
+            snippet: None,
+        }
+    }
+
+    /// `file:line:col: program "p": message` without the snippet.
+    pub fn headline(&self) -> String {
         let mut out = self.file.display().to_string();
         if let Some(line) = self.line {
             out.push_str(&format!(":{line}"));
@@ -37,9 +57,103 @@ impl ConfigError {
         out.push_str(&self.message);
         out
     }
+
+    fn render(&self) -> String {
+        let mut out = self.headline();
+        if let (Some(snippet), Some(line)) = (&self.snippet, self.line) {
+            let number = line.to_string();
+            let pad = " ".repeat(number.len());
+            out.push_str(&format!("\n {number} | {snippet}"));
+            if let Some(col) = self.column {
+                let indent = " ".repeat(col.saturating_sub(1));
+                out.push_str(&format!("\n {pad} | {indent}^"));
+            }
+        }
+        out
+    }
 }
 
 /// Every problem found in one load.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigErrors(pub Vec<ConfigError>);
+
+/// Collects errors during one load, with the sources they point into.
+#[derive(Debug, Default)]
+pub(super) struct Diag {
+    sources: Vec<Source>,
+    errors: Vec<(Option<Loc>, ConfigError)>,
+}
+
+impl Diag {
+    /// Registers a file's text; its id is what [`Loc::file`] refers to.
+    pub fn add_source(&mut self, path: PathBuf, text: String) -> FileId {
+        self.sources.push(Source::new(path, text));
+        self.sources.len() - 1
+    }
+
+    /// Path of a registered file.
+    pub fn path(&self, file: FileId) -> &Path {
+        &self.sources[file].path
+    }
+
+    /// Reports a problem at `loc`.
+    pub fn error(&mut self, loc: Loc, program: Option<&str>, message: impl Into<String>) {
+        let source = &self.sources[loc.file];
+        let (line, column) = source.line_col(loc.offset);
+        let snippet = source.line_text(line).replace('\t', " ");
+        let err = ConfigError {
+            file: source.path.clone(),
+            line: Some(line),
+            column: Some(column),
+            program: program.map(str::to_string),
+            message: message.into(),
+            snippet: Some(snippet),
+        };
+        if !self.errors.iter().any(|(_, e)| *e == err) {
+            self.errors.push((Some(loc), err));
+        }
+    }
+
+    /// Reports a problem without a position.
+    pub fn push(&mut self, err: ConfigError) {
+        self.errors.push((None, err));
+    }
+
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// The errors, ordered by file (in reading order) and position.
+    pub fn into_errors(mut self) -> ConfigErrors {
+        self.errors.sort_by_key(|(loc, _)| *loc);
+        ConfigErrors(self.errors.into_iter().map(|(_, e)| e).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_position_program_and_snippet() {
+        let mut diag = Diag::default();
+        let f = diag.add_source(
+            "/c/n.toml".into(),
+            "[programs.web]\n\tautorestrt = 1\n".into(),
+        );
+        diag.error(
+            Loc {
+                file: f,
+                offset: 16,
+            },
+            Some("web"),
+            "unknown key \"autorestrt\"",
+        );
+        let errs = diag.into_errors();
+        assert_eq!(
+            errs.to_string(),
+            "/c/n.toml:2:2: program \"web\": unknown key \"autorestrt\"\n 2 |  autorestrt = 1\n   |  ^"
+        );
+    }
+}

@@ -9,10 +9,21 @@
 //! Callers: `lib.rs` (start-up, `check`, reload) and the supervisor (diffing
 //! program configs on reload via `PartialEq`).
 
+mod deps;
 mod env;
 mod error;
+mod net;
+mod program;
 mod raw;
+mod read;
+mod sandboxes;
+mod suggest;
+mod supervisor;
+mod units;
 mod validate;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -29,7 +40,7 @@ pub type ProgramName = String;
 /// A whole, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// The main config file (include globs are relative to their own file).
+    /// The main config file, absolute (include globs are relative to its directory).
     pub path: PathBuf,
     /// `[supervisor]`.
     pub supervisor: SupervisorConfig,
@@ -130,7 +141,7 @@ pub struct ProgramConfig {
     pub name: ProgramName,
     /// Group (`[programs.NAME]` table name).
     pub group: String,
-    /// Replica number (0 when numprocs = 1).
+    /// Replica number (`numprocs_start`, default 0, when numprocs = 1).
     pub process_num: u32,
     /// argv; never empty.
     pub command: Vec<String>,

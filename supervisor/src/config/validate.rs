@@ -1,19 +1,304 @@
-//! Raw tables → validated [`super::Config`], collecting every error.
+//! The loader: reads the main file and its includes, splits the top level
+//! into `[supervisor]`, `[programs.*]` and `[networks.*]`, runs every section
+//! reader and the cross-program checks, and returns a [`Config`] or every
+//! error found.
+//!
+//! Steps: read + parse + interpolate each file (`raw`, `env`) → top level →
+//! `[supervisor]` (`supervisor`) → includes → networks (`net`) → programs
+//! (`program`) → replicas → `depends_on` (`deps`) → sandboxes and ports
+//! (`sandboxes`)
+//! → duplicate log files. The only system calls are reading files and
+//! expanding include globs (DESIGN rule 6).
 
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
-use super::{Config, ConfigError, ConfigErrors};
+use super::error::Diag;
+use super::program::{self, Instance};
+use super::raw::{self, FileId, Loc, Node, Table, Value};
+use super::suggest::did_you_mean;
+use super::{deps, env, net, sandboxes, supervisor, units};
+use super::{Config, ConfigError, ConfigErrors, LogFile};
 
-/// Loads and validates a config file (stub until the config loader lands).
+const TOP: &[&str] = &["supervisor", "programs", "networks"];
+
+/// A `[programs.NAME]` or `[networks.NAME]` table and where it was defined.
+pub(super) struct Defined {
+    pub name: String,
+    pub key_loc: Loc,
+    pub node: Node,
+    pub file: FileId,
+}
+
+#[derive(Default)]
+struct Parts {
+    programs: Vec<Defined>,
+    networks: Vec<Defined>,
+}
+
+/// Loads and validates a config file and its includes.
 pub(super) fn load(
     path: &Path,
-    _env: &dyn Fn(&str) -> Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
-    Err(ConfigErrors(vec![ConfigError {
-        file: path.to_path_buf(),
-        line: None,
-        column: None,
-        program: None,
-        message: "config loading is not implemented yet".into(),
-    }]))
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let mut diag = Diag::default();
+    let Some((main, root)) = read_file(&mut diag, &path, None, env) else {
+        return Err(diag.into_errors());
+    };
+    let mut parts = Parts::default();
+    let sup_table = split_top(&mut diag, main, root, true, &mut parts);
+    let section = supervisor::read(&mut diag, sup_table.as_ref(), &base);
+    for (file, loc) in expand_includes(&mut diag, &section.includes, &base, &path) {
+        if let Some((id, root)) = read_file(&mut diag, &file, Some(loc), env) {
+            split_top(&mut diag, id, root, false, &mut parts);
+        }
+    }
+    let sup = section.config;
+    let network_defs = unique(&mut diag, parts.networks, "network");
+    let networks = net::read_networks(&mut diag, &network_defs);
+
+    let mut broken = BTreeSet::new();
+    let mut instances = BTreeMap::new();
+    for def in unique(&mut diag, parts.programs, "program") {
+        if let Err(e) = units::check_name(&def.name) {
+            diag.error(def.key_loc, None, format!("program name: {e}"));
+            broken.insert(def.name.clone());
+            continue;
+        }
+        let Value::Table(table) = &def.node.value else {
+            let found = units::describe(&def.node);
+            diag.error(
+                def.node.loc,
+                Some(&def.name),
+                format!("expected a table [programs.{}], found {found}", def.name),
+            );
+            broken.insert(def.name.clone());
+            continue;
+        };
+        let source = diag.path(def.file).to_path_buf();
+        match program::read(&mut diag, &def.name, table, def.node.loc, &source, &sup) {
+            Some(template) => {
+                for inst in template.expand(&sup) {
+                    instances.insert(inst.config.name.clone(), inst);
+                }
+            }
+            None => {
+                broken.insert(def.name.clone());
+            }
+        }
+    }
+    deps::resolve(&mut diag, &mut instances, &broken);
+    sandboxes::resolve(&mut diag, &networks, &mut instances);
+    check_log_files(&mut diag, &instances);
+
+    if diag.has_errors() {
+        return Err(diag.into_errors());
+    }
+    Ok(Config {
+        path,
+        supervisor: sup,
+        programs: instances
+            .into_iter()
+            .map(|(name, inst)| (name, inst.config))
+            .collect(),
+        networks: networks.valid,
+    })
+}
+
+/// Reads, parses and interpolates one file. `from`: the include that named it.
+fn read_file(
+    diag: &mut Diag,
+    path: &Path,
+    from: Option<Loc>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<(FileId, Table)> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            let message = format!("cannot read config file {}: {e}", path.display());
+            match from {
+                Some(loc) => diag.error(loc, None, format!("include: {message}")),
+                None => diag.push(ConfigError::file(path, message)),
+            }
+            return None;
+        }
+    };
+    let id = diag.add_source(path.to_path_buf(), text.clone());
+    match raw::parse(id, &text) {
+        Ok(mut table) => {
+            env::interpolate_tree(diag, &text, &mut table, env);
+            Some((id, table))
+        }
+        Err(e) => {
+            let loc = Loc {
+                file: id,
+                offset: e.offset,
+            };
+            diag.error(loc, None, format!("invalid TOML: {}", e.message));
+            None
+        }
+    }
+}
+
+/// Sorts a file's top-level tables into `parts`; returns `[supervisor]`.
+fn split_top(
+    diag: &mut Diag,
+    file: FileId,
+    root: Table,
+    main: bool,
+    parts: &mut Parts,
+) -> Option<Table> {
+    let mut sup = None;
+    for entry in root.entries {
+        let key = entry.key.as_str();
+        if !TOP.contains(&key) {
+            diag.error(
+                entry.key_loc,
+                None,
+                format!(
+                    "unknown top-level key \"{key}\", expected [supervisor], [programs.NAME] or [networks.NAME]{}",
+                    did_you_mean(key, TOP)
+                ),
+            );
+            continue;
+        }
+        let Value::Table(table) = entry.node.value else {
+            let found = units::describe(&entry.node);
+            diag.error(
+                entry.node.loc,
+                None,
+                format!("{key}: expected a table, found {found}"),
+            );
+            continue;
+        };
+        match key {
+            "supervisor" if !main => diag.error(
+                entry.key_loc,
+                None,
+                "[supervisor] is only allowed in the main config file, not in an included file",
+            ),
+            "supervisor" => sup = Some(table),
+            _ => {
+                let list = if key == "programs" {
+                    &mut parts.programs
+                } else {
+                    &mut parts.networks
+                };
+                list.extend(table.entries.into_iter().map(|e| Defined {
+                    name: e.key,
+                    key_loc: e.key_loc,
+                    node: e.node,
+                    file,
+                }));
+            }
+        }
+    }
+    sup
+}
+
+/// Drops (and reports) a second definition of the same name across files.
+fn unique(diag: &mut Diag, defs: Vec<Defined>, what: &str) -> Vec<Defined> {
+    let mut seen: BTreeMap<String, Loc> = BTreeMap::new();
+    let mut out = Vec::new();
+    for def in defs {
+        if let Some(first) = seen.get(&def.name) {
+            let first_path = diag.path(first.file).display().to_string();
+            let here = diag.path(def.file).display().to_string();
+            let message = format!(
+                "{what} \"{}\" is defined twice: in {first_path} and in {here}",
+                def.name
+            );
+            diag.error(def.key_loc, None, message);
+            continue;
+        }
+        seen.insert(def.name.clone(), def.key_loc);
+        out.push(def);
+    }
+    out
+}
+
+/// Files named by `include` patterns (relative to `base`), in order, each once,
+/// never the main file. A glob matching nothing is fine; a literal path that
+/// does not exist is an error.
+fn expand_includes(
+    diag: &mut Diag,
+    patterns: &[(String, Loc)],
+    base: &Path,
+    main: &Path,
+) -> Vec<(PathBuf, Loc)> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut seen = BTreeSet::from([canonical(main)]);
+    let mut files = Vec::new();
+    for (pattern, loc) in patterns {
+        let full = units::path_in(base, pattern);
+        let mut matched = Vec::new();
+        if pattern.contains(['*', '?', '[']) {
+            let Some(text) = full.to_str() else {
+                diag.error(*loc, None, "include: pattern is not valid UTF-8");
+                continue;
+            };
+            match glob::glob(text) {
+                Ok(paths) => {
+                    for p in paths {
+                        match p {
+                            Ok(p) if p.is_file() => matched.push(p),
+                            Ok(_) => {}
+                            Err(e) => diag.error(*loc, None, format!("include: {e}")),
+                        }
+                    }
+                }
+                Err(e) => diag.error(
+                    *loc,
+                    None,
+                    format!("include: invalid pattern \"{pattern}\": {e}"),
+                ),
+            }
+            matched.sort();
+        } else if full.is_file() {
+            matched.push(full);
+        } else {
+            diag.error(
+                *loc,
+                None,
+                format!("include: file {} does not exist", full.display()),
+            );
+        }
+        for p in matched {
+            if seen.insert(canonical(&p)) {
+                files.push((p, *loc));
+            }
+        }
+    }
+    files
+}
+
+/// Two streams (of any programs) writing the same log file is an error.
+fn check_log_files(diag: &mut Diag, instances: &BTreeMap<String, Instance>) {
+    let mut owners: BTreeMap<&Path, (&str, &str)> = BTreeMap::new();
+    for (name, inst) in instances {
+        let streams = [
+            ("stdout", &inst.config.stdout),
+            ("stderr", &inst.config.stderr),
+        ];
+        for (i, (stream, log)) in streams.into_iter().enumerate() {
+            let LogFile::Path(path) = &log.logfile else {
+                continue;
+            };
+            match owners.get(path.as_path()) {
+                Some((other, other_stream)) => diag.error(
+                    inst.log_locs[i],
+                    Some(name),
+                    format!(
+                        "{stream}_logfile: {} is also the {other_stream} log of program \"{other}\" (use {{process_num}} to give replicas their own files)",
+                        path.display()
+                    ),
+                ),
+                None => {
+                    owners.insert(path, (name, stream));
+                }
+            }
+        }
+    }
 }

@@ -46,16 +46,16 @@ impl Ring {
         if data.is_empty() {
             return;
         }
-        {
-            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            inner.written += data.len() as u64;
-            let cap = inner.capacity;
-            let keep = &data[data.len().saturating_sub(cap)..];
-            let len = inner.buf.len();
-            let overflow = (len + keep.len()).saturating_sub(cap);
-            inner.buf.drain(..overflow.min(len));
-            inner.buf.extend(keep);
-        }
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.written += data.len() as u64;
+        let cap = inner.capacity;
+        let keep = &data[data.len().saturating_sub(cap)..];
+        let len = inner.buf.len();
+        let overflow = (len + keep.len()).saturating_sub(cap);
+        inner.buf.drain(..overflow.min(len));
+        inner.buf.extend(keep);
+        // Sent under the lock (a broadcast send never blocks), so `follow`
+        // sees every byte exactly once: either in its snapshot or as a chunk.
         if self.followers.receiver_count() > 0 {
             let _ = self.followers.send(Bytes::copy_from_slice(data));
         }
@@ -71,17 +71,20 @@ impl Ring {
     /// The last `n` lines kept (fewer if the buffer holds fewer).
     pub fn last_lines(&self, n: usize) -> Vec<u8> {
         let (data, _) = self.snapshot(usize::MAX);
-        let mut seen = 0;
-        let body = data.strip_suffix(b"\n").unwrap_or(&data);
-        for (i, b) in body.iter().enumerate().rev() {
-            if *b == b'\n' {
-                seen += 1;
-                if seen == n {
-                    return data[i + 1..].to_vec();
-                }
-            }
-        }
-        data
+        last_lines(&data, n).to_vec()
+    }
+
+    /// Everything kept so far plus a receiver of every chunk pushed after it,
+    /// with no byte lost or repeated in between (for `tail -f`).
+    pub fn follow(&self) -> (Vec<u8>, broadcast::Receiver<Bytes>) {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let rx = self.followers.subscribe();
+        (inner.buf.iter().copied().collect(), rx)
+    }
+
+    /// How many followers are subscribed right now.
+    pub fn follower_count(&self) -> usize {
+        self.followers.receiver_count()
     }
 
     /// A receiver of every chunk pushed from now on. It ends (RecvError::Closed)
@@ -89,6 +92,25 @@ impl Ring {
     pub fn subscribe(&self) -> broadcast::Receiver<Bytes> {
         self.followers.subscribe()
     }
+}
+
+/// The last `n` lines of `data` (all of it if it holds fewer); a final line
+/// without a newline counts as a line.
+pub fn last_lines(data: &[u8], n: usize) -> &[u8] {
+    if n == 0 {
+        return &[];
+    }
+    let mut seen = 0;
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    for (i, b) in body.iter().enumerate().rev() {
+        if *b == b'\n' {
+            seen += 1;
+            if seen == n {
+                return &data[i + 1..];
+            }
+        }
+    }
+    data
 }
 
 #[cfg(test)]
@@ -111,5 +133,17 @@ mod tests {
         r.push(b"a\nb\nc\n");
         assert_eq!(r.last_lines(2), b"b\nc\n".to_vec());
         assert_eq!(r.last_lines(10), b"a\nb\nc\n".to_vec());
+        assert_eq!(super::last_lines(b"a\nb", 1), b"b");
+        assert_eq!(super::last_lines(b"a\nb\n", 0), b"");
+    }
+
+    #[test]
+    fn follow_sees_every_byte_once() {
+        let r = Ring::new(100);
+        r.push(b"old\n");
+        let (kept, mut rx) = r.follow();
+        r.push(b"new\n");
+        assert_eq!(kept, b"old\n".to_vec());
+        assert_eq!(rx.try_recv().ok(), Some(Bytes::from_static(b"new\n")));
     }
 }

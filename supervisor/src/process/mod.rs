@@ -1,1 +1,4 @@
-//! Spawning programs and reaping children.
+//! Spawning programs (`spawn.rs`) and reaping children (`reaper.rs`).
+
+pub mod reaper;
+pub mod spawn;

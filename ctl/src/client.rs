@@ -1,0 +1,244 @@
+//! Talking to the daemon: HTTP/1.1 over its unix socket, one connection per call.
+//!
+//! Owns the socket path rule (`-s`, then `NSVISOR_SOCKET`, then the daemon's
+//! own default rule) and the mapping of transport and API failures onto
+//! [`CtlError`], whose messages say what to check. Callers in `commands.rs`
+//! get decoded JSON, or a streamed body for `tail -f` and `events`.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use nsvisor_proto::{ApiError, ErrorBody, ErrorKind};
+use serde::de::DeserializeOwned;
+use tokio::net::UnixStream;
+
+/// What can go wrong talking to the daemon.
+#[derive(Debug)]
+pub enum CtlError {
+    /// Nothing answers on the socket.
+    Unreachable {
+        /// Socket path.
+        socket: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The daemon answered with an error.
+    Api(ApiError),
+    /// The answer could not be understood.
+    Protocol {
+        /// Socket path.
+        socket: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl std::fmt::Display for CtlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CtlError::Unreachable { socket, source } => {
+                let socket = socket.display();
+                let hint = match source.kind() {
+                    std::io::ErrorKind::NotFound => {
+                        "no socket there: is nsvisor running, and does its [supervisor] socket match \
+                         (-s/--socket or NSVISOR_SOCKET)?"
+                    }
+                    std::io::ErrorKind::ConnectionRefused => {
+                        "nothing listens there: the daemon is not running (the file is left from an earlier run)"
+                    }
+                    std::io::ErrorKind::PermissionDenied => {
+                        "this user may not open the socket: check [supervisor] socket_mode and socket_owner, \
+                         or run as a user that may"
+                    }
+                    _ => "is nsvisor running, and is this its socket (-s/--socket or NSVISOR_SOCKET)?",
+                };
+                write!(
+                    f,
+                    "cannot reach the nsvisor daemon at {socket}: {source}\n  {hint}"
+                )
+            }
+            CtlError::Api(e) => f.write_str(&e.message),
+            CtlError::Protocol { socket, message } => {
+                write!(f, "unexpected answer from {}: {message}", socket.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for CtlError {}
+
+/// The socket to use: `-s`, else `$NSVISOR_SOCKET`, else the default rule.
+pub fn socket_path(flag: Option<PathBuf>) -> PathBuf {
+    if let Some(path) = flag {
+        return path;
+    }
+    if let Some(env) = std::env::var_os("NSVISOR_SOCKET").filter(|v| !v.is_empty()) {
+        return PathBuf::from(env);
+    }
+    let xdg = std::env::var("XDG_RUNTIME_DIR").ok();
+    let uid = nix::unistd::getuid().as_raw();
+    PathBuf::from(nsvisor_proto::default_socket_path(uid, xdg.as_deref()))
+}
+
+/// A client of one daemon.
+#[derive(Debug, Clone)]
+pub struct Client {
+    socket: PathBuf,
+}
+
+impl Client {
+    /// A client for the daemon at `socket`.
+    pub fn new(socket: PathBuf) -> Client {
+        Client { socket }
+    }
+
+    /// The socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Sends one request; any status comes back as it is.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response<Incoming>, CtlError> {
+        let unreachable = |source| CtlError::Unreachable {
+            socket: self.socket.clone(),
+            source,
+        };
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(unreachable)?;
+        let (mut sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.protocol(format!("handshake: {e}")))?;
+        tokio::spawn(conn);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost");
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| self.protocol(format!("bad request {path}: {e}")))?;
+        sender.send_request(req).await.map_err(|e| {
+            // A daemon that closes without answering is as good as gone.
+            CtlError::Unreachable {
+                socket: self.socket.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::ConnectionReset, e.to_string()),
+            }
+        })
+    }
+
+    /// Sends a request and decodes a JSON answer; error answers become
+    /// [`CtlError::Api`]. `also_ok` lists non-2xx statuses whose body is still
+    /// the answer (health's 503).
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        also_ok: &[u16],
+    ) -> Result<T, CtlError> {
+        let res = self.send(method, path, body).await?;
+        let status = res.status();
+        let data = self.read_all(res).await?;
+        if status.is_success() || also_ok.contains(&status.as_u16()) {
+            return serde_json::from_slice(&data)
+                .map_err(|e| self.protocol(format!("{path}: {e}")));
+        }
+        Err(self.api_error(status.as_u16(), &data))
+    }
+
+    /// The whole body of an answer.
+    pub async fn read_all(&self, res: Response<Incoming>) -> Result<Bytes, CtlError> {
+        res.into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| self.protocol(format!("reading the answer: {e}")))
+    }
+
+    /// The error an error answer carries (or one made up from its status).
+    pub fn api_error(&self, status: u16, data: &[u8]) -> CtlError {
+        match serde_json::from_slice::<ErrorBody>(data) {
+            Ok(body) => CtlError::Api(body.error),
+            Err(_) => CtlError::Api(ApiError::new(
+                kind_of_status(status),
+                format!(
+                    "the daemon answered {status}: {}",
+                    String::from_utf8_lossy(data).trim()
+                ),
+            )),
+        }
+    }
+
+    fn protocol(&self, message: String) -> CtlError {
+        CtlError::Protocol {
+            socket: self.socket.clone(),
+            message,
+        }
+    }
+}
+
+fn kind_of_status(status: u16) -> ErrorKind {
+    match status {
+        404 => ErrorKind::NotFound,
+        409 => ErrorKind::WrongState,
+        403 => ErrorKind::PermissionDenied,
+        413 => ErrorKind::PayloadTooLarge,
+        400 => ErrorKind::BadRequest,
+        405 => ErrorKind::MethodNotAllowed,
+        422 => ErrorKind::InvalidConfig,
+        503 => ErrorKind::ShuttingDown,
+        _ => ErrorKind::Failed,
+    }
+}
+
+/// Escapes a program name or target for a path segment (`web:*` → `web:%2A`).
+pub fn segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_escaped() {
+        assert_eq!(segment("web:*"), "web:%2A");
+        assert_eq!(segment("a b/c"), "a%20b%2Fc");
+        assert_eq!(segment("web:0"), "web:0");
+    }
+
+    #[test]
+    fn unreachable_message_names_the_socket_and_what_to_check() {
+        let e = CtlError::Unreachable {
+            socket: PathBuf::from("/run/x.sock"),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        let m = e.to_string();
+        assert!(
+            m.starts_with("cannot reach the nsvisor daemon at /run/x.sock"),
+            "{m}"
+        );
+        assert!(m.contains("NSVISOR_SOCKET"), "{m}");
+    }
+}

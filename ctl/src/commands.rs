@@ -1,0 +1,388 @@
+//! What each `nsvisorctl` command does: which requests it sends, what it
+//! prints (text via `render.rs`, or JSON), and which exit code it ends with.
+//!
+//! Results go to stdout; failures to stderr as `nsvisorctl: <message>` (with
+//! `--json`: one `{"error":{"kind","message"}}` line). When several things
+//! happen (several targets), the most severe exit code wins. A closed stdout
+//! (`| head`) ends the command quietly. Called once by `main.rs`.
+
+use std::io::Write;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::Method;
+use nsvisor_proto::{
+    ActionResult, ErrorKind, Health, ProgramInfo, ReloadResult, State, StateEvent,
+};
+use serde::Serialize;
+
+use crate::client::{segment, Client, CtlError};
+use crate::{render, Cli, Cmd, Exit, Targets};
+
+/// Runs the command of `cli` against the daemon behind `client`.
+pub async fn run(cli: Cli, client: Client) -> Exit {
+    let ctx = Ctx {
+        client,
+        json: cli.json,
+    };
+    let result = match cli.command {
+        Cmd::Status { names } => ctx.status(&names).await,
+        Cmd::Start(t) => ctx.act("start", &t).await,
+        Cmd::Stop(t) => ctx.act("stop", &t).await,
+        Cmd::Restart(t) => ctx.act("restart", &t).await,
+        Cmd::Signal { signal, names } => ctx.signal(&signal, &names).await,
+        Cmd::Tail {
+            follow,
+            lines,
+            bytes,
+            stderr,
+            name,
+        } => {
+            let cut = match bytes {
+                Some(n) => format!("bytes={n}"),
+                None => format!("lines={lines}"),
+            };
+            ctx.tail(
+                &name,
+                if stderr { "stderr" } else { "stdout" },
+                &cut,
+                follow,
+            )
+            .await
+        }
+        Cmd::Pid { name } => ctx.pid(name.as_deref()).await,
+        Cmd::Reload => ctx.reload().await,
+        Cmd::Shutdown => ctx.shutdown().await,
+        Cmd::Health => ctx.health().await,
+        Cmd::Events => ctx.events().await,
+        Cmd::Version => ctx.version().await,
+        Cmd::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "nsvisorctl", &mut std::io::stdout());
+            Ok(Exit::Success)
+        }
+    };
+    result.unwrap_or_else(|e| ctx.fail(&e))
+}
+
+struct Ctx {
+    client: Client,
+    json: bool,
+}
+
+/// stdout went away (`| head`): stop quietly.
+struct Closed;
+
+impl Ctx {
+    /// Reports a failure on stderr and gives its exit code.
+    fn fail(&self, e: &CtlError) -> Exit {
+        if self.json {
+            let (kind, message) = match e {
+                CtlError::Api(api) => (
+                    serde_json::to_value(api.kind).unwrap_or_default(),
+                    api.message.clone(),
+                ),
+                CtlError::Unreachable { .. } => ("unreachable".into(), e.to_string()),
+                CtlError::Protocol { .. } => ("protocol".into(), e.to_string()),
+            };
+            eprintln!(
+                "{}",
+                serde_json::json!({"error": {"kind": kind, "message": message}})
+            );
+        } else {
+            eprintln!("nsvisorctl: {e}");
+        }
+        exit_of(e)
+    }
+
+    /// Prints `value` as JSON, or `text`.
+    fn print<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
+        let out = if self.json {
+            let mut s = serde_json::to_string_pretty(value).unwrap_or_default();
+            s.push('\n');
+            s
+        } else {
+            text()
+        };
+        let _ = write_out(out.as_bytes());
+    }
+
+    async fn programs(&self) -> Result<Vec<ProgramInfo>, CtlError> {
+        self.client
+            .call(Method::GET, "/v1/programs", None, &[])
+            .await
+    }
+
+    async fn status(&self, names: &[String]) -> Result<Exit, CtlError> {
+        let programs = self.programs().await?;
+        if names.is_empty() {
+            let all: Vec<&ProgramInfo> = programs.iter().collect();
+            self.print(&all, || render::status_table(&all));
+            return Ok(Exit::Success);
+        }
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|n| !programs.iter().any(|p| selects(n, p)))
+            .collect();
+        let shown: Vec<&ProgramInfo> = programs
+            .iter()
+            .filter(|p| names.iter().any(|n| selects(n, p)))
+            .collect();
+        self.print(&shown, || render::status_table(&shown));
+        let mut exit = Exit::Success;
+        if shown.iter().any(|p| p.state != State::Running) {
+            exit = Exit::NotRunning;
+        }
+        for name in missing {
+            let e = CtlError::Api(nsvisor_proto::ApiError::new(
+                ErrorKind::NotFound,
+                format!("no such program: \"{name}\""),
+            ));
+            exit = exit.max(self.fail(&e));
+        }
+        Ok(exit)
+    }
+
+    /// Sends one POST per target and prints every result.
+    async fn each_target(
+        &self,
+        names: &[String],
+        path: impl Fn(&str) -> String,
+        body: Option<Vec<u8>>,
+    ) -> Exit {
+        let mut exit = Exit::Success;
+        let mut all: Vec<ActionResult> = Vec::new();
+        for name in names {
+            match self
+                .client
+                .call::<Vec<ActionResult>>(Method::POST, &path(&segment(name)), body.clone(), &[])
+                .await
+            {
+                Ok(results) => {
+                    if results.iter().any(|r| !r.ok) {
+                        exit = exit.max(Exit::Failed);
+                    }
+                    if !self.json {
+                        let text: String = results
+                            .iter()
+                            .map(|r| render::action_line(r) + "\n")
+                            .collect();
+                        if write_out(text.as_bytes()).is_err() {
+                            return exit;
+                        }
+                    }
+                    all.extend(results);
+                }
+                Err(e) => {
+                    exit = exit.max(self.fail(&e));
+                    if exit == Exit::Unreachable {
+                        return exit;
+                    }
+                }
+            }
+        }
+        if self.json {
+            self.print(&all, String::new);
+        }
+        exit
+    }
+
+    async fn act(&self, verb: &str, t: &Targets) -> Result<Exit, CtlError> {
+        let wait = if t.no_wait { "?wait=false" } else { "" };
+        Ok(self
+            .each_target(
+                &t.names,
+                |target| format!("/v1/programs/{target}/{verb}{wait}"),
+                None,
+            )
+            .await)
+    }
+
+    async fn signal(&self, signal: &str, names: &[String]) -> Result<Exit, CtlError> {
+        let body = serde_json::to_vec(&serde_json::json!({ "signal": signal })).unwrap_or_default();
+        Ok(self
+            .each_target(
+                names,
+                |target| format!("/v1/programs/{target}/signal"),
+                Some(body),
+            )
+            .await)
+    }
+
+    async fn tail(
+        &self,
+        name: &str,
+        stream: &str,
+        cut: &str,
+        follow: bool,
+    ) -> Result<Exit, CtlError> {
+        let follow_q = if follow { "&follow=true" } else { "" };
+        let path = format!(
+            "/v1/programs/{}/logs/{stream}?{cut}{follow_q}",
+            segment(name)
+        );
+        let json = self.json;
+        self.stream(&path, |chunk: Bytes| {
+            if json {
+                let data = String::from_utf8_lossy(&chunk);
+                let line = serde_json::json!({ "name": name, "stream": stream, "data": data });
+                write_out(format!("{line}\n").as_bytes())
+            } else {
+                write_out(&chunk)
+            }
+        })
+        .await
+    }
+
+    async fn events(&self) -> Result<Exit, CtlError> {
+        let json = self.json;
+        let mut pending = BytesMut::new();
+        self.stream("/v1/events", |chunk: Bytes| {
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line = pending.split_to(end + 1);
+                if json {
+                    write_out(&line)?;
+                } else if let Ok(event) = serde_json::from_slice::<StateEvent>(&line) {
+                    write_out(render::event_line(&event).as_bytes())?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// GETs a streamed answer and hands each chunk to `sink` until it ends.
+    async fn stream(
+        &self,
+        path: &str,
+        mut sink: impl FnMut(Bytes) -> Result<(), Closed>,
+    ) -> Result<Exit, CtlError> {
+        let res = self.client.send(Method::GET, path, None).await?;
+        if !res.status().is_success() {
+            let status = res.status().as_u16();
+            let data = self.client.read_all(res).await?;
+            return Err(self.client.api_error(status, &data));
+        }
+        let mut body = res.into_body();
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        if sink(data).is_err() {
+                            return Ok(Exit::Success);
+                        }
+                    }
+                }
+                Err(e) => {
+                    return Err(CtlError::Unreachable {
+                        socket: self.client.socket().to_owned(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            format!("the daemon went away in the middle of the answer: {e}"),
+                        ),
+                    })
+                }
+            }
+        }
+        Ok(Exit::Success)
+    }
+
+    async fn health_of_daemon(&self) -> Result<Health, CtlError> {
+        self.client
+            .call(Method::GET, "/v1/health", None, &[503])
+            .await
+    }
+
+    async fn pid(&self, name: Option<&str>) -> Result<Exit, CtlError> {
+        let Some(name) = name else {
+            let h = self.health_of_daemon().await?;
+            self.print(&serde_json::json!({ "pid": h.pid }), || {
+                format!("{}\n", h.pid)
+            });
+            return Ok(Exit::Success);
+        };
+        let path = format!("/v1/programs/{}", segment(name));
+        let p: ProgramInfo = self.client.call(Method::GET, &path, None, &[]).await?;
+        let pid = p.pid.unwrap_or(0);
+        self.print(&serde_json::json!({ "name": p.name, "pid": pid }), || {
+            format!("{pid}\n")
+        });
+        Ok(if p.state == State::Running {
+            Exit::Success
+        } else {
+            Exit::NotRunning
+        })
+    }
+
+    async fn reload(&self) -> Result<Exit, CtlError> {
+        let r: ReloadResult = self
+            .client
+            .call(Method::POST, "/v1/reload", None, &[])
+            .await?;
+        self.print(&r, || render::reload_text(&r));
+        Ok(Exit::Success)
+    }
+
+    async fn shutdown(&self) -> Result<Exit, CtlError> {
+        let r: serde_json::Value = self
+            .client
+            .call(Method::POST, "/v1/shutdown", None, &[])
+            .await?;
+        self.print(&r, || "shutting down\n".to_string());
+        Ok(Exit::Success)
+    }
+
+    async fn health(&self) -> Result<Exit, CtlError> {
+        let h = self.health_of_daemon().await?;
+        self.print(&h, || render::health_text(&h));
+        Ok(if h.healthy {
+            Exit::Success
+        } else {
+            Exit::NotRunning
+        })
+    }
+
+    async fn version(&self) -> Result<Exit, CtlError> {
+        let client = env!("CARGO_PKG_VERSION");
+        let daemon = self.health_of_daemon().await;
+        let version = daemon.as_ref().ok().map(|h| h.version.clone());
+        self.print(
+            &serde_json::json!({ "client": client, "daemon": version }),
+            || {
+                let mut out = format!("nsvisorctl {client}\n");
+                if let Ok(h) = &daemon {
+                    out.push_str(&format!("nsvisor {} (pid {})\n", h.version, h.pid));
+                }
+                out
+            },
+        );
+        daemon.map(|_| Exit::Success)
+    }
+}
+
+/// Whether `name` (a name, `GROUP:*` or `all`) selects `p`.
+fn selects(name: &str, p: &ProgramInfo) -> bool {
+    name == "all" || p.name == name || name.strip_suffix(":*").is_some_and(|g| g == p.group)
+}
+
+fn exit_of(e: &CtlError) -> Exit {
+    match e {
+        CtlError::Unreachable { .. } => Exit::Unreachable,
+        CtlError::Api(api) => match api.kind {
+            ErrorKind::NotFound => Exit::NoSuchProgram,
+            ErrorKind::PermissionDenied => Exit::Unreachable,
+            ErrorKind::BadRequest => Exit::Usage,
+            _ => Exit::Failed,
+        },
+        CtlError::Protocol { .. } => Exit::Failed,
+    }
+}
+
+/// Writes to stdout at once (streams must not sit in a buffer).
+fn write_out(data: &[u8]) -> Result<(), Closed> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(data)
+        .and_then(|()| out.flush())
+        .map_err(|_| Closed)
+}

@@ -1,0 +1,196 @@
+//! How answers look to a person: the status table and one-line summaries.
+//!
+//! Pure functions from wire types to text, no I/O; `--json` output bypasses
+//! this module. The status table has supervisorctl's shape (`NAME STATE
+//! DESCRIPTION`, no header, columns aligned) so habits and scripts carry over.
+
+use std::fmt::Write as _;
+
+use nsvisor_proto::{format_uptime, ActionResult, Health, ProgramInfo, ReloadResult, StateEvent};
+
+/// One line per program: name, state and description, aligned.
+pub fn status_table(programs: &[&ProgramInfo]) -> String {
+    let name_w = programs
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(32);
+    let mut out = String::with_capacity(programs.len() * 64);
+    for p in programs {
+        let _ = if p.description.is_empty() {
+            writeln!(out, "{:<name_w$} {}", p.name, p.state.as_str())
+        } else {
+            writeln!(
+                out,
+                "{:<name_w$} {:<10} {}",
+                p.name,
+                p.state.as_str(),
+                p.description
+            )
+        };
+    }
+    out
+}
+
+/// `web: started`, or `web: ERROR (went FATAL: ...)`.
+pub fn action_line(r: &ActionResult) -> String {
+    if r.ok {
+        format!("{}: {}", r.name, r.message)
+    } else {
+        format!("{}: ERROR ({})", r.name, r.message)
+    }
+}
+
+/// `web: added`, one line per program, or `no changes`.
+pub fn reload_text(r: &ReloadResult) -> String {
+    let mut out = String::new();
+    for (names, what) in [
+        (&r.added, "added"),
+        (&r.changed, "changed"),
+        (&r.removed, "removed"),
+    ] {
+        for name in names {
+            let _ = writeln!(out, "{name}: {what}");
+        }
+    }
+    if out.is_empty() {
+        out.push_str("no changes\n");
+    }
+    out
+}
+
+/// `healthy`, or why not.
+pub fn health_text(h: &Health) -> String {
+    let status = if h.healthy {
+        "healthy".to_string()
+    } else {
+        "unhealthy".to_string()
+    };
+    let mut out = format!(
+        "{status}: nsvisor {} (pid {}, uptime {})",
+        h.version,
+        h.pid,
+        format_uptime(h.uptime_secs)
+    );
+    if h.shutting_down {
+        out.push_str("; shutting down");
+    }
+    if !h.not_running.is_empty() {
+        let _ = write!(out, "; not running: {}", h.not_running.join(", "));
+    }
+    out.push('\n');
+    out
+}
+
+/// `2024-05-01T12:00:00.123Z web RUNNING -> EXITED (exit status 3)`.
+pub fn event_line(e: &StateEvent) -> String {
+    let mut out = format!("{} {} {} -> {}", utc(e.time_ms), e.name, e.from, e.to);
+    match (e.pid, e.exit_status) {
+        (_, Some(status)) => {
+            let _ = write!(out, " ({status})");
+        }
+        (Some(pid), None) => {
+            let _ = write!(out, " (pid {pid})");
+        }
+        (None, None) => {}
+    }
+    out.push('\n');
+    out
+}
+
+/// Unix milliseconds as an RFC 3339 UTC timestamp.
+pub fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm), for days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nsvisor_proto::{ExitStatus, State};
+
+    fn info(name: &str, state: State, description: &str) -> ProgramInfo {
+        ProgramInfo {
+            name: name.into(),
+            group: name.into(),
+            state,
+            pid: None,
+            uptime_secs: None,
+            started_at: None,
+            exit_status: None,
+            restarts: 0,
+            autostart: true,
+            description: description.into(),
+            net: None,
+        }
+    }
+
+    #[test]
+    fn status_is_aligned_like_supervisorctl() {
+        let a = info("web", State::Running, "pid 42, uptime 0:01:02");
+        let b = info("worker:0", State::Stopped, "");
+        let table = status_table(&[&a, &b]);
+        assert_eq!(
+            table,
+            format!(
+                "{:<32} RUNNING    pid 42, uptime 0:01:02\n{:<32} STOPPED\n",
+                "web", "worker:0"
+            )
+        );
+        let long = info(&"x".repeat(40), State::Fatal, "gave up");
+        let table = status_table(&[&long, &a]);
+        let state_columns: Vec<Option<usize>> = table
+            .lines()
+            .map(|l| l.find(|c: char| c.is_ascii_uppercase()))
+            .collect();
+        assert_eq!(state_columns, [Some(41), Some(41)], "{table}");
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc(1_714_564_800_123), "2024-05-01T12:00:00.123Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn events_and_reloads() {
+        let e = StateEvent {
+            name: "web".into(),
+            from: State::Running,
+            to: State::Exited,
+            pid: None,
+            exit_status: Some(ExitStatus::Code(3)),
+            time_ms: 0,
+        };
+        assert_eq!(
+            event_line(&e),
+            "1970-01-01T00:00:00.000Z web RUNNING -> EXITED (exit status 3)\n"
+        );
+        assert_eq!(reload_text(&ReloadResult::default()), "no changes\n");
+        let r = ReloadResult {
+            added: vec!["a".into()],
+            changed: vec![],
+            removed: vec!["b".into()],
+        };
+        assert_eq!(reload_text(&r), "a: added\nb: removed\n");
+    }
+}

@@ -1,0 +1,12 @@
+//! Makes `cargo test --workspace` build the `nsvisorctl` binary: cargo builds a
+//! package's binaries only for its own integration tests, and the end-to-end
+//! tests in `tests/` run this binary. Also checks that it starts at all.
+
+#[test]
+fn help_exits_zero() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nsvisorctl"))
+        .arg("--help")
+        .output()
+        .expect("cannot run nsvisorctl");
+    assert!(out.status.success(), "nsvisorctl --help: {out:?}");
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need (as root, with apt),
+# then runs formatting and lint checks, unit tests and end-to-end tests.
+# Usage: scripts/test.sh            (from the repository root)
+# Root-only tests (namespaces, user switching) skip without root, except
+# when CI is set: then they must run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v ip >/dev/null || need_pkgs+=(iproute2)
+command -v unshare >/dev/null || need_pkgs+=(util-linux)
+command -v python3 >/dev/null || need_pkgs+=(python3)
+command -v curl >/dev/null || need_pkgs+=(curl)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing: ${need_pkgs[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
+    else
+        echo "missing tools: ${need_pkgs[*]} (install them, or run as root to have them installed)" >&2
+    fi
+fi
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace

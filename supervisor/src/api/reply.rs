@@ -1,0 +1,67 @@
+//! Building answers: the response body type, JSON answers and error answers.
+//!
+//! Every error leaves the API as `{"error":{"kind","message"}}` with the status
+//! of its `ErrorKind` (`nsvisor_proto::ErrorBody`); nothing else builds error
+//! responses. Used by `routes.rs`, `stream.rs` and `server.rs`.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use nsvisor_proto::{ApiError, ErrorBody, ErrorKind};
+use serde::Serialize;
+
+/// The body of every answer: a whole buffer or a stream.
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// An answer.
+pub type Reply = Response<Body>;
+
+/// `application/json`.
+pub const JSON: &str = "application/json";
+
+/// A whole-buffer body.
+pub fn full(data: impl Into<Bytes>) -> Body {
+    Full::new(data.into()).boxed_unsync()
+}
+
+/// An answer with this status, content type and body.
+pub fn with_body(status: StatusCode, content_type: &'static str, body: Body) -> Reply {
+    let mut res = Response::new(body);
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+/// A JSON answer.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
+    match serde_json::to_vec(value) {
+        Ok(mut data) => {
+            data.push(b'\n');
+            with_body(status, JSON, full(data))
+        }
+        Err(e) => error(&ApiError::new(
+            ErrorKind::Failed,
+            format!("cannot encode the answer: {e}"),
+        )),
+    }
+}
+
+/// The answer for an API error.
+pub fn error(err: &ApiError) -> Reply {
+    let status =
+        StatusCode::from_u16(err.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = ErrorBody { error: err.clone() };
+    let mut data = serde_json::to_vec(&body).unwrap_or_default();
+    data.push(b'\n');
+    with_body(status, JSON, full(data))
+}
+
+/// Shorthand for an error answer of a kind.
+pub fn fail(kind: ErrorKind, message: impl Into<String>) -> Reply {
+    error(&ApiError::new(kind, message))
+}

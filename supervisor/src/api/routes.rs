@@ -1,0 +1,519 @@
+//! HTTP ↔ supervisor commands: the table of endpoints and what each one asks.
+//!
+//! A request is parsed into a [`Route`] (path and method) and its query
+//! parameters, then answered by one small function that asks the supervisor
+//! through the [`Handle`] and turns the reply into JSON (or a stream). Every
+//! failure becomes an `ApiError` answer: unknown path 404, wrong method 405,
+//! bad query or body 400, body over [`MAX_BODY`] 413. Nothing here can panic
+//! on client input. Called by `server.rs` for every allowed request.
+
+use std::convert::Infallible;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{HeaderValue, ALLOW};
+use hyper::{Method, Request, StatusCode};
+use nix::sys::signal::Signal;
+use nsvisor_proto::{ApiError, ErrorKind};
+use serde::Deserialize;
+use tokio::sync::{watch, Semaphore};
+
+use super::reply::{self, Reply};
+use super::{metrics, stream};
+use crate::logs::ring;
+use crate::supervisor::command::{Action, Handle, Stream};
+
+/// Largest request body accepted (bytes).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// How long a request body may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a request handler needs: the way to the supervisor and the signal
+/// that the API is closing (ends streams).
+#[derive(Debug, Clone)]
+pub struct Api {
+    /// Supervisor handle.
+    pub handle: Handle,
+    /// Becomes true when the API closes.
+    pub stopped: watch::Receiver<bool>,
+    /// Connection slots (free ones are not in use).
+    pub slots: Arc<Semaphore>,
+    /// How many slots there are.
+    pub max_connections: usize,
+}
+
+impl Api {
+    /// What the API itself is doing, for `/metrics`.
+    fn stats(&self) -> metrics::ApiStats {
+        metrics::ApiStats {
+            connections: self
+                .max_connections
+                .saturating_sub(self.slots.available_permits()),
+            event_followers: self.handle.events.receiver_count(),
+        }
+    }
+}
+
+/// Start, stop or restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Start,
+    Stop,
+    Restart,
+}
+
+/// Every endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    Programs,
+    Program(String),
+    Act(String, Verb),
+    Signal(String),
+    Logs(String, Stream),
+    Reload,
+    Shutdown,
+    Events,
+    Health,
+    Metrics,
+}
+
+impl Route {
+    /// The route of a path, or 404.
+    fn parse(path: &str) -> Result<Route, ApiError> {
+        let not_found = || ApiError::new(ErrorKind::NotFound, format!("no such endpoint: {path}"));
+        let path = path
+            .strip_suffix('/')
+            .filter(|p| !p.is_empty())
+            .unwrap_or(path);
+        if path == "/metrics" {
+            return Ok(Route::Metrics);
+        }
+        let rest = path.strip_prefix("/v1/").ok_or_else(not_found)?;
+        let segs = rest
+            .split('/')
+            .map(percent_decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let route = match segs.as_slice() {
+            ["programs"] => Route::Programs,
+            ["programs", name] => Route::Program(name.to_string()),
+            ["programs", target, "start"] => Route::Act(target.to_string(), Verb::Start),
+            ["programs", target, "stop"] => Route::Act(target.to_string(), Verb::Stop),
+            ["programs", target, "restart"] => Route::Act(target.to_string(), Verb::Restart),
+            ["programs", target, "signal"] => Route::Signal(target.to_string()),
+            ["programs", name, "logs", "stdout"] => Route::Logs(name.to_string(), Stream::Stdout),
+            ["programs", name, "logs", "stderr"] => Route::Logs(name.to_string(), Stream::Stderr),
+            ["reload"] => Route::Reload,
+            ["shutdown"] => Route::Shutdown,
+            ["events"] => Route::Events,
+            ["health"] => Route::Health,
+            _ => return Err(not_found()),
+        };
+        match &route {
+            Route::Program(n) | Route::Act(n, _) | Route::Signal(n) | Route::Logs(n, _)
+                if n.is_empty() =>
+            {
+                Err(ApiError::new(
+                    ErrorKind::BadRequest,
+                    "empty program name in the path",
+                ))
+            }
+            _ => Ok(route),
+        }
+    }
+
+    /// The one method this endpoint answers.
+    fn method(&self) -> Method {
+        match self {
+            Route::Act(..) | Route::Signal(_) | Route::Reload | Route::Shutdown => Method::POST,
+            _ => Method::GET,
+        }
+    }
+}
+
+/// Decodes `%XX` escapes of a path segment or query part.
+fn percent_decode(s: &str) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::new(
+            ErrorKind::BadRequest,
+            format!("bad percent-encoding in {s:?}"),
+        )
+    };
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hi = bytes
+                .next()
+                .and_then(|c| (c as char).to_digit(16))
+                .ok_or_else(bad)?;
+            let lo = bytes
+                .next()
+                .and_then(|c| (c as char).to_digit(16))
+                .ok_or_else(bad)?;
+            out.push((hi * 16 + lo) as u8);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+/// Query parameters, each checked against the ones an endpoint knows.
+#[derive(Debug, Default)]
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: Option<&str>, known: &[&str]) -> Result<Query, ApiError> {
+        let mut pairs = Vec::new();
+        for part in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            let (k, v) = (percent_decode(k)?, percent_decode(&v.replace('+', " "))?);
+            if !known.contains(&k.as_str()) {
+                let expected = match known {
+                    [] => "none".to_string(),
+                    _ => known.join(", "),
+                };
+                return Err(ApiError::new(
+                    ErrorKind::BadRequest,
+                    format!("unknown query parameter {k:?} (this endpoint takes: {expected})"),
+                ));
+            }
+            pairs.push((k, v));
+        }
+        Ok(Query(pairs))
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn flag(&self, key: &str, default: bool) -> Result<bool, ApiError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some("" | "true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(v) => Err(ApiError::new(
+                ErrorKind::BadRequest,
+                format!("query parameter {key}={v:?}: expected true or false"),
+            )),
+        }
+    }
+
+    fn number(&self, key: &str) -> Result<Option<usize>, ApiError> {
+        self.get(key)
+            .map(|v| {
+                v.parse::<usize>().map_err(|_| {
+                    ApiError::new(
+                        ErrorKind::BadRequest,
+                        format!("query parameter {key}={v:?}: expected a non-negative number"),
+                    )
+                })
+            })
+            .transpose()
+    }
+}
+
+/// Answers one request (never fails: errors become error answers).
+pub async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Result<Reply, Infallible> {
+    Ok(dispatch(&api, req)
+        .await
+        .unwrap_or_else(|e| reply::error(&e)))
+}
+
+async fn dispatch(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    let (parts, body) = req.into_parts();
+    let route = Route::parse(parts.uri.path())?;
+    let method = route.method();
+    if parts.method != method {
+        let mut res = reply::fail(
+            ErrorKind::MethodNotAllowed,
+            format!(
+                "{} is not allowed on {}; use {method}",
+                parts.method,
+                parts.uri.path()
+            ),
+        );
+        if let Ok(allow) = HeaderValue::try_from(method.as_str()) {
+            res.headers_mut().insert(ALLOW, allow);
+        }
+        return Ok(res);
+    }
+    let query = parts.uri.query();
+    let body = if method == Method::POST {
+        read_body(body).await?
+    } else {
+        Bytes::new()
+    };
+    let h = &api.handle;
+    match route {
+        Route::Programs => {
+            Query::parse(query, &[])?;
+            Ok(reply::json(StatusCode::OK, &h.list().await?))
+        }
+        Route::Program(name) => {
+            Query::parse(query, &[])?;
+            let info = h.list().await?.into_iter().find(|p| p.name == name);
+            let info = info.ok_or_else(|| no_such_program(&name))?;
+            Ok(reply::json(StatusCode::OK, &info))
+        }
+        Route::Act(target, verb) => {
+            let wait = Query::parse(query, &["wait"])?.flag("wait", true)?;
+            let action = match verb {
+                Verb::Start => Action::Start,
+                Verb::Stop => Action::Stop,
+                Verb::Restart => Action::Restart,
+            };
+            Ok(reply::json(
+                StatusCode::OK,
+                &h.act(action, &target, wait).await?,
+            ))
+        }
+        Route::Signal(target) => {
+            Query::parse(query, &[])?;
+            let signal = parse_signal_body(&body)?;
+            Ok(reply::json(
+                StatusCode::OK,
+                &h.act(Action::Signal(signal), &target, false).await?,
+            ))
+        }
+        Route::Logs(name, which) => {
+            logs(
+                api,
+                &name,
+                which,
+                &Query::parse(query, &["lines", "bytes", "follow"])?,
+            )
+            .await
+        }
+        Route::Reload => {
+            Query::parse(query, &[])?;
+            Ok(reply::json(StatusCode::OK, &h.reload().await?))
+        }
+        Route::Shutdown => {
+            Query::parse(query, &[])?;
+            h.shutdown().await?;
+            Ok(reply::json(StatusCode::ACCEPTED, &serde_json::json!({})))
+        }
+        Route::Events => {
+            Query::parse(query, &[])?;
+            Ok(stream::events(h.events(), api.stopped.clone()))
+        }
+        Route::Health => {
+            Query::parse(query, &[])?;
+            let health = h.health().await?;
+            let status = if health.healthy {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            Ok(reply::json(status, &health))
+        }
+        Route::Metrics => {
+            Query::parse(query, &[])?;
+            let text = metrics::render(&h.list().await?, &h.stats().await?, &api.stats())?;
+            Ok(reply::with_body(
+                StatusCode::OK,
+                metrics::CONTENT_TYPE,
+                reply::full(text),
+            ))
+        }
+    }
+}
+
+fn no_such_program(name: &str) -> ApiError {
+    ApiError::new(ErrorKind::NotFound, format!("no such program: \"{name}\""))
+}
+
+/// Reads a request body of at most [`MAX_BODY`] bytes, within [`BODY_TIMEOUT`].
+async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("request body is larger than {MAX_BODY} bytes"),
+        )
+    };
+    if body.size_hint().lower() > MAX_BODY as u64 {
+        return Err(too_large());
+    }
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect());
+    match read.await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(ApiError::new(
+            ErrorKind::BadRequest,
+            format!("cannot read the request body: {e}"),
+        )),
+        Err(_) => Err(ApiError::new(
+            ErrorKind::BadRequest,
+            format!("request body not received within {BODY_TIMEOUT:?}"),
+        )),
+    }
+}
+
+/// `{"signal": "HUP" | "SIGHUP" | 1 | "1"}`.
+fn parse_signal_body(body: &[u8]) -> Result<Signal, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct SignalBody {
+        signal: serde_json::Value,
+    }
+    let bad = |m: String| ApiError::new(ErrorKind::BadRequest, m);
+    let parsed: SignalBody = serde_json::from_slice(body)
+        .map_err(|e| bad(format!("body must be {{\"signal\": \"NAME\"}}: {e}")))?;
+    match parsed.signal {
+        serde_json::Value::String(s) => {
+            parse_signal(&s).ok_or_else(|| bad(format!("unknown signal {s:?}")))
+        }
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .and_then(|n| Signal::try_from(n).ok())
+            .ok_or_else(|| bad(format!("unknown signal number {n}"))),
+        other => Err(bad(format!(
+            "signal must be a name or a number, not {other}"
+        ))),
+    }
+}
+
+/// `HUP`, `SIGHUP`, `hup` or `1`.
+pub fn parse_signal(s: &str) -> Option<Signal> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).ok();
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&name).ok()
+}
+
+/// `GET /v1/programs/{name}/logs/{stream}`: the tail, then (with follow) a
+/// stream of new output until the program's stream ends or the client leaves.
+async fn logs(api: &Api, name: &str, which: Stream, query: &Query) -> Result<Reply, ApiError> {
+    let lines = query.number("lines")?;
+    let bytes = query.number("bytes")?;
+    if lines.is_some() && bytes.is_some() {
+        return Err(ApiError::new(
+            ErrorKind::BadRequest,
+            "give lines or bytes, not both",
+        ));
+    }
+    let follow = query.flag("follow", false)?;
+    let ring = api.handle.tail(name, which).await?;
+    let cut = |kept: Vec<u8>| -> Vec<u8> {
+        match (lines, bytes) {
+            (Some(n), _) => ring::last_lines(&kept, n).to_vec(),
+            (_, Some(n)) => kept[kept.len().saturating_sub(n)..].to_vec(),
+            _ => kept,
+        }
+    };
+    if !follow {
+        let (kept, _) = ring.snapshot(usize::MAX);
+        return Ok(reply::with_body(
+            StatusCode::OK,
+            stream::OCTETS,
+            reply::full(cut(kept)),
+        ));
+    }
+    let (kept, rx) = ring.follow();
+    // Only the receiver is kept: holding the ring would keep its stream open.
+    drop(ring);
+    Ok(stream::follow(
+        Bytes::from(cut(kept)),
+        rx,
+        api.stopped.clone(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(Route::parse("/v1/programs").ok(), Some(Route::Programs));
+        assert_eq!(Route::parse("/v1/programs/").ok(), Some(Route::Programs));
+        assert_eq!(
+            Route::parse("/v1/programs/web").ok(),
+            Some(Route::Program("web".into()))
+        );
+        assert_eq!(
+            Route::parse("/v1/programs/db%3A%2A/restart").ok(),
+            Some(Route::Act("db:*".into(), Verb::Restart))
+        );
+        assert_eq!(
+            Route::parse("/v1/programs/web:1/logs/stderr").ok(),
+            Some(Route::Logs("web:1".into(), Stream::Stderr))
+        );
+        assert_eq!(Route::parse("/metrics").ok(), Some(Route::Metrics));
+        for bad in [
+            "/",
+            "/v2/programs",
+            "/v1/programs/a/b",
+            "/v1/programs/a/logs/x",
+            "/v1",
+        ] {
+            assert_eq!(
+                Route::parse(bad).err().map(|e| e.kind),
+                Some(ErrorKind::NotFound),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            Route::parse("/v1/programs/%zz").err().map(|e| e.kind),
+            Some(ErrorKind::BadRequest)
+        );
+        assert_eq!(
+            Route::parse("/v1/programs//start").err().map(|e| e.kind),
+            Some(ErrorKind::BadRequest)
+        );
+    }
+
+    #[test]
+    fn queries() {
+        let q = Query::parse(Some("wait=false"), &["wait"]).expect("valid");
+        assert_eq!(q.flag("wait", true).ok(), Some(false));
+        assert_eq!(
+            Query::parse(None, &["wait"])
+                .expect("empty")
+                .flag("wait", true)
+                .ok(),
+            Some(true)
+        );
+        assert!(Query::parse(Some("wiat=false"), &["wait"]).is_err());
+        assert!(Query::parse(Some("wait=maybe"), &["wait"])
+            .expect("parses")
+            .flag("wait", true)
+            .is_err());
+        assert!(Query::parse(Some("lines=-1"), &["lines"])
+            .expect("parses")
+            .number("lines")
+            .is_err());
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("HUP"), Some(Signal::SIGHUP));
+        assert_eq!(parse_signal("sigusr1"), Some(Signal::SIGUSR1));
+        assert_eq!(parse_signal("9"), Some(Signal::SIGKILL));
+        assert_eq!(parse_signal("NOPE"), None);
+        assert_eq!(
+            parse_signal_body(br#"{"signal":15}"#).ok(),
+            Some(Signal::SIGTERM)
+        );
+        assert!(parse_signal_body(br#"{"signal":"HUP","x":1}"#).is_err());
+        assert!(parse_signal_body(b"not json").is_err());
+    }
+}

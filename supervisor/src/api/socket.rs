@@ -1,0 +1,225 @@
+//! The control socket file: where it is, replacing a stale one, mode and owner.
+//!
+//! A socket file left by a crashed daemon is removed before binding; one that a
+//! live process still answers on is left alone and start-up fails, and so does
+//! a path that is not a socket at all (nothing but a socket is ever deleted).
+//! After binding, the file gets `socket_mode` and `socket_owner`. The peer
+//! credential check in `peer.rs` is the real gate; the mode is a second fence.
+//! [`SocketFile`] removes the file on drop, but only while it is still the one
+//! this process created (same device and inode).
+
+use std::io::ErrorKind;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{Gid, Group, Uid, User};
+use tokio::net::{UnixListener, UnixStream};
+
+use super::Error;
+use crate::config::SupervisorConfig;
+
+/// The socket path: `[supervisor] socket`, or the default rule shared with
+/// `nsvisorctl` (`/run/nsvisor.sock` as root, `$XDG_RUNTIME_DIR/nsvisor.sock`,
+/// else `/tmp/nsvisor-<uid>.sock`).
+pub fn socket_path(cfg: &SupervisorConfig) -> PathBuf {
+    match &cfg.socket {
+        Some(path) => path.clone(),
+        None => {
+            let xdg = std::env::var("XDG_RUNTIME_DIR").ok();
+            PathBuf::from(nsvisor_proto::default_socket_path(
+                Uid::current().as_raw(),
+                xdg.as_deref(),
+            ))
+        }
+    }
+}
+
+/// The bound socket file; removed on drop while it is still ours.
+#[derive(Debug)]
+pub struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let ours = std::fs::symlink_metadata(&self.path)
+            .map(|m| m.dev() == self.dev && m.ino() == self.ino)
+            .unwrap_or(false);
+        if ours {
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                tracing::warn!(socket = %self.path.display(), "cannot remove the control socket: {e}");
+            }
+        }
+    }
+}
+
+/// Replaces a stale socket, binds, and applies mode and owner.
+pub async fn bind(
+    path: &Path,
+    mode: u32,
+    owner: Option<&str>,
+) -> Result<(UnixListener, SocketFile), Error> {
+    // Resolve the owner first: a typo must not leave a half-configured socket.
+    let ids = owner.map(|o| resolve_owner(path, o)).transpose()?;
+    remove_stale(path).await?;
+    let listener = UnixListener::bind(path).map_err(|source| Error::Bind {
+        path: path.to_owned(),
+        source,
+    })?;
+    let meta = std::fs::symlink_metadata(path).map_err(|source| Error::Bind {
+        path: path.to_owned(),
+        source,
+    })?;
+    let file = SocketFile {
+        path: path.to_owned(),
+        dev: meta.dev(),
+        ino: meta.ino(),
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        Error::Chmod {
+            path: path.to_owned(),
+            mode,
+            source,
+        }
+    })?;
+    if let (Some((uid, gid)), Some(owner)) = (ids, owner) {
+        std::os::unix::fs::chown(path, uid, gid).map_err(|source| Error::Chown {
+            path: path.to_owned(),
+            owner: owner.to_owned(),
+            source,
+        })?;
+    }
+    Ok((listener, file))
+}
+
+/// Removes a socket file nobody answers on; refuses a live one or a non-socket.
+async fn remove_stale(path: &Path) -> Result<(), Error> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::Probe {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    if !meta.file_type().is_socket() {
+        return Err(Error::NotASocket {
+            path: path.to_owned(),
+        });
+    }
+    match UnixStream::connect(path).await {
+        Ok(_) => Err(Error::AlreadyRunning {
+            path: path.to_owned(),
+        }),
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+            tracing::info!(socket = %path.display(), "removing the stale control socket of a previous run");
+            std::fs::remove_file(path).map_err(|source| Error::RemoveStale {
+                path: path.to_owned(),
+                source,
+            })
+        }
+        Err(source) => Err(Error::Probe {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// `user[:group]` (names or numbers) → uid and gid; the group defaults to the
+/// user's primary group.
+fn resolve_owner(path: &Path, owner: &str) -> Result<(Option<u32>, Option<u32>), Error> {
+    let bad = |what: String| Error::Owner {
+        path: path.to_owned(),
+        owner: owner.to_owned(),
+        what,
+    };
+    let (user, group) = match owner.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (owner, None),
+    };
+    let (uid, primary_gid) = if user.is_empty() {
+        (None, None)
+    } else if let Ok(n) = user.parse::<u32>() {
+        let primary = User::from_uid(Uid::from_raw(n))
+            .ok()
+            .flatten()
+            .map(|u| u.gid.as_raw());
+        (Some(n), primary)
+    } else {
+        match User::from_name(user) {
+            Ok(Some(u)) => (Some(u.uid.as_raw()), Some(u.gid.as_raw())),
+            Ok(None) => return Err(bad(format!("no such user {user:?}"))),
+            Err(e) => return Err(bad(format!("cannot look up user {user:?}: {e}"))),
+        }
+    };
+    let gid = match group {
+        None | Some("") => primary_gid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => Some(Gid::from_raw(n).as_raw()),
+            Err(_) => match Group::from_name(g) {
+                Ok(Some(grp)) => Some(grp.gid.as_raw()),
+                Ok(None) => return Err(bad(format!("no such group {g:?}"))),
+                Err(e) => return Err(bad(format!("cannot look up group {g:?}: {e}"))),
+            },
+        },
+    };
+    if uid.is_none() && gid.is_none() {
+        return Err(bad("expected user[:group]".to_string()));
+    }
+    Ok((uid, gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_forms() {
+        let p = Path::new("/x.sock");
+        assert_eq!(resolve_owner(p, "0").ok(), Some((Some(0), Some(0))));
+        assert_eq!(resolve_owner(p, "root:0").ok(), Some((Some(0), Some(0))));
+        assert_eq!(
+            resolve_owner(p, "12345:54321").ok(),
+            Some((Some(12345), Some(54321)))
+        );
+        assert_eq!(resolve_owner(p, ":7").ok(), Some((None, Some(7))));
+        let err = resolve_owner(p, "no-such-user-xyz")
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("control socket /x.sock: socket_owner \"no-such-user-xyz\": no such user \"no-such-user-xyz\"")
+        );
+        assert!(resolve_owner(p, ":").is_err());
+    }
+
+    #[tokio::test]
+    async fn stale_socket_is_replaced_and_live_one_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.sock");
+        // A stale socket: bound, then its listener dropped (no one answers).
+        drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
+        let (live, file) = bind(&path, 0o600, None)
+            .await
+            .expect("bind over a stale socket");
+        let mode = std::fs::metadata(&path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .ok();
+        assert_eq!(mode, Some(0o600));
+        let again = bind(&path, 0o600, None).await.err().map(|e| e.to_string());
+        assert!(again.is_some_and(|m| m.contains("another nsvisor is already running")));
+        drop(live);
+        drop(file);
+        assert!(!path.exists(), "the socket file is removed on drop");
+        std::fs::write(&path, b"not a socket").expect("write");
+        assert!(matches!(
+            bind(&path, 0o600, None).await,
+            Err(Error::NotASocket { .. })
+        ));
+        assert!(path.exists(), "a non-socket is never deleted");
+    }
+}

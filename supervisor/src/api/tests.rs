@@ -1,0 +1,542 @@
+//! Tests of the whole API over a real unix socket, against a fake supervisor
+//! (a task answering `Command`s from a fixed program list), so the HTTP side
+//! is checked without spawning anything. End-to-end tests against the real
+//! daemon are in `tests/tests/api.rs`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use nsvisor_proto::{
+    ActionResult, ApiError, ErrorBody, ErrorKind, Health, ProgramInfo, ReloadResult, State,
+    StateEvent,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::{broadcast, mpsc};
+
+use super::{serve_with, ApiServer, Limits};
+use crate::config::SupervisorConfig;
+use crate::logs::ring::Ring;
+use crate::supervisor::command::{Action, Command, DaemonStats, Handle, Stream};
+
+type Rings = Arc<Mutex<HashMap<String, Arc<Ring>>>>;
+
+fn program(name: &str, group: &str, state: State) -> ProgramInfo {
+    ProgramInfo {
+        name: name.into(),
+        group: group.into(),
+        state,
+        pid: state.has_process().then_some(42),
+        uptime_secs: state.has_process().then_some(62),
+        started_at: Some(1_700_000_000),
+        exit_status: None,
+        restarts: 0,
+        autostart: true,
+        description: if state.has_process() {
+            "pid 42, uptime 0:01:02".into()
+        } else {
+            String::new()
+        },
+        net: None,
+    }
+}
+
+struct Fake {
+    handle: Handle,
+    events: broadcast::Sender<StateEvent>,
+    rings: Rings,
+    healthy: Arc<Mutex<bool>>,
+}
+
+/// A supervisor stand-in: web (RUNNING), worker:0 and worker:1 (RUNNING),
+/// broken (FATAL; every start fails).
+fn fake() -> Fake {
+    let (tx, mut rx) = mpsc::channel::<Command>(16);
+    let (events, _) = broadcast::channel(16);
+    let rings: Rings = Arc::default();
+    for name in ["web", "worker:0", "worker:1", "broken"] {
+        let ring = Arc::new(Ring::new(1024));
+        rings.lock().expect("rings").insert(name.into(), ring);
+    }
+    let healthy = Arc::new(Mutex::new(true));
+    let programs = vec![
+        program("broken", "broken", State::Fatal),
+        program("web", "web", State::Running),
+        program("worker:0", "worker", State::Running),
+        program("worker:1", "worker", State::Running),
+    ];
+    let (task_rings, task_healthy) = (rings.clone(), healthy.clone());
+    tokio::spawn(async move {
+        while let Some(cmd) = rx.recv().await {
+            match cmd {
+                Command::List { reply } => drop(reply.send(programs.clone())),
+                Command::Act {
+                    action,
+                    target,
+                    reply,
+                    ..
+                } => {
+                    let hits: Vec<&ProgramInfo> = programs
+                        .iter()
+                        .filter(|p| {
+                            target == "all"
+                                || p.name == target
+                                || target == format!("{}:*", p.group)
+                        })
+                        .collect();
+                    let answer = if hits.is_empty() {
+                        Err(ApiError::new(
+                            ErrorKind::NotFound,
+                            format!("no such program: {target}"),
+                        ))
+                    } else {
+                        Ok(hits.into_iter().map(|p| act(p, action)).collect())
+                    };
+                    drop(reply.send(answer));
+                }
+                Command::Reload { reply } => drop(reply.send(Ok(ReloadResult {
+                    added: vec!["new".into()],
+                    changed: vec![],
+                    removed: vec!["old".into()],
+                }))),
+                Command::Shutdown { reply } => drop(reply.send(())),
+                Command::Health { reply } => {
+                    let healthy = *task_healthy.lock().expect("healthy");
+                    drop(reply.send(Health {
+                        healthy,
+                        version: "test".into(),
+                        pid: std::process::id(),
+                        uptime_secs: 1,
+                        not_running: if healthy { vec![] } else { vec!["web".into()] },
+                        shutting_down: false,
+                    }))
+                }
+                Command::Stats { reply } => drop(reply.send(DaemonStats {
+                    orphans_reaped: 2,
+                    uptime_secs: 9,
+                })),
+                Command::Tail {
+                    name,
+                    stream,
+                    reply,
+                } => {
+                    let ring = task_rings.lock().expect("rings").get(&name).cloned();
+                    let answer = match (ring, stream) {
+                        (Some(ring), Stream::Stdout) => Ok(ring),
+                        _ => Err(ApiError::new(
+                            ErrorKind::NotFound,
+                            format!("no such program: {name}"),
+                        )),
+                    };
+                    drop(reply.send(answer));
+                }
+            }
+        }
+    });
+    Fake {
+        handle: Handle {
+            commands: tx,
+            events: events.clone(),
+        },
+        events,
+        rings,
+        healthy,
+    }
+}
+
+fn act(p: &ProgramInfo, action: Action) -> ActionResult {
+    let (ok, message) = match (action, p.name.as_str()) {
+        (Action::Start, "broken") => (false, "went FATAL: spawn error".to_string()),
+        (Action::Start, _) => (true, "started".to_string()),
+        (Action::Stop, _) => (true, "stopped".to_string()),
+        (Action::Restart, _) => (true, "restarted".to_string()),
+        (Action::Signal(s), _) => (true, format!("sent {s}")),
+    };
+    ActionResult {
+        name: p.name.clone(),
+        ok,
+        message,
+        program: p.clone(),
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    server: ApiServer,
+    fake: Fake,
+}
+
+async fn setup(limits: Limits) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("api.sock");
+    let cfg = SupervisorConfig {
+        socket: Some(path.clone()),
+        ..SupervisorConfig::default()
+    };
+    let fake = fake();
+    let server = serve_with(fake.handle.clone(), &cfg, limits)
+        .await
+        .expect("serve");
+    Setup {
+        _dir: dir,
+        path,
+        server,
+        fake,
+    }
+}
+
+/// Polls `probe` until it gives a value; panics naming `what` after `timeout`.
+async fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn send(path: &Path, method: &str, uri: &str, body: &str) -> Response<Incoming> {
+    let stream = UnixStream::connect(path).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "localhost")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("request");
+    sender.send_request(req).await.expect("response")
+}
+
+async fn call(path: &Path, method: &str, uri: &str, body: &str) -> (u16, serde_json::Value) {
+    let res = send(path, method, uri, body).await;
+    let status = res.status().as_u16();
+    let data = res.into_body().collect().await.expect("body").to_bytes();
+    let value =
+        serde_json::from_slice(&data).unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {data:?}"));
+    (status, value)
+}
+
+fn error_kind(v: &serde_json::Value) -> ErrorKind {
+    serde_json::from_value::<ErrorBody>(v.clone())
+        .expect("an error body")
+        .error
+        .kind
+}
+
+async fn raw(path: &Path, request: &[u8]) -> String {
+    let mut s = UnixStream::connect(path).await.expect("connect");
+    s.write_all(request).await.expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("read");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn programs_and_errors() {
+    let s = setup(Limits::default()).await;
+    let (status, list) = call(&s.path, "GET", "/v1/programs", "").await;
+    assert_eq!(status, 200);
+    let list: Vec<ProgramInfo> = serde_json::from_value(list).expect("programs");
+    assert_eq!(list.len(), 4);
+    let (status, web) = call(&s.path, "GET", "/v1/programs/web", "").await;
+    assert_eq!(
+        (status, web["description"].as_str()),
+        (200, Some("pid 42, uptime 0:01:02"))
+    );
+    let (status, err) = call(&s.path, "GET", "/v1/programs/nope", "").await;
+    assert_eq!((status, error_kind(&err)), (404, ErrorKind::NotFound));
+    assert_eq!(err["error"]["message"], "no such program: \"nope\"");
+    let (status, err) = call(&s.path, "GET", "/v1/nothing/here", "").await;
+    assert_eq!((status, error_kind(&err)), (404, ErrorKind::NotFound));
+    let res = send(&s.path, "DELETE", "/v1/programs", "").await;
+    assert_eq!(
+        (
+            res.status().as_u16(),
+            res.headers().get("allow").map(|v| v.as_bytes())
+        ),
+        (405, Some(&b"GET"[..]))
+    );
+    let (status, err) = call(&s.path, "GET", "/v1/programs?bogus=1", "").await;
+    assert_eq!((status, error_kind(&err)), (400, ErrorKind::BadRequest));
+}
+
+#[tokio::test]
+async fn actions_signals_reload_shutdown() {
+    let s = setup(Limits::default()).await;
+    let (status, res) = call(&s.path, "POST", "/v1/programs/worker%3A%2A/restart", "").await;
+    assert_eq!(status, 200);
+    let res: Vec<ActionResult> = serde_json::from_value(res).expect("results");
+    assert_eq!(
+        res.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["worker:0", "worker:1"]
+    );
+    let (_, res) = call(&s.path, "POST", "/v1/programs/broken/start?wait=true", "").await;
+    assert_eq!(
+        (res[0]["ok"].as_bool(), res[0]["message"].as_str()),
+        (Some(false), Some("went FATAL: spawn error"))
+    );
+    let (status, err) = call(&s.path, "POST", "/v1/programs/ghost/stop", "").await;
+    assert_eq!((status, error_kind(&err)), (404, ErrorKind::NotFound));
+    let (status, err) = call(&s.path, "POST", "/v1/programs/web/start?wait=perhaps", "").await;
+    assert_eq!((status, error_kind(&err)), (400, ErrorKind::BadRequest));
+
+    let (status, res) = call(
+        &s.path,
+        "POST",
+        "/v1/programs/web/signal",
+        r#"{"signal":"HUP"}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, res[0]["message"].as_str()),
+        (200, Some("sent SIGHUP"))
+    );
+    let (status, err) = call(
+        &s.path,
+        "POST",
+        "/v1/programs/web/signal",
+        r#"{"signal":"NOPE"}"#,
+    )
+    .await;
+    assert_eq!((status, error_kind(&err)), (400, ErrorKind::BadRequest));
+    let (status, err) = call(&s.path, "POST", "/v1/programs/web/signal", "{").await;
+    assert_eq!((status, error_kind(&err)), (400, ErrorKind::BadRequest));
+    let huge = format!(r#"{{"signal":"{}"}}"#, "H".repeat(super::routes::MAX_BODY));
+    let (status, err) = call(&s.path, "POST", "/v1/programs/web/signal", &huge).await;
+    assert_eq!(
+        (status, error_kind(&err)),
+        (413, ErrorKind::PayloadTooLarge)
+    );
+
+    let (status, res) = call(&s.path, "POST", "/v1/reload", "").await;
+    assert_eq!(
+        (status, res["added"][0].as_str(), res["removed"][0].as_str()),
+        (200, Some("new"), Some("old"))
+    );
+    let (status, res) = call(&s.path, "POST", "/v1/shutdown", "").await;
+    assert_eq!((status, res), (202, serde_json::json!({})));
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let s = setup(Limits::default()).await;
+    let (status, h) = call(&s.path, "GET", "/v1/health", "").await;
+    assert_eq!((status, h["healthy"].as_bool()), (200, Some(true)));
+    *s.fake.healthy.lock().expect("healthy") = false;
+    let (status, h) = call(&s.path, "GET", "/v1/health", "").await;
+    assert_eq!((status, h["not_running"][0].as_str()), (503, Some("web")));
+
+    let res = send(&s.path, "GET", "/metrics", "").await;
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.headers()["content-type"]
+        .as_bytes()
+        .starts_with(b"application/openmetrics-text"));
+    let text = res.into_body().collect().await.expect("body").to_bytes();
+    let text = String::from_utf8_lossy(&text);
+    assert!(
+        text.contains(r#"nsvisor_program_state{name="broken",group="broken",state="FATAL"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("nsvisor_orphans_reaped_total 2"), "{text}");
+}
+
+#[tokio::test]
+async fn logs_tail_and_follow() {
+    let s = setup(Limits::default()).await;
+    let ring = s.fake.rings.lock().expect("rings")["web"].clone();
+    ring.push(b"one\ntwo\nthree\n");
+    let res = send(&s.path, "GET", "/v1/programs/web/logs/stdout?lines=2", "").await;
+    assert_eq!(res.headers()["content-type"], "application/octet-stream");
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(&body[..], b"two\nthree\n");
+    let res = send(&s.path, "GET", "/v1/programs/web/logs/stdout?bytes=3", "").await;
+    assert_eq!(
+        &res.into_body().collect().await.expect("body").to_bytes()[..],
+        b"ee\n"
+    );
+    let (status, err) = call(
+        &s.path,
+        "GET",
+        "/v1/programs/web/logs/stdout?lines=1&bytes=1",
+        "",
+    )
+    .await;
+    assert_eq!((status, error_kind(&err)), (400, ErrorKind::BadRequest));
+    let (status, _) = call(&s.path, "GET", "/v1/programs/ghost/logs/stdout", "").await;
+    assert_eq!(status, 404);
+
+    // Follow: the kept tail, then new output, then the end when the ring goes.
+    let res = send(
+        &s.path,
+        "GET",
+        "/v1/programs/web/logs/stdout?lines=1&follow=true",
+        "",
+    )
+    .await;
+    let mut body = res.into_body();
+    let first = body
+        .frame()
+        .await
+        .expect("a frame")
+        .expect("ok")
+        .into_data()
+        .expect("data");
+    assert_eq!(&first[..], b"three\n");
+    ring.push(b"four\n");
+    let next = body
+        .frame()
+        .await
+        .expect("a frame")
+        .expect("ok")
+        .into_data()
+        .expect("data");
+    assert_eq!(&next[..], b"four\n");
+    s.fake.rings.lock().expect("rings").remove("web");
+    drop(ring);
+    assert!(
+        body.frame().await.is_none(),
+        "the stream ends with the ring"
+    );
+}
+
+#[tokio::test]
+async fn a_follower_that_leaves_is_let_go() {
+    let s = setup(Limits::default()).await;
+    let ring = s.fake.rings.lock().expect("rings")["web"].clone();
+    let res = send(
+        &s.path,
+        "GET",
+        "/v1/programs/web/logs/stdout?follow=true",
+        "",
+    )
+    .await;
+    wait_until("the follower to subscribe", Duration::from_secs(5), || {
+        (ring.follower_count() == 1).then_some(())
+    })
+    .await;
+    drop(res);
+    wait_until("the follower to be dropped", Duration::from_secs(5), || {
+        (ring.follower_count() == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn events_are_streamed_as_ndjson() {
+    let s = setup(Limits::default()).await;
+    let res = send(&s.path, "GET", "/v1/events", "").await;
+    assert_eq!(res.headers()["content-type"], "application/x-ndjson");
+    let event = StateEvent {
+        name: "web".into(),
+        from: State::Running,
+        to: State::Exited,
+        pid: None,
+        exit_status: Some(nsvisor_proto::ExitStatus::Code(3)),
+        time_ms: 5,
+    };
+    wait_until(
+        "the events client to subscribe",
+        Duration::from_secs(5),
+        || (s.fake.events.receiver_count() == 1).then_some(()),
+    )
+    .await;
+    s.fake.events.send(event.clone()).expect("one subscriber");
+    let mut body = res.into_body();
+    let line = body
+        .frame()
+        .await
+        .expect("a frame")
+        .expect("ok")
+        .into_data()
+        .expect("data");
+    assert_eq!(line.last(), Some(&b'\n'));
+    assert_eq!(
+        serde_json::from_slice::<StateEvent>(&line).expect("a StateEvent"),
+        event
+    );
+    // Closing the API ends the stream and removes the socket.
+    let path = s.path.clone();
+    s.server.close().await;
+    assert!(body.frame().await.is_none());
+    assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn bad_clients_get_answers_and_never_block_others() {
+    let limits = Limits {
+        header_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let s = setup(limits).await;
+    // A client that connects and sends nothing.
+    let mut idle = UnixStream::connect(&s.path).await.expect("connect");
+    let (status, _) = call(&s.path, "GET", "/v1/programs", "").await;
+    assert_eq!(status, 200, "an idle client does not block others");
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut buf)).await;
+    assert!(
+        matches!(n, Ok(Ok(_))),
+        "the idle client is dropped after the header timeout"
+    );
+
+    let answer = raw(&s.path, b"NONSENSE\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let answer = raw(
+        &s.path,
+        b"GET /v1/programs HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let long = format!(
+        "GET /v1/{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let answer = raw(&s.path, long.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    let big = format!(
+        "POST /v1/reload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        1024 * 1024
+    );
+    let answer = raw(&s.path, big.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let (status, _) = call(&s.path, "GET", "/v1/health", "").await;
+    assert_eq!(status, 200, "still serving");
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_clients() {
+    let s = setup(Limits::default()).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let path = s.path.clone();
+        tasks.spawn(async move {
+            let uri = if i % 2 == 0 {
+                "/v1/programs"
+            } else {
+                "/v1/programs/web"
+            };
+            call(&path, "GET", uri, "").await.0
+        });
+    }
+    let mut ok = 0;
+    while let Some(status) = tasks.join_next().await {
+        ok += usize::from(status.expect("task") == 200);
+    }
+    assert_eq!(ok, 100);
+}

@@ -1,0 +1,11 @@
+//! Loader tests on whole config files (written to temp dirs): every key's
+//! parsing and default, every error kind with its position, includes,
+//! replicas, `depends_on`, networks.
+
+mod errors;
+mod helpers;
+mod includes;
+mod networks;
+mod programs;
+mod replicas;
+mod supervisor;

@@ -1,0 +1,89 @@
+//! `numprocs` naming, `{process_num}` substitution, `depends_on`.
+
+use std::path::PathBuf;
+
+use super::helpers::{assert_at, error, errors, ok};
+
+#[test]
+fn numprocs_names_replicas() {
+    let c = ok("[programs.web]\ncommand = \"web --port=80{process_num:02}\"\nnumprocs = 3\nnumprocs_start = 1\ndirectory = \"/srv/{process_num}\"\nenvironment = { N = \"{process_num}\" }\n");
+    assert_eq!(
+        c.programs.keys().collect::<Vec<_>>(),
+        ["web:1", "web:2", "web:3"]
+    );
+    let w2 = &c.programs["web:2"];
+    assert_eq!(w2.group, "web");
+    assert_eq!(w2.process_num, 2);
+    assert_eq!(w2.command, vec!["web", "--port=8002"]);
+    assert_eq!(w2.directory, Some(PathBuf::from("/srv/2")));
+    assert_eq!(w2.environment["N"], "2");
+}
+
+#[test]
+fn a_single_process_keeps_the_plain_name() {
+    let c = ok("[programs.web]\ncommand = \"web {process_num}\"\nnumprocs_start = 4\n");
+    let w = &c.programs["web"];
+    assert_eq!(
+        (w.name.as_str(), w.group.as_str(), w.process_num),
+        ("web", "web", 4)
+    );
+    assert_eq!(w.command, vec!["web", "4"]);
+}
+
+#[test]
+fn depends_on_groups_and_unique_names() {
+    let c = ok("[programs.db]\ncommand = \"x\"\nnumprocs = 2\n[programs.cache]\ncommand = \"x\"\n[programs.web]\ncommand = \"x\"\ndepends_on = [\"db\", \"cache\", \"db:1\"]\n[programs.one]\ncommand = \"x\"\ndepends_on = \"db:0\"\n");
+    assert_eq!(c.programs["web"].depends_on, vec!["cache", "db:0", "db:1"]);
+    assert_eq!(c.programs["one"].depends_on, vec!["db:0"]);
+    assert!(c.programs["db:0"].depends_on.is_empty());
+}
+
+#[test]
+fn unknown_dependency_suggests() {
+    let e = error(
+        "[programs.db]\ncommand = \"x\"\n[programs.web]\ncommand = \"x\"\ndepends_on = [\"bd\"]\n",
+    );
+    assert_at(
+        &e,
+        5,
+        15,
+        "depends_on: unknown program \"bd\" (did you mean \"db\"?)",
+    );
+    assert_eq!(e.program.as_deref(), Some("web"));
+}
+
+#[test]
+fn a_broken_dependency_is_not_reported_twice() {
+    let e = errors(
+        "[programs.db]\nstartsecs = 1\n[programs.web]\ncommand = \"x\"\ndepends_on = [\"db\"]\n",
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].message.contains("command: missing"));
+}
+
+#[test]
+fn cycles_are_reported_once_with_their_path() {
+    let e = error("[programs.a]\ncommand = \"x\"\ndepends_on = [\"b\"]\n[programs.b]\ncommand = \"x\"\ndepends_on = [\"c\"]\n[programs.c]\ncommand = \"x\"\ndepends_on = [\"a\"]\n");
+    assert_at(&e, 3, 15, "dependency cycle: a -> b -> c -> a");
+    assert_eq!(e.program.as_deref(), Some("a"));
+
+    let e = error("[programs.a]\ncommand = \"x\"\ndepends_on = [\"a\"]\n");
+    assert_at(&e, 3, 15, "dependency cycle: a -> a");
+
+    let e = error("[programs.w]\ncommand = \"x\"\nnumprocs = 3\ndepends_on = [\"db\"]\n[programs.db]\ncommand = \"x\"\ndepends_on = [\"w\"]\n");
+    assert!(
+        e.message.contains("dependency cycle: db -> w:0 -> db"),
+        "{e}"
+    );
+}
+
+#[test]
+fn replica_addresses_and_ports_use_process_num() {
+    let c = ok("[networks.n]\nsubnet = \"172.31.9.0/24\"\n[programs.w]\ncommand = \"x\"\nnumprocs = 2\nnetwork = \"n\"\naddress = \"172.31.9.1{process_num}\"\nports = [\"80{process_num:02}:80\"]\n");
+    let crate::config::ProgramNet::Sandbox(s) = c.programs["w:1"].net.clone().unwrap() else {
+        panic!()
+    };
+    assert_eq!(s.sandbox, "w-1");
+    assert_eq!(s.address.to_string(), "172.31.9.11");
+    assert_eq!(s.ports[0].host_port, 8001);
+}

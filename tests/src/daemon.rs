@@ -1,0 +1,475 @@
+//! [`Daemon`]: one `nsvisor` process in its own temp dir, and its [`DaemonBuilder`].
+//!
+//! The builder writes the config (placeholders replaced, socket put in the
+//! temp dir), spawns `nsvisor -c` (optionally as PID 1 of a new PID namespace
+//! via `unshare`) with stdout/stderr captured to files, and waits for the API.
+//! `Drop` SIGTERMs the daemon, SIGKILLs it after a bound, and dumps its output
+//! when the test is failing.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nsvisor_proto::{ProgramInfo, State};
+use serde_json::Value;
+
+use crate::http::{self, EventStream, Response, StreamBody};
+use crate::{children_of, nsvisor_bin, nsvisorctl_bin, poll, testprog, toml_quote, wait_until};
+
+/// How long the harness waits for the daemon to answer after start.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long `Drop` waits after SIGTERM before SIGKILL.
+const DROP_GRACE: Duration = Duration::from_secs(10);
+
+/// Builds a [`Daemon`]; see [`Daemon::builder`].
+pub struct DaemonBuilder {
+    dir: tempfile::TempDir,
+    config: String,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    pid1: bool,
+    inherited: Vec<nix::sys::signal::Signal>,
+}
+
+impl DaemonBuilder {
+    /// The temp dir the daemon will run in (exists already, so tests can put files there).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The config file body (placeholders `{dir}` and `{testprog}` are replaced).
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config = toml.to_string();
+        self
+    }
+
+    /// Extra command-line arguments, after `-c <dir>/nsvisor.toml`.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        self
+    }
+
+    /// An environment variable for the daemon.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().to_os_string(), value.as_ref().to_os_string()));
+        self
+    }
+
+    /// Run the daemon as PID 1 of a new PID namespace (`unshare --pid --fork
+    /// --mount-proc`; root only).
+    pub fn pid1(mut self, pid1: bool) -> Self {
+        self.pid1 = pid1;
+        self
+    }
+
+    /// Start the daemon with these signals ignored and blocked, as a careless
+    /// parent might (the daemon must not pass that on to its programs).
+    pub fn inherit_ignored_and_blocked(mut self, signals: &[nix::sys::signal::Signal]) -> Self {
+        self.inherited.extend_from_slice(signals);
+        self
+    }
+
+    /// Starts the daemon and waits until its API answers.
+    pub fn start(self) -> Daemon {
+        let mut daemon = self.spawn();
+        daemon.wait_api();
+        daemon
+    }
+
+    /// Starts the daemon without waiting for its API (for runs that are expected to
+    /// exit by themselves, like single-command mode or bad configs).
+    pub fn spawn(self) -> Daemon {
+        let dir = self.dir.path().to_path_buf();
+        let socket = write_config(&dir, &self.config);
+        let config = dir.join("nsvisor.toml");
+
+        let mut cmd = if self.pid1 {
+            let mut c = Command::new("unshare");
+            c.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
+            c.arg(nsvisor_bin());
+            c
+        } else {
+            Command::new(nsvisor_bin())
+        };
+        cmd.arg("-c").arg(&config).args(&self.args);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.current_dir(&dir).stdin(Stdio::null());
+        if !self.inherited.is_empty() {
+            ignore_and_block_in_child(&mut cmd, &self.inherited);
+        }
+        cmd.stdout(File::create(dir.join("daemon.stdout")).expect("cannot create daemon.stdout"));
+        cmd.stderr(File::create(dir.join("daemon.stderr")).expect("cannot create daemon.stderr"));
+        let child = cmd.spawn().expect("cannot spawn nsvisor");
+        Daemon {
+            dir: self.dir,
+            socket,
+            child,
+            pid1: self.pid1,
+            exit: None,
+        }
+    }
+}
+
+/// Makes the spawned child start with `signals` ignored and blocked.
+fn ignore_and_block_in_child(cmd: &mut Command, signals: &[nix::sys::signal::Signal]) {
+    use std::os::unix::process::CommandExt;
+    let signals: Vec<i32> = signals.iter().map(|s| *s as i32).collect();
+    let mut set = nix::sys::signal::SigSet::empty();
+    for sig in &signals {
+        set.add(nix::sys::signal::Signal::try_from(*sig).expect("a signal"));
+    }
+    let set = *set.as_ref();
+    // SAFETY: between fork and exec the closure only calls async-signal-safe
+    // functions (signal, pthread_sigmask) on data prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            for sig in &signals {
+                libc::signal(*sig, libc::SIG_IGN);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+}
+
+/// Writes `<dir>/nsvisor.toml` from `body` (placeholders replaced, socket added);
+/// returns the socket path.
+fn write_config(dir: &Path, body: &str) -> PathBuf {
+    let body = body
+        .replace("{dir}", &dir.to_string_lossy())
+        .replace("{testprog}", &testprog().to_string_lossy());
+    let (body, socket) = with_socket(&body, dir);
+    let path = dir.join("nsvisor.toml");
+    let tmp = dir.join(".nsvisor.toml.tmp");
+    std::fs::write(&tmp, body).expect("cannot write the config");
+    std::fs::rename(&tmp, &path).expect("cannot replace the config");
+    socket
+}
+
+/// Adds `socket = "<dir>/nsvisor.sock"` to `[supervisor]` unless the config
+/// names a socket; returns the body and the socket path.
+fn with_socket(body: &str, dir: &Path) -> (String, PathBuf) {
+    let given = toml::from_str::<toml::Table>(body).ok().and_then(|t| {
+        t.get("supervisor")?
+            .get("socket")?
+            .as_str()
+            .map(PathBuf::from)
+    });
+    if let Some(socket) = given {
+        return (body.to_string(), socket);
+    }
+    let socket = dir.join("nsvisor.sock");
+    let line = format!("socket = {}", toml_quote(&socket));
+    let has_table = body.lines().any(|l| l.trim() == "[supervisor]");
+    let body = if has_table {
+        body.lines()
+            .flat_map(|l| {
+                let extra = (l.trim() == "[supervisor]").then(|| line.clone());
+                std::iter::once(l.to_string()).chain(extra)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        format!("{body}\n\n[supervisor]\n{line}\n")
+    };
+    (body, socket)
+}
+
+/// A running `nsvisor` in its own temp dir.
+pub struct Daemon {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    child: Child,
+    pid1: bool,
+    exit: Option<ExitStatus>,
+}
+
+impl Daemon {
+    /// Starts a daemon on this config; see [`DaemonBuilder`].
+    pub fn start(toml_body: &str) -> Daemon {
+        Daemon::builder().config(toml_body).start()
+    }
+
+    /// A builder with a fresh temp dir and an empty config.
+    pub fn builder() -> DaemonBuilder {
+        DaemonBuilder {
+            dir: tempfile::Builder::new()
+                .prefix("nsvisor-e2e-")
+                .tempdir()
+                .expect("cannot create a temp dir"),
+            config: String::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            pid1: false,
+            inherited: Vec::new(),
+        }
+    }
+
+    /// The daemon's temp dir.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The config file the daemon was started with.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir().join("nsvisor.toml")
+    }
+
+    /// Replaces the config file (same placeholders and socket rule as at start),
+    /// for reload tests. The daemon does not notice until told (SIGHUP, reload).
+    pub fn write_config(&self, body: &str) {
+        let socket = write_config(self.dir(), body);
+        assert_eq!(socket, self.socket, "a new config must keep the socket");
+    }
+
+    /// The control socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The pid of the spawned process (`unshare` when running as PID 1).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The pid of `nsvisor` itself, as seen from the test: the same as [`Daemon::pid`],
+    /// or the child of `unshare` when running as PID 1 of a new namespace.
+    pub fn daemon_pid(&self) -> u32 {
+        if !self.pid1 {
+            return self.pid();
+        }
+        let outer = self.pid();
+        wait_until("unshare to fork nsvisor", Duration::from_secs(5), || {
+            children_of(outer).first().copied()
+        })
+    }
+
+    /// Sends `sig` to nsvisor itself (not to `unshare`).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.daemon_pid() as i32);
+        nix::sys::signal::kill(pid, sig).expect("cannot signal nsvisor");
+    }
+
+    /// Performs a request and returns the whole response.
+    pub fn request(&self, method: &str, path: &str, body: &str) -> Response {
+        http::request(&self.socket, method, path, body.as_bytes())
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// `GET path` → status and JSON body (`Value::String` when the body is not JSON).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.request("GET", path, "");
+        (r.status, r.json())
+    }
+
+    /// `POST path` with a JSON body → status and JSON body.
+    pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        let r = self.request("POST", path, body);
+        (r.status, r.json())
+    }
+
+    /// Writes raw bytes on a new connection and returns everything the daemon
+    /// sends until it closes the connection.
+    pub fn request_raw(&self, raw: &[u8]) -> Vec<u8> {
+        http::raw(&self.socket, raw).unwrap_or_else(|e| panic!("raw request: {e}"))
+    }
+
+    /// Opens a streamed GET (events, `logs?follow=true`) and returns the body reader.
+    pub fn stream(&self, path: &str) -> StreamBody {
+        http::stream(&self.socket, path).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// Subscribes to `GET /v1/events`.
+    pub fn events(&self) -> EventStream {
+        EventStream::new(self.stream("/v1/events"))
+    }
+
+    /// `GET /v1/programs/{name}`: `None` on 404, panics on anything else unexpected.
+    pub fn status(&self, name: &str) -> Option<ProgramInfo> {
+        let r = self.request("GET", &format!("/v1/programs/{name}"), "");
+        match r.status {
+            200 => Some(serde_json::from_slice(&r.body).unwrap_or_else(|e| {
+                panic!(
+                    "GET /v1/programs/{name}: bad ProgramInfo ({e}): {}",
+                    r.text()
+                )
+            })),
+            404 => None,
+            s => panic!("GET /v1/programs/{name}: status {s}: {}", r.text()),
+        }
+    }
+
+    /// Waits until program `name` is in `state`, and returns its info then.
+    pub fn wait_state(&self, name: &str, state: State, timeout: Duration) -> ProgramInfo {
+        let mut last = None;
+        let found = poll(timeout, || {
+            let info = self.status(name);
+            last = info.clone();
+            info.filter(|i| i.state == state)
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "timed out after {timeout:?} waiting for {name} to be {state}; last seen: {last:?}"
+            )
+        })
+    }
+
+    /// Runs `nsvisorctl -s <socket> args...` to completion.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(nsvisorctl_bin())
+            .arg("-s")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("cannot run nsvisorctl")
+    }
+
+    /// Sends SIGTERM to nsvisor and waits for it to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        if self.exit.is_none() {
+            self.signal(nix::sys::signal::Signal::SIGTERM);
+        }
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    /// Waits until the daemon has exited and returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        if let Some(status) = self.exit {
+            return status;
+        }
+        let child = &mut self.child;
+        let status = wait_until("nsvisor to exit", timeout, || {
+            child.try_wait().expect("cannot wait for nsvisor")
+        });
+        self.exit = Some(status);
+        status
+    }
+
+    /// True while the daemon has not exited.
+    pub fn is_running(&mut self) -> bool {
+        if self.exit.is_none() {
+            self.exit = self.child.try_wait().expect("cannot wait for nsvisor");
+        }
+        self.exit.is_none()
+    }
+
+    /// What the daemon wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir().join("daemon.stdout")).unwrap_or_default()
+    }
+
+    /// What the daemon wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir().join("daemon.stderr")).unwrap_or_default()
+    }
+
+    /// Waits until the API answers `GET /v1/health` (any status); panics early
+    /// with the daemon's output if it exits instead.
+    fn wait_api(&mut self) {
+        let socket = self.socket.clone();
+        let mut exited = None;
+        let child = &mut self.child;
+        wait_until("the nsvisor API to answer", START_TIMEOUT, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                exited = Some(status);
+                return Some(());
+            }
+            http::request(&socket, "GET", "/v1/health", b"")
+                .ok()
+                .map(|_| ())
+        });
+        if let Some(status) = exited {
+            self.exit = Some(status);
+            panic!(
+                "nsvisor exited at start-up ({status})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                self.stdout(),
+                self.stderr()
+            );
+        }
+    }
+
+    fn dump(&self) {
+        eprintln!(
+            "--- nsvisor in {} ---\n--- config ---\n{}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- end ---",
+            self.dir().display(),
+            std::fs::read_to_string(self.dir().join("nsvisor.toml")).unwrap_or_default(),
+            self.stdout(),
+            self.stderr()
+        );
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.is_running() {
+            let inner = if self.pid1 {
+                children_of(self.pid()).first().copied()
+            } else {
+                Some(self.pid())
+            };
+            if let Some(pid) = inner {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            let deadline = Instant::now() + DROP_GRACE;
+            while self.is_running() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if self.is_running() {
+                eprintln!("nsvisor did not exit within {DROP_GRACE:?} of SIGTERM: SIGKILL");
+                for pid in inner.into_iter().chain([self.pid()]) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                let _ = self.child.wait();
+            }
+        }
+        if std::thread::panicking() {
+            self.dump();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_is_added_to_existing_supervisor_table() {
+        let dir = Path::new("/d");
+        let (body, socket) = with_socket("[supervisor]\nminfds = 10\n", dir);
+        assert_eq!(socket, Path::new("/d/nsvisor.sock"));
+        assert_eq!(
+            body,
+            "[supervisor]\nsocket = \"/d/nsvisor.sock\"\nminfds = 10"
+        );
+    }
+
+    #[test]
+    fn socket_table_is_appended_when_missing() {
+        let (body, _) = with_socket("[programs.a]\ncommand = \"x\"\n", Path::new("/d"));
+        assert!(
+            body.ends_with("\n[supervisor]\nsocket = \"/d/nsvisor.sock\"\n"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn given_socket_is_kept() {
+        let (_, socket) = with_socket("[supervisor]\nsocket = \"/x.sock\"\n", Path::new("/d"));
+        assert_eq!(socket, Path::new("/x.sock"));
+    }
+}

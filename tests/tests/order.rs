@@ -1,0 +1,73 @@
+//! Start and stop order: a program starts only once everything in its
+//! `depends_on` is RUNNING, and on shutdown it stops before what it depends on.
+//!
+//! Times come from the record files `testprog` writes (wall-clock ms of its
+//! start, of each signal received, of its exit).
+
+use std::path::Path;
+use std::time::Duration;
+
+use nsvisor_proto::State;
+use nsvisor_tests::{program_toml, read_records, wait_record, Daemon};
+
+const T: Duration = Duration::from_secs(10);
+
+/// The time of the first record of `event` in `file` (already written).
+fn time_of(file: &Path, event: &str) -> u64 {
+    let recs = read_records(file);
+    recs.iter()
+        .find(|r| r.event == event)
+        .unwrap_or_else(|| panic!("no {event:?} in {}: {recs:?}", file.display()))
+        .ms
+}
+
+#[test]
+fn depends_on_orders_start_and_reverse_orders_stop() {
+    let stops_slowly = |rec: &'static str| {
+        // `record` after the trap: its "start" line means TERM is handled.
+        [
+            "term-exit",
+            "0",
+            "--after",
+            "0.3",
+            "record",
+            rec,
+            "sleep",
+            "forever",
+        ]
+    };
+    // `web` is defined first and has the lower priority: only depends_on holds it back.
+    let mut config = program_toml(
+        "web",
+        &stops_slowly("{dir}/web.rec"),
+        "startsecs = 0\npriority = 1\ndepends_on = [\"db\"]",
+    );
+    config += &program_toml(
+        "db",
+        &stops_slowly("{dir}/db.rec"),
+        "startsecs = 1\npriority = 2",
+    );
+    let mut d = Daemon::start(&config);
+    d.wait_state("web", State::Running, T);
+    d.wait_state("db", State::Running, T);
+
+    let dir = d.dir().to_path_buf();
+    let db_start = wait_record(&dir.join("db.rec"), "start", T).ms;
+    let web_start = wait_record(&dir.join("web.rec"), "start", T).ms;
+    assert!(
+        web_start >= db_start + 950,
+        "web started {} ms after db, before db was RUNNING (startsecs 1 s)",
+        web_start as i64 - db_start as i64
+    );
+
+    let status = d.terminate();
+    assert_eq!(status.code(), Some(0), "requested shutdown exits 0");
+    let web_exit = time_of(&dir.join("web.rec"), "exit 0");
+    let db_term = time_of(&dir.join("db.rec"), "signal TERM");
+    assert!(
+        db_term >= web_exit,
+        "db got TERM {} ms before web (its dependent) exited",
+        web_exit - db_term
+    );
+    time_of(&dir.join("db.rec"), "exit 0");
+}
