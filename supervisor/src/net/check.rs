@@ -63,8 +63,7 @@ pub fn check_privileges(config: &Config) -> Result<(), Error> {
     if users.is_empty() {
         return Ok(());
     }
-    let caps = crate::sys::effective_caps().unwrap_or(0);
-    if has_cap(caps, CAP_NET_ADMIN) && has_cap(caps, CAP_SYS_ADMIN) {
+    if has_privileges() {
         return Ok(());
     }
     let what = match users.as_slice() {
@@ -72,6 +71,12 @@ pub fn check_privileges(config: &Config) -> Result<(), Error> {
         many => format!("the network settings of programs {}", many.join(", ")),
     };
     Err(Error::Privileges { what })
+}
+
+/// Whether this process has the capabilities to manage namespaces and links.
+pub fn has_privileges() -> bool {
+    let caps = crate::sys::effective_caps().unwrap_or(0);
+    has_cap(caps, CAP_NET_ADMIN) && has_cap(caps, CAP_SYS_ADMIN)
 }
 
 fn has_cap(caps: u64, cap: u32) -> bool {

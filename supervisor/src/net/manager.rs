@@ -13,6 +13,7 @@
 //! Netlink work runs on blocking threads; requests are handled one at a time.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -82,57 +83,64 @@ impl Manager {
 
     /// Removes what a crashed daemon left behind (see `leftovers.rs`). Call
     /// once at start, before the first `ensure`.
-    pub async fn cleanup_leftovers(&self) -> Vec<Error> {
-        self.ask(Request::Cleanup).await.unwrap_or_else(|e| vec![e])
+    pub fn cleanup_leftovers(&self) -> impl Future<Output = Vec<Error>> + Send + 'static {
+        let answer = self.send(Request::Cleanup);
+        async move { answer.await.unwrap_or_else(|e| vec![e]) }
     }
 
     /// Makes sure `program`'s sandbox exists and its ports are forwarded, and
     /// opens the namespace for its spawn. Idempotent: a program that already
     /// has its sandbox gets a fresh handle on it; a changed `spec` moves the
     /// program to the new sandbox.
-    pub async fn ensure(
+    ///
+    /// The request is queued when this is called (requests are handled in
+    /// call order); the returned future only waits for the answer.
+    pub fn ensure(
         &self,
         program: &str,
         spec: &SandboxSpec,
         network: &NetworkConfig,
-    ) -> Result<SandboxHandle, Error> {
+    ) -> impl Future<Output = Result<SandboxHandle, Error>> + Send + 'static {
         let (program, spec, network) = (program.to_string(), spec.clone(), network.clone());
-        self.ask(|reply| Request::Ensure {
+        let answer = self.send(|reply| Request::Ensure {
             program,
             spec,
             network,
             reply,
-        })
-        .await?
+        });
+        async move { answer.await? }
     }
 
-    /// `program` no longer needs its sandbox (removed by a reload): stops its
-    /// proxies; removes the sandbox if no other program uses it, and the
-    /// bridge if nsvisor made it and no sandbox is left on it. Returns every
-    /// error met; an unknown program is not one.
-    pub async fn release(&self, program: &str) -> Vec<Error> {
+    /// `program` no longer needs its sandbox (removed by a reload, or its
+    /// network settings changed): stops its proxies; removes the sandbox if no
+    /// other program uses it, and the bridge if nsvisor made it and no sandbox
+    /// is left on it. Returns every error met; an unknown program is not one.
+    /// Queued when called, like [`Manager::ensure`].
+    pub fn release(&self, program: &str) -> impl Future<Output = Vec<Error>> + Send + 'static {
         let program = program.to_string();
-        self.ask(|reply| Request::Release { program, reply })
-            .await
-            .unwrap_or_else(|e| vec![e])
+        let answer = self.send(|reply| Request::Release { program, reply });
+        async move { answer.await.unwrap_or_else(|e| vec![e]) }
     }
 
     /// Releases every program (at shutdown, after they exited).
-    pub async fn shutdown(&self) -> Vec<Error> {
-        self.ask(Request::Shutdown)
-            .await
-            .unwrap_or_else(|e| vec![e])
+    pub fn shutdown(&self) -> impl Future<Output = Vec<Error>> + Send + 'static {
+        let answer = self.send(Request::Shutdown);
+        async move { answer.await.unwrap_or_else(|e| vec![e]) }
     }
 
-    async fn ask<T>(
+    /// Queues a request now; the future resolves to its reply.
+    fn send<T: Send + 'static>(
         &self,
         request: impl FnOnce(oneshot::Sender<T>) -> Request,
-    ) -> Result<T, Error> {
+    ) -> impl Future<Output = Result<T, Error>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(request(reply))
-            .map_err(|_| Error::Stopped)?;
-        answer.await.map_err(|_| Error::Stopped)
+        let sent = self.requests.send(request(reply)).is_ok();
+        async move {
+            if !sent {
+                return Err(Error::Stopped);
+            }
+            answer.await.map_err(|_| Error::Stopped)
+        }
     }
 }
 

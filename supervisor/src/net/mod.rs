@@ -41,7 +41,7 @@ use nsvisor_proto::{NetInfo, PortInfo};
 
 use crate::config::{NetworkConfig, ProgramConfig, ProgramNet, Protocol};
 
-pub use check::{check_host, check_privileges};
+pub use check::{check_host, check_privileges, has_privileges};
 pub use manager::{Manager, SandboxHandle};
 
 /// Prefix of the namespaces nsvisor creates: `nsvisor-<sandbox>`.

@@ -65,6 +65,7 @@ pub struct Supervisor {
     pub(super) orphans_reaped: u64,
     pub(super) started: Instant,
     pub(super) options: RunOptions,
+    pub(super) net: super::network::Net,
     dev_null: OwnedFd,
     tty: bool,
 }
@@ -77,6 +78,7 @@ impl Supervisor {
     pub fn new(
         config: Config,
         options: RunOptions,
+        net: crate::net::Manager,
     ) -> std::io::Result<(Supervisor, Handle, mpsc::Receiver<Command>)> {
         let (commands, rx) = mpsc::channel(1024);
         let (events, _) = broadcast::channel(4096);
@@ -100,7 +102,7 @@ impl Supervisor {
             main.main = true;
             programs.insert(MAIN_PROGRAM.to_string(), main);
         }
-        let sup = Supervisor {
+        let mut sup = Supervisor {
             config,
             programs,
             pids: HashMap::new(),
@@ -115,9 +117,11 @@ impl Supervisor {
             orphans_reaped: 0,
             started: Instant::now(),
             options,
+            net: super::network::Net::new(net),
             dev_null: sys::open_dev_null()?,
             tty: sys::stdin_is_tty(),
         };
+        sup.refresh_net_info();
         Ok((sup, handle, rx))
     }
 
@@ -132,8 +136,10 @@ impl Supervisor {
         self.start_autostart();
         self.settle();
         let mut commands_open = true;
+        let mut net_events = self.net.take_events();
         loop {
             if let Some(code) = self.exit_code() {
+                self.teardown_network().await;
                 return code;
             }
             let next = self.timers.peek().map(|Reverse((at, _))| *at);
@@ -144,6 +150,7 @@ impl Supervisor {
                     None => commands_open = false,
                 },
                 () = sleep_until(next), if next.is_some() => self.on_timers(),
+                Some(ready) = net_events.recv() => self.on_net_ready(ready),
             }
             self.settle();
         }
@@ -280,6 +287,13 @@ impl Supervisor {
     }
 
     fn spawn(&mut self, name: &str) -> Input {
+        let netns = match self.netns_for_spawn(name) {
+            Ok(fd) => fd,
+            Err(why) => {
+                tracing::error!(program = name, "{why}");
+                return Input::SpawnFailed(why);
+            }
+        };
         let Some(prog) = self.programs.get_mut(name) else {
             return Input::SpawnFailed("program removed".into());
         };
@@ -299,6 +313,10 @@ impl Supervisor {
                 stdio: [Some(self.dev_null.as_raw_fd()), None, None],
                 netns: None,
             }
+        };
+        let opts = SpawnOptions {
+            netns: netns.as_ref().map(|fd| fd.as_raw_fd()),
+            ..opts
         };
         match spawn::spawn(&prog.cfg, opts) {
             Ok(pid) => {
@@ -368,10 +386,15 @@ impl Supervisor {
             })
             .collect();
         if waiting.is_empty() {
+            let net_ready = self.sandbox_ready(name);
             if let Some(p) = self.programs.get_mut(name) {
-                p.pending_start = false;
+                p.pending_start = !net_ready;
             }
-            self.drive(name, Input::Start);
+            if net_ready {
+                self.drive(name, Input::Start);
+            } else {
+                self.dirty.insert(name.to_string());
+            }
             return;
         }
         if let Some(p) = self.programs.get_mut(name) {

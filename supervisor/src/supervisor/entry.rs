@@ -6,7 +6,7 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use nsvisor_proto::{format_uptime, ProgramInfo, State};
+use nsvisor_proto::{format_uptime, NetInfo, ProgramInfo, State};
 
 use super::program::{Machine, Policy, ProgramState};
 use crate::config::ProgramConfig;
@@ -32,6 +32,8 @@ pub struct Program {
     pub main: bool,
     /// Shell-style code of the last spawn failure (127 not found, 126 not executable).
     pub spawn_error_code: Option<i32>,
+    /// Its network sandbox, as `status` shows it.
+    pub net: Option<NetInfo>,
 }
 
 impl Program {
@@ -47,6 +49,7 @@ impl Program {
             replace_with: None,
             main: false,
             spawn_error_code: None,
+            net: None,
         }
     }
 
@@ -104,7 +107,7 @@ impl Program {
             restarts: self.machine.restarts,
             autostart: self.cfg.autostart,
             description: self.describe(pid, uptime, now),
-            net: None,
+            net: self.net.clone(),
         }
     }
 

@@ -90,6 +90,7 @@ impl Supervisor {
         let main_path = self.config.path.clone();
         self.config = new;
         self.config.path = main_path;
+        self.refresh_net_info();
         Ok(diff)
     }
 
@@ -103,7 +104,11 @@ impl Supervisor {
                 continue;
             }
             if p.removing {
+                let had_net = p.cfg.net.is_some();
                 self.programs.remove(name);
+                if had_net {
+                    self.release_sandbox(name);
+                }
                 for plan in &mut self.stop_plans {
                     plan.forget(name);
                 }
@@ -115,7 +120,12 @@ impl Supervisor {
                 p.pending_start = false;
                 p.blocked = None;
                 let autostart = cfg.autostart;
+                let net_changed = p.cfg.net != cfg.net;
                 p.cfg = cfg;
+                if net_changed {
+                    self.release_sandbox(name);
+                    self.refresh_net_info();
+                }
                 tracing::info!(program = %name, "configuration changed: starting with the new one");
                 if autostart {
                     self.request_start(name);
