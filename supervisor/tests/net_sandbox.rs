@@ -180,7 +180,7 @@ async fn a_sandbox_has_eth0_with_its_address_and_a_default_route_and_goes_away()
         "{bridge}"
     );
     let veth = ip(&["-d", "link", "show", "master", &n.network.bridge]);
-    assert!(veth.contains(&format!("alias nsvisor owner=")), "{veth}");
+    assert!(veth.contains("alias nsvisor owner="), "{veth}");
 
     // Idempotent: asking again gives the same sandbox.
     let again = manager.ensure("a", &spec, &n.network).await.unwrap();

@@ -236,10 +236,8 @@ impl Task {
                     return Err(Error::SandboxMismatch {
                         program: program.to_string(),
                         sandbox: spec.sandbox.clone(),
-                        have: existing.network.clone(),
-                        have_address: existing.address.to_string(),
-                        want: spec.network.clone(),
-                        want_address: spec.address.to_string(),
+                        have: placement(&existing.network, existing.address),
+                        want: placement(&spec.network, spec.address),
                     });
                 }
                 existing.users.insert(program.to_string());
@@ -388,6 +386,11 @@ impl Task {
         })
         .await
     }
+}
+
+/// `network NET with address ADDR`, for mismatch messages.
+fn placement(network: &str, address: Ipv4Addr) -> String {
+    format!("network {network} with address {address}")
 }
 
 /// Runs blocking netlink work on the blocking pool (host namespace; those

@@ -193,23 +193,16 @@ pub enum Error {
         source: io::Error,
     },
     /// Two programs name one sandbox with different networks or addresses.
-    #[error(
-        "program {program:?}: sandbox {sandbox:?} already exists on network {have} \
-         with address {have_address}, the program asks for network {want} with address {want_address}"
-    )]
+    #[error("program {program:?}: sandbox {sandbox:?} already exists as {have}, the program asks for {want}")]
     SandboxMismatch {
         /// Program name.
         program: String,
         /// Sandbox name.
         sandbox: String,
-        /// Network of the existing sandbox.
+        /// The existing sandbox: `network NET with address ADDR`.
         have: String,
-        /// Its address.
-        have_address: String,
-        /// Network asked for.
+        /// What the program asks for, in the same words.
         want: String,
-        /// Address asked for.
-        want_address: String,
     },
     /// The network task has stopped (the daemon is going down).
     #[error("the network task has stopped")]

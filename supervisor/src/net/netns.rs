@@ -71,7 +71,7 @@ pub fn create(name: &str) -> Result<Created, CreateError> {
     match OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0)
+        .mode(0o000)
         .open(&target)
     {
         Ok(_) => {}
