@@ -152,9 +152,14 @@ impl Client {
         let res = self.send(method, path, body).await?;
         let status = res.status();
         let data = self.read_all(res).await?;
-        if status.is_success() || also_ok.contains(&status.as_u16()) {
+        if status.is_success() {
             return serde_json::from_slice(&data)
                 .map_err(|e| self.protocol(format!("{path}: {e}")));
+        }
+        if also_ok.contains(&status.as_u16()) {
+            if let Ok(answer) = serde_json::from_slice(&data) {
+                return Ok(answer);
+            }
         }
         Err(self.api_error(status.as_u16(), &data))
     }

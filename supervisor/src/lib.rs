@@ -20,6 +20,9 @@ pub mod sys;
 use config::Config;
 pub use supervisor::RunOptions;
 
+/// How long the daemon waits, at exit, for program output still in pipes.
+const LOG_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Exit code for config and usage errors.
 pub const EXIT_CONFIG: i32 = 2;
 
@@ -32,6 +35,9 @@ pub enum RunError {
     /// Opening /dev/null or another start-up resource failed.
     #[error("cannot set up the supervisor: {0}")]
     Setup(#[source] std::io::Error),
+    /// The program output machinery could not start.
+    #[error(transparent)]
+    Logs(#[from] logs::LogError),
     /// The control socket could not be set up.
     #[error(transparent)]
     Api(#[from] api::Error),
@@ -55,8 +61,12 @@ pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
     let api_config = config.supervisor.clone();
     let single_command = options.main_command.is_some();
     let net = start_network(&config).await?;
+    let logs = logs::LogContext::stdio()?;
+    if let Some(file) = &options.daemon_log {
+        logs.set_daemon_log(file.clone());
+    }
     let (sup, handle, commands) =
-        supervisor::Supervisor::new(config, options, net).map_err(RunError::Setup)?;
+        supervisor::Supervisor::new(config, options, logs.clone(), net).map_err(RunError::Setup)?;
     let api = match api::serve(handle, &api_config).await {
         Ok(api) => Some(api),
         // A tini-style init must not fail for want of a control socket.
@@ -67,6 +77,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
         Err(e) => return Err(e.into()),
     };
     let code = sup.run(signals, commands).await;
+    // Every program has exited: let the pumps write their last output.
+    logs.shutdown(LOG_DRAIN).await;
     if let Some(api) = api {
         api.close().await;
     }

@@ -109,7 +109,16 @@ fn main() -> ExitCode {
     };
     // A tini-style init stays quiet unless something goes wrong.
     let quiet = path.is_none().then_some("warn");
-    init_tracing(&cli, config.supervisor.log_level.as_deref().or(quiet));
+    let daemon_log = config.supervisor.logfile.as_deref().and_then(|path| {
+        nsvisor::logs::DaemonLogFile::open(path)
+            .map_err(|e| eprintln!("nsvisor: {e}; logging to stderr only"))
+            .ok()
+    });
+    init_tracing(
+        &cli,
+        config.supervisor.log_level.as_deref().or(quiet),
+        daemon_log.clone(),
+    );
     let mut config = config;
     if let Some(grace) = cli.grace {
         if !(grace.is_finite() && grace >= 0.0) {
@@ -121,6 +130,7 @@ fn main() -> ExitCode {
     let options = RunOptions {
         main_command: (!cli.command.is_empty()).then(|| cli.command.clone()),
         single_child: cli.single_child,
+        daemon_log,
     };
     if options.main_command.is_some()
         && config
@@ -221,13 +231,19 @@ fn config_failure(e: &ConfigErrors) -> ExitCode {
     ExitCode::from(EXIT_CONFIG as u8)
 }
 
-fn init_tracing(cli: &Cli, config_level: Option<&str>) {
+/// The daemon's own log: stderr, plus `[supervisor] logfile` when set.
+fn init_tracing(cli: &Cli, config_level: Option<&str>, file: Option<nsvisor::logs::DaemonLogFile>) {
+    use tracing_subscriber::fmt::writer::{MakeWriterExt, OptionalWriter};
     use tracing_subscriber::EnvFilter;
     let level = cli.log_level.as_deref().or(config_level).unwrap_or("info");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let file_writer = move || match &file {
+        Some(f) => OptionalWriter::some(tracing_subscriber::fmt::MakeWriter::make_writer(f)),
+        None => OptionalWriter::none(),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr.and(file_writer))
         .with_target(false);
     match cli.log_format {
         LogFormat::Text => builder.init(),

@@ -446,20 +446,48 @@ fn usage_errors_version_and_completions() {
 }
 
 #[test]
-#[ignore = "needs program output capture in the daemon (log pumps); run with --ignored once merged"]
 fn tail_shows_output_and_follows_it_until_the_daemon_stops() {
-    let mut d = Daemon::start(&program(
-        "talker",
-        &["print-lines", "20", "sleep", "forever"],
-        "startsecs = 0",
-    ));
-    d.wait_state("talker", State::Running, T);
-    let last = wait_until("talker's output in the tail buffer", T, || {
+    let b = Daemon::builder();
+    let go = b.dir().join("go").to_string_lossy().into_owned();
+    let mut d = b
+        .config(&program(
+            "talker",
+            &[
+                "print-lines",
+                "2",
+                "--stderr",
+                "--prefix",
+                "err-",
+                "print-lines",
+                "20",
+                "wait-file",
+                &go,
+                "print-lines",
+                "2",
+                "--prefix",
+                "new-",
+                "sleep",
+                "forever",
+            ],
+            "startsecs = 0",
+        ))
+        .start();
+    let last = wait_until("talker's 20 lines in the tail buffer", T, || {
         let out = ctl(&d, &["tail", "-n", "3", "talker"]);
-        (out.code == 0 && out.stdout.lines().count() == 3).then_some(out.stdout)
+        (out.code == 0 && out.stdout.ends_with("line 20\n")).then_some(out.stdout)
     });
     assert_eq!(last, "line 18\nline 19\nline 20\n");
     assert_eq!(ctl(&d, &["tail", "-c", "8", "talker"]).stdout, "line 20\n");
+    assert_eq!(
+        ctl(&d, &["tail", "--stderr", "talker"]).stdout,
+        "err-line 1\nerr-line 2\n"
+    );
+    let json = ctl(&d, &["tail", "--json", "-n", "1", "talker"]);
+    let chunk: serde_json::Value = serde_json::from_str(json.stdout.trim()).expect("one JSON line");
+    assert_eq!(
+        (chunk["name"].as_str(), chunk["data"].as_str()),
+        (Some("talker"), Some("line 20\n"))
+    );
     assert_eq!(ctl(&d, &["tail", "ghost"]).code, 4);
 
     let mut follow = Command::new(nsvisorctl_bin())
@@ -471,6 +499,13 @@ fn tail_shows_output_and_follows_it_until_the_daemon_stops() {
         .expect("cannot run nsvisorctl tail -f");
     let lines = lines_of(&mut follow);
     assert_eq!(lines.recv_timeout(T).ok().as_deref(), Some("line 20"));
+    std::fs::write(&go, b"").expect("cannot create the go file");
+    assert_eq!(
+        lines.recv_timeout(T).ok().as_deref(),
+        Some("new-line 1"),
+        "new output is followed"
+    );
+    assert_eq!(lines.recv_timeout(T).ok().as_deref(), Some("new-line 2"));
     assert_eq!(d.terminate().code(), Some(0));
     let status = wait_until("tail -f to end with the daemon", T, || {
         follow.try_wait().expect("wait")

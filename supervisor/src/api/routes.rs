@@ -127,6 +127,15 @@ impl Route {
         }
     }
 
+    /// The query parameters this endpoint takes.
+    fn params(&self) -> &'static [&'static str] {
+        match self {
+            Route::Act(..) => &["wait"],
+            Route::Logs(..) => &["lines", "bytes", "follow"],
+            _ => &[],
+        }
+    }
+
     /// The one method this endpoint answers.
     fn method(&self) -> Method {
         match self {
@@ -248,7 +257,7 @@ async fn dispatch(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> 
         }
         return Ok(res);
     }
-    let query = parts.uri.query();
+    let query = Query::parse(parts.uri.query(), route.params())?;
     let body = if method == Method::POST {
         read_body(body).await?
     } else {
@@ -256,18 +265,14 @@ async fn dispatch(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> 
     };
     let h = &api.handle;
     match route {
-        Route::Programs => {
-            Query::parse(query, &[])?;
-            Ok(reply::json(StatusCode::OK, &h.list().await?))
-        }
+        Route::Programs => Ok(reply::json(StatusCode::OK, &h.list().await?)),
         Route::Program(name) => {
-            Query::parse(query, &[])?;
             let info = h.list().await?.into_iter().find(|p| p.name == name);
             let info = info.ok_or_else(|| no_such_program(&name))?;
             Ok(reply::json(StatusCode::OK, &info))
         }
         Route::Act(target, verb) => {
-            let wait = Query::parse(query, &["wait"])?.flag("wait", true)?;
+            let wait = query.flag("wait", true)?;
             let action = match verb {
                 Verb::Start => Action::Start,
                 Verb::Stop => Action::Stop,
@@ -279,37 +284,20 @@ async fn dispatch(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> 
             ))
         }
         Route::Signal(target) => {
-            Query::parse(query, &[])?;
             let signal = parse_signal_body(&body)?;
             Ok(reply::json(
                 StatusCode::OK,
                 &h.act(Action::Signal(signal), &target, false).await?,
             ))
         }
-        Route::Logs(name, which) => {
-            logs(
-                api,
-                &name,
-                which,
-                &Query::parse(query, &["lines", "bytes", "follow"])?,
-            )
-            .await
-        }
-        Route::Reload => {
-            Query::parse(query, &[])?;
-            Ok(reply::json(StatusCode::OK, &h.reload().await?))
-        }
+        Route::Logs(name, which) => logs(api, &name, which, &query).await,
+        Route::Reload => Ok(reply::json(StatusCode::OK, &h.reload().await?)),
         Route::Shutdown => {
-            Query::parse(query, &[])?;
             h.shutdown().await?;
             Ok(reply::json(StatusCode::ACCEPTED, &serde_json::json!({})))
         }
-        Route::Events => {
-            Query::parse(query, &[])?;
-            Ok(stream::events(h.events(), api.stopped.clone()))
-        }
+        Route::Events => Ok(stream::events(h.events(), api.stopped.clone())),
         Route::Health => {
-            Query::parse(query, &[])?;
             let health = h.health().await?;
             let status = if health.healthy {
                 StatusCode::OK
@@ -319,7 +307,6 @@ async fn dispatch(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> 
             Ok(reply::json(status, &health))
         }
         Route::Metrics => {
-            Query::parse(query, &[])?;
             let text = metrics::render(&h.list().await?, &h.stats().await?, &api.stats())?;
             Ok(reply::with_body(
                 StatusCode::OK,

@@ -1,3 +1,311 @@
 //! Program output: pipes read by the daemon, written to console, files and the tail buffer.
+//!
+//! Public surface, used by the supervisor:
+//! - [`LogContext`]: created once at start-up. Owns the log runtime (two threads
+//!   on which every pump runs, so a slow disk never stalls the supervisor task or
+//!   the API), the console writer threads, and the SIGUSR2 signal
+//!   ([`LogContext::reopen_all`]). [`LogContext::shutdown`] lets pumps finish and
+//!   the console flush before the daemon exits.
+//! - [`ProgramLogs`]: one per program, kept across restarts (files and tail
+//!   buffers persist). [`ProgramLogs::open_pipes`] before each spawn gives the
+//!   child's fds 1 and 2; the read ends go to the program's pumps at once.
+//!   Dropping it lets its pumps finish once the pipes end.
+//! - [`DaemonLogFile`]: the daemon's own log file (`[supervisor] logfile`), a
+//!   `tracing_subscriber` writer.
+//!
+//! Files: `pump.rs` (pipe → sinks), `file.rs` (file sink policy), `target.rs`
+//! (an open log file: write, splice), `rotate.rs`
+//! (rotation), `console.rs` (console sink), `lines.rs` (console lines),
+//! `ring.rs` (tail buffer), `daemon_log.rs`. User documentation: docs/logging.md.
 
+pub mod console;
+mod daemon_log;
+mod file;
+mod lines;
+mod pump;
 pub mod ring;
+mod rotate;
+mod target;
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::fcntl::OFlag;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{ConsoleMode, LogFile, ProgramConfig, StreamLog};
+pub use crate::supervisor::command::Stream;
+use crate::sys;
+pub use console::Console;
+pub use daemon_log::DaemonLogFile;
+use file::{FileRegistry, FileSpec};
+use ring::Ring;
+
+/// Pipe buffer asked for each program stream (the kernel default is 64 KiB).
+const PIPE_SIZE: Option<usize> = None;
+
+/// Errors the supervisor sees from this module.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// A pipe for a program's output could not be made (out of fds, say).
+    #[error("program \"{program}\": cannot create its output pipe: {source}")]
+    Pipe {
+        /// Program name.
+        program: String,
+        /// Cause.
+        source: io::Error,
+    },
+    /// The log threads could not be started.
+    #[error("cannot start the log threads: {source}")]
+    Start {
+        /// Cause.
+        source: io::Error,
+    },
+    /// The daemon's own log file could not be opened.
+    #[error("cannot open the daemon log file {}: {source}", path.display())]
+    DaemonLog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
+}
+
+/// Shared by every program's logs: runtime, console, reopen signal.
+#[derive(Debug, Clone)]
+pub struct LogContext {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    console: Console,
+    reopen: watch::Sender<u64>,
+    files: FileRegistry,
+    /// Pumps still running.
+    live: watch::Sender<usize>,
+    daemon_log: Mutex<Option<DaemonLogFile>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            // Dropping a runtime may happen inside async code: do not block.
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl LogContext {
+    /// Program lines go to the daemon's stdout and stderr.
+    pub fn stdio() -> Result<LogContext, LogError> {
+        LogContext::new(Console::stdio().map_err(|source| LogError::Start { source })?)
+    }
+
+    /// Program lines go to `console`.
+    pub fn new(console: Console) -> Result<LogContext, LogError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("nsvisor-logs")
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|source| LogError::Start { source })?;
+        Ok(LogContext {
+            inner: Arc::new(Inner {
+                handle: runtime.handle().clone(),
+                runtime: Some(runtime),
+                console,
+                reopen: watch::Sender::new(0),
+                files: FileRegistry::default(),
+                live: watch::Sender::new(0),
+                daemon_log: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Reopens the daemon's own log file too on [`LogContext::reopen_all`].
+    pub fn set_daemon_log(&self, file: DaemonLogFile) {
+        *self
+            .inner
+            .daemon_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(file);
+    }
+
+    /// SIGUSR2: every log file is closed and opened again by path (after an
+    /// external logrotate renamed it). Returns at once; pumps do the work.
+    pub fn reopen_all(&self) {
+        self.inner.reopen.send_modify(|n| *n += 1);
+        let daemon_log = self
+            .inner
+            .daemon_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(f) = daemon_log {
+            if let Err(e) = f.reopen() {
+                tracing::error!("{e}");
+            }
+        }
+    }
+
+    /// Before the daemon exits (every program has exited and its `ProgramLogs`
+    /// is dropped): waits up to `timeout` for the pumps to write what is left in
+    /// the pipes, then up to `timeout` for the console to take it.
+    pub async fn shutdown(&self, timeout: Duration) {
+        let mut live = self.inner.live.subscribe();
+        if tokio::time::timeout(timeout, live.wait_for(|n| *n == 0))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "{} program output streams still open after {timeout:?} (held by leftover processes?)",
+                *live.borrow()
+            );
+        }
+        self.inner.console.flush(timeout).await;
+    }
+}
+
+/// Child ends of a program's output pipes: dup2 them onto fds 1 and 2 in the
+/// child, and drop them in the daemon right after the spawn.
+#[derive(Debug)]
+pub struct ChildStdio {
+    /// For fd 1.
+    pub stdout: OwnedFd,
+    /// For fd 2 (the same pipe as `stdout` with `redirect_stderr`).
+    pub stderr: OwnedFd,
+}
+
+impl ChildStdio {
+    /// `(fd for 1, fd for 2)`.
+    pub fn raw(&self) -> (RawFd, RawFd) {
+        (self.stdout.as_raw_fd(), self.stderr.as_raw_fd())
+    }
+}
+
+/// The output of one program: its pumps and tail buffers.
+#[derive(Debug)]
+pub struct ProgramLogs {
+    name: String,
+    /// The settings it was made for: redirect_stderr, stdout, stderr.
+    settings: (bool, StreamLog, StreamLog),
+    stdout: StreamLogs,
+    /// `None` with `redirect_stderr`.
+    stderr: Option<StreamLogs>,
+    /// What `ring(Stderr)` gives with `redirect_stderr`: always empty.
+    no_stderr: Arc<Ring>,
+}
+
+#[derive(Debug)]
+struct StreamLogs {
+    ring: Arc<Ring>,
+    pipes: mpsc::UnboundedSender<OwnedFd>,
+}
+
+impl ProgramLogs {
+    /// Starts the pumps of `cfg`'s streams (files are opened on the first spawn).
+    pub fn new(ctx: &LogContext, cfg: &ProgramConfig) -> ProgramLogs {
+        let stderr =
+            (!cfg.redirect_stderr).then(|| start_stream(ctx, cfg, Stream::Stderr, &cfg.stderr));
+        ProgramLogs {
+            name: cfg.name.clone(),
+            settings: (cfg.redirect_stderr, cfg.stdout.clone(), cfg.stderr.clone()),
+            stdout: start_stream(ctx, cfg, Stream::Stdout, &cfg.stdout),
+            stderr,
+            no_stderr: Arc::new(Ring::new(0)),
+        }
+    }
+
+    /// New pipes for a spawn. The read ends go to the pumps now; the caller
+    /// gives the child the returned ends.
+    pub fn open_pipes(&self) -> Result<ChildStdio, LogError> {
+        let fail = |source| LogError::Pipe {
+            program: self.name.clone(),
+            source,
+        };
+        let stdout = new_pipe(&self.stdout).map_err(fail)?;
+        let stderr = match &self.stderr {
+            Some(s) => new_pipe(s).map_err(fail)?,
+            None => stdout.try_clone().map_err(fail)?,
+        };
+        Ok(ChildStdio { stdout, stderr })
+    }
+
+    /// Whether these logs were made with `cfg`'s output settings (if not, a
+    /// reload must replace them).
+    pub fn serves(&self, cfg: &ProgramConfig) -> bool {
+        self.settings == (cfg.redirect_stderr, cfg.stdout.clone(), cfg.stderr.clone())
+    }
+
+    /// The tail buffer of a stream (always empty for stderr with `redirect_stderr`).
+    pub fn ring(&self, stream: Stream) -> Arc<Ring> {
+        match (stream, &self.stderr) {
+            (Stream::Stdout, _) => self.stdout.ring.clone(),
+            (Stream::Stderr, Some(s)) => s.ring.clone(),
+            (Stream::Stderr, None) => self.no_stderr.clone(),
+        }
+    }
+}
+
+/// A pipe whose read end is handed to the stream's pump; returns the write end.
+fn new_pipe(stream: &StreamLogs) -> io::Result<OwnedFd> {
+    let (read, write) = sys::log_pipe()?;
+    sys::set_status_flag(read.as_fd(), OFlag::O_NONBLOCK, true)?;
+    if let Some(size) = PIPE_SIZE {
+        // Best effort: an unprivileged user may be over its pipe quota.
+        let _ = sys::set_pipe_size(read.as_fd(), size);
+    }
+    // Fails only if the pump is gone; then the child writes into a closed pipe.
+    let _ = stream.pipes.send(read);
+    Ok(write)
+}
+
+fn start_stream(
+    ctx: &LogContext,
+    cfg: &ProgramConfig,
+    stream: Stream,
+    log: &StreamLog,
+) -> StreamLogs {
+    let ring = Arc::new(Ring::new(
+        usize::try_from(log.tail_bytes).unwrap_or(usize::MAX),
+    ));
+    let prefix = match log.console {
+        ConsoleMode::Prefixed => Some(format!("{} | ", cfg.name).into_bytes()),
+        ConsoleMode::Raw => Some(Vec::new()),
+        ConsoleMode::Off => None,
+    };
+    let spec = pump::PumpSpec {
+        program: cfg.name.clone(),
+        stream,
+        file: match &log.logfile {
+            LogFile::None => None,
+            LogFile::Path(path) => Some(FileSpec {
+                path: path.clone(),
+                maxbytes: log.maxbytes,
+                backups: log.backups,
+            }),
+        },
+        console: prefix.map(|p| ctx.inner.console.sink(stream, p)),
+        ring: ring.clone(),
+    };
+    let (pipes, rx) = mpsc::unbounded_channel();
+    let inner = &ctx.inner;
+    inner.live.send_modify(|n| *n += 1);
+    let live = inner.live.clone();
+    let run = pump::run(spec, inner.files.clone(), rx, inner.reopen.subscribe());
+    inner.handle.spawn(async move {
+        run.await;
+        live.send_modify(|n| *n -= 1);
+    });
+    StreamLogs { ring, pipes }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -43,22 +43,41 @@ impl Ring {
 
     /// Appends bytes and hands them to followers.
     pub fn push(&self, data: &[u8]) {
-        if data.is_empty() {
+        self.push_tail(data.len() as u64, data);
+    }
+
+    /// Records that `total` bytes were appended to the stream, of which only the
+    /// last ones, `tail`, are known here (the rest went straight from the pipe to
+    /// the log file). Followers receive `tail`.
+    pub fn push_tail(&self, total: u64, tail: &[u8]) {
+        if total == 0 {
             return;
         }
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.written += data.len() as u64;
+        inner.written += total;
         let cap = inner.capacity;
-        let keep = &data[data.len().saturating_sub(cap)..];
+        let keep = &tail[tail.len().saturating_sub(cap)..];
+        if total > tail.len() as u64 {
+            // A gap: what is kept would not be contiguous with `tail`.
+            inner.buf.clear();
+        }
         let len = inner.buf.len();
         let overflow = (len + keep.len()).saturating_sub(cap);
         inner.buf.drain(..overflow.min(len));
         inner.buf.extend(keep);
         // Sent under the lock (a broadcast send never blocks), so `follow`
         // sees every byte exactly once: either in its snapshot or as a chunk.
-        if self.followers.receiver_count() > 0 {
-            let _ = self.followers.send(Bytes::copy_from_slice(data));
+        if !tail.is_empty() && self.followers.receiver_count() > 0 {
+            let _ = self.followers.send(Bytes::copy_from_slice(tail));
         }
+    }
+
+    /// How many bytes this ring keeps at most.
+    pub fn capacity(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .capacity
     }
 
     /// The last `max` bytes kept, and the total written so far.
@@ -125,6 +144,16 @@ mod tests {
         assert_eq!(r.snapshot(100), (b"cdefg".to_vec(), 7));
         r.push(b"0123456789");
         assert_eq!(r.snapshot(3), (b"789".to_vec(), 17));
+    }
+
+    #[test]
+    fn push_tail_counts_bytes_it_did_not_see() {
+        let r = Ring::new(4);
+        r.push(b"ab");
+        r.push_tail(3, b"cde");
+        assert_eq!(r.snapshot(100), (b"bcde".to_vec(), 5));
+        r.push_tail(1000, b"xyz");
+        assert_eq!(r.snapshot(100), (b"xyz".to_vec(), 1005));
     }
 
     #[test]

@@ -27,6 +27,7 @@ use super::entry::Program;
 use super::program::{Effect, Input};
 use super::shutdown::{Lingering, ShutdownState};
 use crate::config::{Config, ProgramConfig};
+use crate::logs::LogContext;
 use crate::process::reaper;
 use crate::process::spawn::{self, SpawnOptions};
 use crate::sys::{self, Session};
@@ -47,6 +48,8 @@ pub struct RunOptions {
     pub main_command: Option<Vec<String>>,
     /// Forward signals to the main program's pid only, not its group.
     pub single_child: bool,
+    /// The daemon's own log file (`[supervisor] logfile`), reopened on SIGUSR2.
+    pub daemon_log: Option<crate::logs::DaemonLogFile>,
 }
 
 /// The supervisor's state. Only [`Supervisor::run`] touches it.
@@ -65,6 +68,7 @@ pub struct Supervisor {
     pub(super) orphans_reaped: u64,
     pub(super) started: Instant,
     pub(super) options: RunOptions,
+    pub(super) logs: LogContext,
     pub(super) net: super::network::Net,
     dev_null: OwnedFd,
     tty: bool,
@@ -78,6 +82,7 @@ impl Supervisor {
     pub fn new(
         config: Config,
         options: RunOptions,
+        logs: LogContext,
         net: crate::net::Manager,
     ) -> std::io::Result<(Supervisor, Handle, mpsc::Receiver<Command>)> {
         let (commands, rx) = mpsc::channel(1024);
@@ -117,6 +122,7 @@ impl Supervisor {
             orphans_reaped: 0,
             started: Instant::now(),
             options,
+            logs,
             net: super::network::Net::new(net),
             dev_null: sys::open_dev_null()?,
             tty: sys::stdin_is_tty(),
@@ -191,7 +197,11 @@ impl Supervisor {
                     "received SIGHUP: configuration not reloaded, nothing changed:\n{e}"
                 ),
             },
-            Signal::SIGUSR2 => tracing::info!("received SIGUSR2: no log files to reopen"),
+            Signal::SIGUSR2 => {
+                self.logs.reopen_all();
+                // After the reopening, so this line starts the new daemon log file.
+                tracing::info!("received SIGUSR2: reopening log files");
+            }
             _ => self.forward(signal),
         }
     }
@@ -297,8 +307,19 @@ impl Supervisor {
         let Some(prog) = self.programs.get_mut(name) else {
             return Input::SpawnFailed("program removed".into());
         };
-        let opts = if prog.main {
-            SpawnOptions {
+        let pipes = if prog.main {
+            None
+        } else {
+            match prog.logs(&self.logs).open_pipes() {
+                Ok(pipes) => Some(pipes),
+                Err(e) => {
+                    tracing::error!("{e}");
+                    return Input::SpawnFailed(e.to_string());
+                }
+            }
+        };
+        let opts = match &pipes {
+            None => SpawnOptions {
                 session: if self.tty {
                     Session::ForegroundGroup { tty: 0 }
                 } else {
@@ -306,19 +327,26 @@ impl Supervisor {
                 },
                 stdio: [None, None, None],
                 netns: None,
-            }
-        } else {
-            SpawnOptions {
+            },
+            Some(pipes) => SpawnOptions {
                 session: Session::NewSession,
-                stdio: [Some(self.dev_null.as_raw_fd()), None, None],
+                stdio: [
+                    Some(self.dev_null.as_raw_fd()),
+                    Some(pipes.stdout.as_raw_fd()),
+                    Some(pipes.stderr.as_raw_fd()),
+                ],
                 netns: None,
-            }
+            },
         };
         let opts = SpawnOptions {
             netns: netns.as_ref().map(|fd| fd.as_raw_fd()),
             ..opts
         };
-        match spawn::spawn(&prog.cfg, opts) {
+        let spawned = spawn::spawn(&prog.cfg, opts);
+        // The child has its own copies now; the pumps see the end of the
+        // output once the child (and anything it forked) has closed them.
+        drop(pipes);
+        match spawned {
             Ok(pid) => {
                 tracing::info!(program = name, pid = pid.as_raw(), "spawned");
                 prog.started_wall = Some(SystemTime::now());

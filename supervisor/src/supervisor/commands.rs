@@ -95,13 +95,18 @@ impl Supervisor {
                     uptime_secs: self.uptime_secs(),
                 });
             }
-            Command::Tail { name, reply, .. } => {
-                let answer = match self.programs.get(&name) {
+            Command::Tail {
+                name,
+                stream,
+                reply,
+            } => {
+                let answer = match self.programs.get_mut(&name) {
                     None => Err(unknown(&name)),
-                    Some(_) => Err(ApiError::new(
+                    Some(p) if p.main => Err(ApiError::new(
                         ErrorKind::NotFound,
-                        format!("program \"{name}\": its output is not captured"),
+                        format!("program \"{name}\": its output goes to the terminal, it is not captured"),
                     )),
+                    Some(p) => Ok(p.logs(&self.logs).ring(stream)),
                 };
                 let _ = reply.send(answer);
             }

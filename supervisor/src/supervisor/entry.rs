@@ -10,6 +10,7 @@ use nsvisor_proto::{format_uptime, NetInfo, ProgramInfo, State};
 
 use super::program::{Machine, Policy, ProgramState};
 use crate::config::ProgramConfig;
+use crate::logs::{LogContext, ProgramLogs};
 
 /// A program and everything the supervisor tracks about it.
 #[derive(Debug)]
@@ -32,6 +33,9 @@ pub struct Program {
     pub main: bool,
     /// Shell-style code of the last spawn failure (127 not found, 126 not executable).
     pub spawn_error_code: Option<i32>,
+    /// Its output pumps and tail buffers, made at the first spawn or `tail`
+    /// (never for the main program, which keeps the terminal).
+    pub logs: Option<ProgramLogs>,
     /// Its network sandbox, as `status` shows it.
     pub net: Option<NetInfo>,
 }
@@ -49,8 +53,15 @@ impl Program {
             replace_with: None,
             main: false,
             spawn_error_code: None,
+            logs: None,
             net: None,
         }
+    }
+
+    /// Its logs, started on first use.
+    pub fn logs(&mut self, ctx: &LogContext) -> &ProgramLogs {
+        self.logs
+            .get_or_insert_with(|| ProgramLogs::new(ctx, &self.cfg))
     }
 
     /// The wire state.

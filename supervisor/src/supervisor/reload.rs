@@ -121,6 +121,10 @@ impl Supervisor {
                 p.blocked = None;
                 let autostart = cfg.autostart;
                 let net_changed = p.cfg.net != cfg.net;
+                if p.logs.as_ref().is_some_and(|l| !l.serves(&cfg)) {
+                    // New log settings: new pumps (the old ones finish on their own).
+                    p.logs = None;
+                }
                 p.cfg = cfg;
                 if net_changed {
                     self.release_sandbox(name);

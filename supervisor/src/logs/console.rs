@@ -1,0 +1,228 @@
+//! The console sink: program lines written to the daemon's own stdout and stderr
+//! (what `docker logs` shows).
+//!
+//! One writer thread per target (stdout, stderr) is the only place that writes
+//! program lines there. Pumps send it batches of whole lines over a bounded
+//! channel, so lines never mix. The thread writes with blocking calls: when
+//! whoever reads the daemon's stdout is slow, the thread waits, the channel fills,
+//! and the pumps of programs that print to the console wait too (their pipes fill
+//! and the programs block on write, nothing is dropped). The supervisor task, the
+//! API, and programs whose console is off are not slowed. Each `write(2)` carries
+//! whole lines and at most `PIPE_BUF` bytes when the lines allow it, so lines stay
+//! whole even next to other writers of the same pipe (the daemon's own log).
+//!
+//! Created once by `LogContext`; pumps hold [`ConsoleSink`]s.
+
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::supervisor::command::Stream;
+
+/// Batches waiting per target before pumps must wait.
+const QUEUE: usize = 64;
+/// Largest write that stays atomic on a pipe.
+const PIPE_BUF: usize = 4096;
+/// How often a failing console may complain.
+const REPORT_EVERY: Duration = Duration::from_secs(60);
+
+enum Msg {
+    Lines(Vec<u8>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Handle to the two console writer threads.
+#[derive(Debug, Clone)]
+pub struct Console {
+    out: mpsc::Sender<Msg>,
+    err: mpsc::Sender<Msg>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Msg::Lines(b) => write!(f, "Lines({} bytes)", b.len()),
+            Msg::Flush(_) => f.write_str("Flush"),
+        }
+    }
+}
+
+impl Console {
+    /// A console writing to the daemon's own stdout and stderr.
+    pub fn stdio() -> io::Result<Console> {
+        use std::os::fd::AsFd;
+        let out = io::stdout().as_fd().try_clone_to_owned()?;
+        let err = io::stderr().as_fd().try_clone_to_owned()?;
+        Console::new(out, err)
+    }
+
+    /// A console writing to these descriptors (tests use pipes or files).
+    pub fn new(out: OwnedFd, err: OwnedFd) -> io::Result<Console> {
+        Ok(Console {
+            out: spawn_writer("nsvisor-console-out", out)?,
+            err: spawn_writer("nsvisor-console-err", err)?,
+        })
+    }
+
+    /// A sink for one program stream: lines of `Stream::Stdout` go to stdout,
+    /// of `Stream::Stderr` to stderr, each starting with `prefix`.
+    pub(crate) fn sink(&self, target: Stream, prefix: Vec<u8>) -> ConsoleSink {
+        let tx = match target {
+            Stream::Stdout => self.out.clone(),
+            Stream::Stderr => self.err.clone(),
+        };
+        ConsoleSink { tx, prefix }
+    }
+
+    /// Waits until everything sent so far has been written (or `timeout` passed).
+    pub async fn flush(&self, timeout: Duration) {
+        let flush = async {
+            for tx in [&self.out, &self.err] {
+                let (done, wait) = oneshot::channel();
+                if tx.send(Msg::Flush(done)).await.is_ok() {
+                    let _ = wait.await;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(timeout, flush).await;
+    }
+}
+
+/// One program stream's way to the console.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsoleSink {
+    tx: mpsc::Sender<Msg>,
+    /// `name | ` or empty (raw mode).
+    pub prefix: Vec<u8>,
+}
+
+impl ConsoleSink {
+    /// Queues whole lines; waits while the console is behind.
+    pub async fn send(&self, lines: Vec<u8>) {
+        if !lines.is_empty() {
+            // Err only when the writer thread is gone: nothing left to write to.
+            let _ = self.tx.send(Msg::Lines(lines)).await;
+        }
+    }
+}
+
+fn spawn_writer(name: &str, fd: OwnedFd) -> io::Result<mpsc::Sender<Msg>> {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let target = name.trim_start_matches("nsvisor-console-").to_string();
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || write_loop(rx, std::fs::File::from(fd), &target))?;
+    Ok(tx)
+}
+
+/// The writer thread: until every sender is gone, write each batch, gathering
+/// queued batches into writes of at most `PIPE_BUF` bytes of whole lines.
+fn write_loop(mut rx: mpsc::Receiver<Msg>, mut out: std::fs::File, target: &str) {
+    let mut staged: Vec<u8> = Vec::with_capacity(PIPE_BUF);
+    let mut trouble = WriteTrouble::default();
+    while let Some(mut msg) = rx.blocking_recv() {
+        loop {
+            match msg {
+                Msg::Lines(lines) => {
+                    for line in lines.split_inclusive(|&b| b == b'\n') {
+                        if staged.len() + line.len() > PIPE_BUF {
+                            trouble.write(&mut out, &staged, target);
+                            staged.clear();
+                        }
+                        if line.len() > PIPE_BUF {
+                            trouble.write(&mut out, line, target);
+                        } else {
+                            staged.extend_from_slice(line);
+                        }
+                    }
+                }
+                Msg::Flush(done) => {
+                    trouble.write(&mut out, &staged, target);
+                    staged.clear();
+                    let _ = done.send(());
+                }
+            }
+            match rx.try_recv() {
+                Ok(next) => msg = next,
+                Err(_) => break,
+            }
+        }
+        trouble.write(&mut out, &staged, target);
+        staged.clear();
+    }
+}
+
+/// Console write failures (a closed stdout, say): reported at most once a
+/// minute; the lines are dropped, since there is nowhere else to put them.
+#[derive(Default)]
+struct WriteTrouble {
+    last_report: Option<Instant>,
+}
+
+impl WriteTrouble {
+    fn write(&mut self, out: &mut std::fs::File, data: &[u8], target: &str) {
+        if data.is_empty() {
+            return;
+        }
+        if let Err(e) = write_all_waiting(out, data) {
+            let now = Instant::now();
+            if self
+                .last_report
+                .is_none_or(|t| now.duration_since(t) >= REPORT_EVERY)
+            {
+                self.last_report = Some(now);
+                tracing::error!("cannot write program output to the daemon's {target}: {e}");
+            }
+        }
+    }
+}
+
+/// `write_all` that also waits when someone made the shared descriptor non-blocking.
+fn write_all_waiting(out: &mut std::fs::File, mut data: &[u8]) -> io::Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    while !data.is_empty() {
+        match out.write(data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let mut fds = [PollFd::new(out.as_fd(), PollFlags::POLLOUT)];
+                poll(&mut fds, PollTimeout::NONE)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[tokio::test]
+    async fn lines_reach_their_target_whole() {
+        let (out_r, out_w) = crate::sys::log_pipe().unwrap();
+        let (err_r, err_w) = crate::sys::log_pipe().unwrap();
+        let console = Console::new(out_w, err_w).unwrap();
+        let a = console.sink(Stream::Stdout, b"a | ".to_vec());
+        let b = console.sink(Stream::Stderr, b"b | ".to_vec());
+        a.send(b"a | 1\n".to_vec()).await;
+        b.send(b"b | 2\n".to_vec()).await;
+        console.flush(Duration::from_secs(5)).await;
+        drop((a, b, console));
+        let mut text = String::new();
+        std::fs::File::from(out_r)
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "a | 1\n");
+        text.clear();
+        std::fs::File::from(err_r)
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "b | 2\n");
+    }
+}
