@@ -305,7 +305,7 @@ async fn programs_naming_one_sandbox_share_it_until_the_last_is_released() {
     other.address = n.address(21);
     let err = manager.ensure("c", &other, &n.network).await.unwrap_err();
     assert!(
-        err.to_string().contains("already exists on network"),
+        err.to_string().contains("already exists as network"),
         "{err}"
     );
 

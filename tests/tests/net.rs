@@ -522,3 +522,60 @@ fn a_network_config_without_privileges_fails_with_what_is_needed() {
     );
     n.assert_gone(&["web"]);
 }
+
+#[test]
+fn the_bridge_demo_config_works() {
+    if !require_root("net: configs/bridge-demo.toml") {
+        return;
+    }
+    let n = Net::new();
+    let port = free_port();
+    let demo = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/bridge-demo.toml"),
+    )
+    .expect("configs/bridge-demo.toml");
+    // The same config with this test's names, subnet and port.
+    let prefix = format!("{}.{}.{}.", n.subnet[0], n.subnet[1], n.subnet[2]);
+    let config = demo
+        .replace(
+            "address = \"172.30.0.2\"",
+            &format!(
+                "address = \"172.30.0.2\"\nsandbox = \"{}\"",
+                n.sandbox("web")
+            ),
+        )
+        .replace(
+            "address = \"172.30.0.3\"",
+            &format!(
+                "address = \"172.30.0.3\"\nsandbox = \"{}\"",
+                n.sandbox("client")
+            ),
+        )
+        .replace("172.30.0.", &prefix)
+        .replace("nsvbr-demo", &n.bridge())
+        .replace("9090", &port.to_string());
+    let mut d = Daemon::start(&config);
+    let success = format!(
+        "client | client: success: http://{}:8080/ answered 'hello from the web sandbox'",
+        n.addr(2)
+    );
+    wait_until("the client to report success", T, || {
+        d.stdout().contains(&success).then_some(())
+    });
+    let page = tcp_get(port);
+    assert!(page.starts_with("HTTP/1.0 200"), "{page}");
+    assert!(page.ends_with("hello from the web sandbox\n"), "{page}");
+    d.terminate();
+    n.assert_gone(&["web", "client"]);
+}
+
+/// `curl 127.0.0.1:PORT`, by hand.
+fn tcp_get(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    s.read_to_string(&mut page).unwrap();
+    page
+}
