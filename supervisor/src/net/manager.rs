@@ -25,7 +25,7 @@ use super::guard::Undo;
 use super::netlink::Netlink;
 use super::owner::{Owner, MARK_DIR};
 use super::proxy::{self, Proxy};
-use super::sandbox::{self, host_veth_name, Plan};
+use super::sandbox::{self, host_veth_name, Doomed, Plan};
 use super::{leftovers, open_netns, sandbox_netns, Error};
 use crate::config::{NetworkConfig, SandboxSpec};
 
@@ -154,6 +154,7 @@ struct Task {
 }
 
 struct Sandbox {
+    name: String,
     netns: String,
     veth: String,
     network: String,
@@ -191,12 +192,9 @@ impl Task {
                     let _ = reply.send(self.release(&program).await);
                 }
                 Request::Shutdown(reply) => {
-                    let mut errors = Vec::new();
                     let programs: Vec<String> = self.programs.keys().cloned().collect();
-                    for program in programs {
-                        errors.extend(self.release(&program).await);
-                    }
-                    let _ = reply.send(errors);
+                    let doomed = programs.iter().filter_map(|p| self.forget(p)).collect();
+                    let _ = reply.send(self.remove(doomed).await);
                 }
             }
         }
@@ -256,6 +254,7 @@ impl Task {
                 self.sandboxes.insert(
                     spec.sandbox.clone(),
                     Sandbox {
+                        name: spec.sandbox.clone(),
                         netns: sandbox_netns(&spec.sandbox),
                         veth: host_veth_name(&spec.sandbox),
                         network: spec.network.clone(),
@@ -337,33 +336,43 @@ impl Task {
     }
 
     async fn release(&mut self, program: &str) -> Vec<Error> {
-        let Some(member) = self.programs.remove(program) else {
-            return Vec::new();
-        };
+        let doomed = self.forget(program).into_iter().collect();
+        self.remove(doomed).await
+    }
+
+    /// Drops `program`'s membership and stops its proxies; returns its
+    /// sandbox when no other program uses it any more.
+    fn forget(&mut self, program: &str) -> Option<Sandbox> {
+        let member = self.programs.remove(program)?;
         let name = member.spec.sandbox.clone();
         drop(member); // stops its proxies
-        let Some(sandbox) = self.sandboxes.get_mut(&name) else {
-            return Vec::new();
-        };
+        let sandbox = self.sandboxes.get_mut(&name)?;
         sandbox.users.remove(program);
-        if !sandbox.users.is_empty() {
+        if sandbox.users.is_empty() {
+            self.sandboxes.remove(&name)
+        } else {
+            None
+        }
+    }
+
+    /// Removes `doomed` sandboxes in one batch, then the bridges nsvisor made
+    /// that no sandbox uses any more.
+    async fn remove(&mut self, doomed: Vec<Sandbox>) -> Vec<Error> {
+        if doomed.is_empty() {
             return Vec::new();
         }
-        let Some(sandbox) = self.sandboxes.remove(&name) else {
-            return Vec::new();
-        };
-        let remove_bridge = match self.bridges.get_mut(&sandbox.bridge) {
-            Some(use_) => {
+        let mut bridges = Vec::new();
+        for sandbox in &doomed {
+            if let Some(use_) = self.bridges.get_mut(&sandbox.bridge) {
                 use_.sandboxes -= 1;
-                let last = use_.sandboxes == 0;
-                let created = use_.created;
-                if last {
+                if use_.sandboxes == 0 {
+                    if use_.created {
+                        bridges.push(sandbox.bridge.clone());
+                    }
                     self.bridges.remove(&sandbox.bridge);
                 }
-                last && created
             }
-            None => false,
-        };
+        }
         let mark_dir = self.mark_dir.clone();
         blocking(move || {
             let mut host = match Netlink::open() {
@@ -373,15 +382,24 @@ impl Task {
                     return vec![Error::Netlink { what, source }];
                 }
             };
-            let mut errors = sandbox::remove(&mut host, &sandbox.netns, &sandbox.veth, &mark_dir);
-            if remove_bridge {
-                match bridge::remove_if_unused(&mut host, &sandbox.bridge) {
+            let batch: Vec<Doomed> = doomed
+                .iter()
+                .map(|s| Doomed {
+                    netns: s.netns.clone(),
+                    veth: s.veth.clone(),
+                })
+                .collect();
+            let mut errors = sandbox::remove(&mut host, &batch, &mark_dir);
+            for bridge in bridges {
+                match bridge::remove_if_unused(&mut host, &bridge) {
                     Ok(true) => {}
-                    Ok(false) => tracing::info!("bridge {} still has ports: kept", sandbox.bridge),
+                    Ok(false) => tracing::info!("bridge {bridge} still has ports: kept"),
                     Err(e) => errors.push(e),
                 }
             }
-            tracing::info!("sandbox {name:?}: removed");
+            for s in &doomed {
+                tracing::info!("sandbox {:?}: removed", s.name);
+            }
             errors
         })
         .await

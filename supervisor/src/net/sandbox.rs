@@ -12,6 +12,7 @@
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::bridge::{self, cidr};
 use super::guard::Undo;
@@ -139,31 +140,70 @@ pub fn create(host: &mut Netlink, plan: &Plan<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Removes a sandbox: its veth pair, its namespace, its owner mark. Parts that
-/// are already gone are fine; every other failure is returned, none stops
-/// the rest.
-pub fn remove(host: &mut Netlink, netns: &str, veth: &str, mark_dir: &Path) -> Vec<Error> {
+/// A sandbox to remove.
+#[derive(Debug, Clone)]
+pub struct Doomed {
+    /// Namespace name.
+    pub netns: String,
+    /// Host end of its veth pair.
+    pub veth: String,
+}
+
+/// How long [`remove`] waits for the kernel to destroy unused namespaces
+/// (and their veth pairs) before deleting the pairs one by one.
+const KERNEL_CLEANUP_WAIT: Duration = Duration::from_secs(3);
+
+/// Removes sandboxes: namespaces, owner marks, veth pairs. Parts that are
+/// already gone are fine; every other failure is returned, none stops the
+/// rest.
+///
+/// Unmounting a namespace nobody uses lets the kernel destroy it, and its
+/// veth pair with it, in the background and in batches: much faster than
+/// deleting each pair (each delete waits for an RCU grace period). So all
+/// namespaces go first, then this waits until their pairs are gone, and
+/// deletes the pairs still there after [`KERNEL_CLEANUP_WAIT`] (a process
+/// left in a namespace keeps it alive).
+pub fn remove(host: &mut Netlink, doomed: &[Doomed], mark_dir: &Path) -> Vec<Error> {
     let mut errors = Vec::new();
-    match bridge::lookup(host, veth) {
-        Ok(Some(link)) => errors.extend(bridge::delete(host, link.index, veth).err()),
-        Ok(None) => {}
-        Err(e) => errors.push(e),
-    }
-    match netns::remove(netns) {
-        Ok(()) => {
-            if let Err(source) = owner::remove_mark(mark_dir, netns) {
-                errors.push(Error::Mark {
-                    path: owner::mark_path(mark_dir, netns),
-                    source,
-                });
+    for d in doomed {
+        match netns::remove(&d.netns) {
+            Ok(()) => {
+                if let Err(source) = owner::remove_mark(mark_dir, &d.netns) {
+                    let path = owner::mark_path(mark_dir, &d.netns);
+                    errors.push(Error::Mark { path, source });
+                }
             }
+            Err(source) => errors.push(Error::RemoveNetns {
+                netns: d.netns.clone(),
+                source,
+            }),
         }
-        Err(source) => errors.push(Error::RemoveNetns {
-            netns: netns.to_string(),
-            source,
-        }),
     }
-    errors
+    let deadline = Instant::now() + KERNEL_CLEANUP_WAIT;
+    loop {
+        let links = match host.links() {
+            Ok(links) => links,
+            Err(source) => {
+                let what = "listing host interfaces".into();
+                errors.push(Error::Netlink { what, source });
+                return errors;
+            }
+        };
+        let left: Vec<_> = links
+            .iter()
+            .filter(|l| doomed.iter().any(|d| d.veth == l.name))
+            .collect();
+        if left.is_empty() {
+            return errors;
+        }
+        if Instant::now() >= deadline {
+            for link in left {
+                errors.extend(bridge::delete(host, link.index, &link.name).err());
+            }
+            return errors;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn enodev() -> std::io::Error {
