@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use crate::sys;
 
 /// Bytes one `splice` moves at most (and the pipe size asked for).
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 1024 * 1024;
 
 /// Accepts connections on `listener` and forwards each to `target`, until
 /// the task is aborted.
