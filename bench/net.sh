@@ -2,8 +2,8 @@
 # Network benchmarks of nsvisor, each next to its anchor, reported as ratios:
 #
 #  1. Sandboxes: N programs, each in its own sandbox on one bridge. Time per
-#     sandbox to build (daemon start until all N are RUNNING, minus the same
-#     start without networks) and to tear down (shutdown, minus the same
+#     sandbox to build (from the daemon's log: first to last "sandbox ...:
+#     netns ..." line, over N-1) and to tear down (shutdown, minus the same
 #     shutdown without networks), next to the same steps done with `ip`
 #     commands (netns add, veth with the peer in the namespace, bridge port,
 #     address, lo/eth0 up, default route).
@@ -109,7 +109,15 @@ run_daemon() {
     wait "$DAEMON" || true
     DAEMON=
     t3=$(now)
-    echo "$(ms "$t0" "$t1") $(ms "$t2" "$t3")"
+    echo "$(ms "$t0" "$t1") $(ms "$t2" "$t3") $(build_ms)"
+}
+
+# Milliseconds per sandbox built, from the log of the last run.
+build_ms() {
+    sed 's/\x1b\[[0-9;]*m//g' "$DIR/daemon.log" | grep 'sandbox .*: netns ' |
+        awk -v n="$N" '{ split(substr($1, 12, 15), t, ":"); s = t[1] * 3600 + t[2] * 60 + t[3]
+                         if (NR == 1) first = s; last = s }
+                       END { if (NR > 1) printf "%.3f", (last - first) * 1000 / (n - 1); else print "nan" }'
 }
 
 sandboxes() {
@@ -130,10 +138,12 @@ for i in $(seq 1 "$N"); do
     ip -n "$ns" route add default via "$P.1"
 done
 t1=$(now)
+# The same teardown as nsvisor's: unmount every namespace, wait until the
+# kernel has destroyed them with their veth pairs, delete the bridge.
 for i in $(seq 1 "$N"); do
-    ip link del "nsvh$TAG$i"
     ip netns del "nsvb-$TAG-$i"
 done
+while ip -o link show master "$BR" | grep -q .; do sleep 0.005; done
 ip link del "$BR"
 t2=$(now)
 ip_up=$(ms "$t0" "$t1" "$N")
@@ -141,19 +151,18 @@ ip_down=$(ms "$t1" "$t2" "$N")
 
 # With nsvisor, and the same daemon run without networks: the fastest of
 # ROUNDS runs each (the machine is shared; the minimum is the least noisy).
-plain_start=1e9 plain_stop=1e9 net_start=1e9 net_stop=1e9
+plain_start=1e9 plain_stop=1e9 net_start=1e9 net_stop=1e9 nsv_up=1e9
 for _ in $(seq 1 "$ROUNDS"); do
     config 0 sleep infinity
     run_daemon >"$DIR/times"
-    read -r a b <"$DIR/times"
+    read -r a b _ <"$DIR/times"
     plain_start=$(min "$plain_start" "$a") plain_stop=$(min "$plain_stop" "$b")
     config 1 sleep infinity
     run_daemon >"$DIR/times"
-    read -r a b <"$DIR/times"
-    net_start=$(min "$net_start" "$a") net_stop=$(min "$net_stop" "$b")
+    read -r a b c <"$DIR/times"
+    net_start=$(min "$net_start" "$a") net_stop=$(min "$net_stop" "$b") nsv_up=$(min "$nsv_up" "$c")
     [ -z "$(ip netns list | grep -- "-$TAG-" || true)" ] || die "sandboxes left after shutdown"
 done
-nsv_up=$(awk -v a="$plain_start" -v b="$net_start" -v n="$N" 'BEGIN { printf "%.2f", (b - a) / n }')
 nsv_down=$(awk -v a="$plain_stop" -v b="$net_stop" -v n="$N" 'BEGIN { printf "%.2f", (b - a) / n }')
 printf '%-34s %10s %10s\n' "per sandbox (ms)" "create" "remove"
 printf '%-34s %10s %10s\n' "ip commands" "$ip_up" "$ip_down"
