@@ -556,7 +556,7 @@ fn the_bridge_demo_config_works() {
         .replace("9090", &port.to_string());
     let mut d = Daemon::start(&config);
     let success = format!(
-        "client | client: success: http://{}:8080/ answered 'hello from the web sandbox'",
+        "client | success: http://{}:8080/ answered 'hello from the web sandbox'",
         n.addr(2)
     );
     wait_until("the client to report success", T, || {
