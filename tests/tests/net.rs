@@ -418,6 +418,14 @@ fn a_subnet_overlapping_a_host_route_is_refused_at_start() {
     let config = n.network_toml() + &n.program("app", "app", 2, &["sleep"], "");
     let mut d = Daemon::builder().config(&config).spawn();
     let status = d.wait_exit(T);
+    let check = Command::new(nsvisor_bin())
+        .args(["check", "-c"])
+        .arg(d.dir().join("nsvisor.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(2), "{check:?}");
+    let check_err = String::from_utf8_lossy(&check.stderr);
+    assert!(check_err.contains("overlaps the host route"), "{check_err}");
     assert_eq!(status.code(), Some(1));
     let err = d.stderr();
     let subnet = format!("{}/24", n.addr(0));
@@ -578,4 +586,42 @@ fn tcp_get(port: u16) -> String {
     let mut page = String::new();
     s.read_to_string(&mut page).unwrap();
     page
+}
+
+#[test]
+fn a_reload_that_changes_the_address_rebuilds_the_sandbox() {
+    if !require_root("net: reload changes the address") {
+        return;
+    }
+    let n = Net::new();
+    let program = |host: u8| {
+        n.program(
+            "app",
+            "app",
+            host,
+            &["ifaces", "{dir}/ifaces"],
+            "autorestart = \"never\"",
+        )
+    };
+    let mut d = Daemon::start(&(n.network_toml() + &program(50)));
+    let first = wait_file(&d.dir().join("ifaces"));
+    assert!(
+        first.contains(&format!("eth0 {}/24", n.addr(50))),
+        "{first}"
+    );
+    std::fs::remove_file(d.dir().join("ifaces")).unwrap();
+    d.write_config(&(n.network_toml() + &program(51)));
+    let (code, body) = d.post("/v1/reload", "");
+    assert_eq!(code, 200, "{body}");
+    let second = wait_file(&d.dir().join("ifaces"));
+    assert!(
+        second.contains(&format!("eth0 {}/24", n.addr(51))),
+        "{second}"
+    );
+    let info = d.status("app").unwrap().net.unwrap();
+    assert_eq!(info.address, Some(format!("{}/24", n.addr(51))));
+    let ports = ip(&["-o", "link", "show", "master", &n.bridge()]);
+    assert_eq!(ports.lines().count(), 1, "one veth on the bridge: {ports}");
+    d.terminate();
+    n.assert_gone(&["app"]);
 }

@@ -41,6 +41,12 @@ impl Supervisor {
                 format!("configuration not reloaded: program name \"{MAIN_PROGRAM}\" is reserved for the -- command"),
             ));
         }
+        if let Err(e) = crate::net::check_privileges(&new) {
+            return Err(ApiError::new(
+                ErrorKind::InvalidConfig,
+                format!("configuration not reloaded: {e}"),
+            ));
+        }
         if new.supervisor != self.config.supervisor {
             tracing::warn!("changes to [supervisor] take effect at the next start of the daemon");
         }
