@@ -462,9 +462,19 @@ pub fn peer_groups(socket: std::os::fd::BorrowedFd<'_>) -> std::io::Result<Vec<u
 // ---- logs ----
 // (Full paths instead of `use` lines, so this section merges without touching the imports above.)
 
-/// A pipe whose two ends are close-on-exec: `(read end, write end)`.
+/// A pipe whose two ends are close-on-exec: `(read end, write end)`. Both are
+/// above 2 even when the daemon's own stdin/stdout/stderr are closed, so a
+/// child's stdio set-up never overwrites one end with another.
 pub fn log_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
-    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let above_stdio = |fd: OwnedFd| -> std::io::Result<OwnedFd> {
+        if fd.as_raw_fd() > 2 {
+            return Ok(fd);
+        }
+        Ok(dup_cloexec(fd.as_raw_fd())?)
+    };
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((above_stdio(read)?, above_stdio(write)?))
 }
 
 /// Sets or clears one file status flag (`O_NONBLOCK`, `O_APPEND`) of an open file description.

@@ -50,12 +50,17 @@ impl std::fmt::Debug for Msg {
 }
 
 impl Console {
-    /// A console writing to the daemon's own stdout and stderr.
+    /// A console writing to the daemon's own stdout and stderr (`/dev/null`
+    /// for one that is closed).
     pub fn stdio() -> io::Result<Console> {
         use std::os::fd::AsFd;
-        let out = io::stdout().as_fd().try_clone_to_owned()?;
-        let err = io::stderr().as_fd().try_clone_to_owned()?;
-        Console::new(out, err)
+        let dup = |fd: std::os::fd::BorrowedFd<'_>| {
+            fd.try_clone_to_owned().or_else(|_| {
+                let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+                Ok::<_, io::Error>(OwnedFd::from(null))
+            })
+        };
+        Console::new(dup(io::stdout().as_fd())?, dup(io::stderr().as_fd())?)
     }
 
     /// A console writing to these descriptors (tests use pipes or files).
@@ -125,19 +130,9 @@ fn write_loop(mut rx: mpsc::Receiver<Msg>, mut out: std::fs::File, target: &str)
     while let Some(mut msg) = rx.blocking_recv() {
         loop {
             match msg {
-                Msg::Lines(lines) => {
-                    for line in lines.split_inclusive(|&b| b == b'\n') {
-                        if staged.len() + line.len() > PIPE_BUF {
-                            trouble.write(&mut out, &staged, target);
-                            staged.clear();
-                        }
-                        if line.len() > PIPE_BUF {
-                            trouble.write(&mut out, line, target);
-                        } else {
-                            staged.extend_from_slice(line);
-                        }
-                    }
-                }
+                Msg::Lines(lines) => stage(&lines, &mut staged, |data| {
+                    trouble.write(&mut out, data, target)
+                }),
                 Msg::Flush(done) => {
                     trouble.write(&mut out, &staged, target);
                     staged.clear();
@@ -151,6 +146,35 @@ fn write_loop(mut rx: mpsc::Receiver<Msg>, mut out: std::fs::File, target: &str)
         }
         trouble.write(&mut out, &staged, target);
         staged.clear();
+    }
+}
+
+/// Adds whole lines to `staged`, handing it to `write` whenever the next line
+/// would not fit in `PIPE_BUF`; a single longer line is written on its own.
+fn stage(mut lines: &[u8], staged: &mut Vec<u8>, mut write: impl FnMut(&[u8])) {
+    while !lines.is_empty() {
+        let room = PIPE_BUF - staged.len();
+        if lines.len() <= room {
+            staged.extend_from_slice(lines);
+            return;
+        }
+        match memchr::memrchr(b'\n', &lines[..room]) {
+            Some(i) => {
+                staged.extend_from_slice(&lines[..=i]);
+                lines = &lines[i + 1..];
+                write(staged);
+                staged.clear();
+            }
+            None if staged.is_empty() => {
+                let end = memchr::memchr(b'\n', lines).map_or(lines.len(), |i| i + 1);
+                write(&lines[..end]);
+                lines = &lines[end..];
+            }
+            None => {
+                write(staged);
+                staged.clear();
+            }
+        }
     }
 }
 
@@ -202,6 +226,26 @@ fn write_all_waiting(out: &mut std::fs::File, mut data: &[u8]) -> io::Result<()>
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn writes_are_whole_lines_of_at_most_pipe_buf() {
+        let line = |i: usize| format!("{i} {}\n", "x".repeat(i % 700)).into_bytes();
+        let long = format!("{}\n", "y".repeat(PIPE_BUF + 10)).into_bytes();
+        let mut all = Vec::new();
+        let mut writes: Vec<Vec<u8>> = Vec::new();
+        let mut staged = Vec::new();
+        for i in 0..300 {
+            let batch: Vec<u8> = if i == 100 { long.clone() } else { line(i) };
+            all.extend_from_slice(&batch);
+            stage(&batch, &mut staged, |d| writes.push(d.to_vec()));
+        }
+        writes.push(staged);
+        assert_eq!(writes.concat(), all);
+        for w in &writes {
+            assert!(w.ends_with(b"\n"));
+            assert!(w.len() <= PIPE_BUF || *w == long, "{} bytes", w.len());
+        }
+    }
 
     #[tokio::test]
     async fn lines_reach_their_target_whole() {

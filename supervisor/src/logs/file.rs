@@ -36,6 +36,7 @@ use super::target::{OpenFile, Out};
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// At most one error message per failing sink in this time.
 const REPORT_EVERY: Duration = Duration::from_secs(60);
+
 /// Where a stream's file sink writes, from the program's config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSpec {

@@ -46,7 +46,7 @@ impl LineSplitter {
 
     /// Appends the console lines completed by `data` to `out`, each starting with `prefix`.
     pub fn feed(&mut self, mut data: &[u8], prefix: &[u8], out: &mut Vec<u8>) {
-        while let Some(i) = data.iter().position(|&b| b == b'\n') {
+        while let Some(i) = memchr::memchr(b'\n', data) {
             if self.partial.is_empty() {
                 self.emit(&data[..i], prefix, out);
             } else {

@@ -252,6 +252,7 @@ impl Pump {
                     self.ring.push(data);
                     let mut lines = Vec::new();
                     if let Some(console) = &self.console {
+                        lines.reserve(n + n / 4);
                         src.lines.feed(data, &console.prefix, &mut lines);
                     }
                     Step::Data { bytes: n, lines }

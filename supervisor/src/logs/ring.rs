@@ -12,11 +12,13 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
+/// Capacity of the followers' channel, in chunks.
+const FOLLOW_QUEUE: usize = 256;
+
 /// The last `capacity` bytes of a stream, plus live followers.
 #[derive(Debug)]
 pub struct Ring {
     inner: Mutex<Inner>,
-    followers: broadcast::Sender<Bytes>,
 }
 
 #[derive(Debug)]
@@ -25,19 +27,21 @@ struct Inner {
     capacity: usize,
     /// Total bytes ever written (the offset just past the last byte).
     written: u64,
+    /// Created on the first follower only: a broadcast channel preallocates
+    /// its slots, which would cost ~20 KiB per stream of every program.
+    followers: Option<broadcast::Sender<Bytes>>,
 }
 
 impl Ring {
     /// A ring keeping at most `capacity` bytes.
     pub fn new(capacity: usize) -> Ring {
-        let (followers, _) = broadcast::channel(256);
         Ring {
             inner: Mutex::new(Inner {
                 buf: VecDeque::new(),
                 capacity,
                 written: 0,
+                followers: None,
             }),
-            followers,
         }
     }
 
@@ -67,8 +71,14 @@ impl Ring {
         inner.buf.extend(keep);
         // Sent under the lock (a broadcast send never blocks), so `follow`
         // sees every byte exactly once: either in its snapshot or as a chunk.
-        if !tail.is_empty() && self.followers.receiver_count() > 0 {
-            let _ = self.followers.send(Bytes::copy_from_slice(tail));
+        if let Some(tx) = inner
+            .followers
+            .as_ref()
+            .filter(|tx| tx.receiver_count() > 0)
+        {
+            if !tail.is_empty() {
+                let _ = tx.send(Bytes::copy_from_slice(tail));
+            }
         }
     }
 
@@ -96,20 +106,32 @@ impl Ring {
     /// Everything kept so far plus a receiver of every chunk pushed after it,
     /// with no byte lost or repeated in between (for `tail -f`).
     pub fn follow(&self) -> (Vec<u8>, broadcast::Receiver<Bytes>) {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let rx = self.followers.subscribe();
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let rx = inner.subscribe();
         (inner.buf.iter().copied().collect(), rx)
     }
 
     /// How many followers are subscribed right now.
     pub fn follower_count(&self) -> usize {
-        self.followers.receiver_count()
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.followers.as_ref().map_or(0, |tx| tx.receiver_count())
     }
 
     /// A receiver of every chunk pushed from now on. It ends (RecvError::Closed)
     /// when the ring is dropped, i.e. when the program's stream is gone for good.
     pub fn subscribe(&self) -> broadcast::Receiver<Bytes> {
-        self.followers.subscribe()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .subscribe()
+    }
+}
+
+impl Inner {
+    fn subscribe(&mut self) -> broadcast::Receiver<Bytes> {
+        self.followers
+            .get_or_insert_with(|| broadcast::channel(FOLLOW_QUEUE).0)
+            .subscribe()
     }
 }
 

@@ -48,12 +48,12 @@ pub fn plan(size: u64, maxbytes: u64, mid_line: bool, data: &[u8]) -> Plan {
         usize::try_from(limit.saturating_sub(size)).map_or(data.len(), |n| n.min(data.len()))
     };
     let room = fit(maxbytes);
-    if let Some(i) = data[..room].iter().rposition(|&b| b == b'\n') {
+    if let Some(i) = memchr::memrchr(b'\n', &data[..room]) {
         return Plan::WriteThenRotate(i + 1);
     }
     if mid_line && size > 0 {
         let allowed = fit(maxbytes + OVERSHOOT);
-        match data[..allowed].iter().position(|&b| b == b'\n') {
+        match memchr::memchr(b'\n', &data[..allowed]) {
             Some(i) => return Plan::WriteThenRotate(i + 1),
             // The line may still end within the allowance, in a later write.
             None if allowed == data.len() => return Plan::WriteAll,
