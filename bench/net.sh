@@ -224,8 +224,15 @@ printf '%-34s %10s   %s\n' "path" "Gbit/s" "rounds"
 printf '%-34s %10s   %s\n' "direct to the sandbox address" "$d" "${direct[*]}"
 printf '%-34s %10s   %s\n' "nsvisor port mapping" "$m" "${mapped[*]}"
 printf '%-34s %10s   %s\n' "socat forward" "$s" "${socat[*]}"
-awk -v d="$d" -v m="$m" -v s="$s" 'BEGIN {
-    printf "nsvisor / direct = %.2f, nsvisor / socat = %.2f\n", m / d, m / s }'
+# Ratios per round (the three runs of a round are back to back, so load
+# from elsewhere on the machine mostly cancels out), then their median.
+rd=() rs=()
+for i in "${!direct[@]}"; do
+    rd+=("$(awk -v m="${mapped[$i]}" -v d="${direct[$i]}" 'BEGIN { printf "%.2f", m / d }')")
+    rs+=("$(awk -v m="${mapped[$i]}" -v s="${socat[$i]}" 'BEGIN { printf "%.2f", m / s }')")
+done
+echo "nsvisor / direct = $(echo "${rd[*]}" | median) (rounds ${rd[*]})"
+echo "nsvisor / socat  = $(echo "${rs[*]}" | median) (rounds ${rs[*]})"
 }
 
 case "$ONLY" in

@@ -10,7 +10,7 @@
 
 use std::io;
 use std::net::SocketAddrV4;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
@@ -69,46 +69,43 @@ async fn forward(client: TcpStream, target: SocketAddrV4) -> io::Result<()> {
 }
 
 /// Moves bytes from `src` to `dst` until `src` ends, then shuts down the
-/// write half of `dst`. Returns the bytes moved.
+/// write half of `dst`. Returns the bytes moved. Reading and writing overlap:
+/// while the pipe holds data for `dst`, more is read from `src` as long as
+/// the pipe has room.
 async fn pump(src: &TcpStream, dst: &TcpStream) -> io::Result<u64> {
     let (pipe_out, pipe_in) = sys::splice_pipe(CHUNK)?;
-    let mut total = 0u64;
+    let (mut queued, mut total, mut eof) = (0usize, 0u64, false);
     loop {
-        let mut queued = fill(src, &pipe_in).await?;
-        if queued == 0 {
+        if eof && queued == 0 {
             sys::shutdown_socket(dst.as_fd(), false)?;
             return Ok(total);
         }
-        while queued > 0 {
-            let moved = drain(&pipe_out, dst, queued).await?;
-            queued -= moved;
-            total += moved as u64;
-        }
-    }
-}
-
-/// Splices what `src` has (at most [`CHUNK`]) into the pipe; 0 at end of stream.
-async fn fill(src: &TcpStream, pipe_in: &OwnedFd) -> io::Result<usize> {
-    loop {
-        src.readable().await?;
-        match src.try_io(Interest::READABLE, || {
-            sys::splice_move(src.as_fd(), pipe_in.as_fd(), CHUNK)
-        }) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            other => return other,
-        }
-    }
-}
-
-/// Splices up to `len` queued bytes from the pipe into `dst`.
-async fn drain(pipe_out: &OwnedFd, dst: &TcpStream, len: usize) -> io::Result<usize> {
-    loop {
-        dst.writable().await?;
-        match dst.try_io(Interest::WRITABLE, || {
-            sys::splice_move(pipe_out.as_fd(), dst.as_fd(), len)
-        }) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            other => return other,
+        tokio::select! {
+            biased;
+            ready = dst.writable(), if queued > 0 => {
+                ready?;
+                match dst.try_io(Interest::WRITABLE, || {
+                    sys::splice_move(pipe_out.as_fd(), dst.as_fd(), queued)
+                }) {
+                    Ok(moved) => {
+                        queued -= moved;
+                        total += moved as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            ready = src.readable(), if !eof && queued < CHUNK => {
+                ready?;
+                match src.try_io(Interest::READABLE, || {
+                    sys::splice_move(src.as_fd(), pipe_in.as_fd(), CHUNK - queued)
+                }) {
+                    Ok(0) => eof = true,
+                    Ok(n) => queued += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
         }
     }
 }
