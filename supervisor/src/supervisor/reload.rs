@@ -41,6 +41,12 @@ impl Supervisor {
                 format!("configuration not reloaded: program name \"{MAIN_PROGRAM}\" is reserved for the -- command"),
             ));
         }
+        if let Err(e) = crate::net::check_privileges(&new) {
+            return Err(ApiError::new(
+                ErrorKind::InvalidConfig,
+                format!("configuration not reloaded: {e}"),
+            ));
+        }
         if new.supervisor != self.config.supervisor {
             tracing::warn!("changes to [supervisor] take effect at the next start of the daemon");
         }
@@ -90,6 +96,7 @@ impl Supervisor {
         let main_path = self.config.path.clone();
         self.config = new;
         self.config.path = main_path;
+        self.refresh_net_info();
         Ok(diff)
     }
 
@@ -103,7 +110,11 @@ impl Supervisor {
                 continue;
             }
             if p.removing {
+                let had_net = p.cfg.net.is_some();
                 self.programs.remove(name);
+                if had_net {
+                    self.release_sandbox(name);
+                }
                 for plan in &mut self.stop_plans {
                     plan.forget(name);
                 }
@@ -115,11 +126,16 @@ impl Supervisor {
                 p.pending_start = false;
                 p.blocked = None;
                 let autostart = cfg.autostart;
+                let net_changed = p.cfg.net != cfg.net;
                 if p.logs.as_ref().is_some_and(|l| !l.serves(&cfg)) {
                     // New log settings: new pumps (the old ones finish on their own).
                     p.logs = None;
                 }
                 p.cfg = cfg;
+                if net_changed {
+                    self.release_sandbox(name);
+                    self.refresh_net_info();
+                }
                 tracing::info!(program = %name, "configuration changed: starting with the new one");
                 if autostart {
                     self.request_start(name);
