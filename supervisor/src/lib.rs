@@ -54,6 +54,7 @@ fn lines(errors: &[net::Error]) -> String {
 /// Runs the daemon until its shutdown completes; returns the exit code.
 /// Must be called inside a tokio runtime.
 pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
+    sys::reserve_spawn_slots();
     raise_fd_limit(config.supervisor.minfds);
     become_reaper();
     let signals = signals::register(options.main_command.is_some()).map_err(RunError::Signals)?;

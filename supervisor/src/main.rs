@@ -146,6 +146,8 @@ fn main() -> ExitCode {
     if options.main_command.is_none() && config.programs.is_empty() {
         tracing::warn!("no programs configured; waiting for a reload or a signal");
     }
+    // Low fd numbers for spawning, taken before the runtime opens its own.
+    nsvisor::sys::reserve_spawn_slots();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

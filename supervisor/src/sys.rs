@@ -136,6 +136,43 @@ struct ChildContext<'a> {
     envp: &'a [*const libc::c_char],
     groups: &'a [libc::gid_t],
     err_fd: RawFd,
+    /// The fds to install as 0, 1, 2 (slots, or the daemon's own 0-2).
+    stdio: [Option<RawFd>; 3],
+    /// The netns fd (a slot).
+    netns: Option<RawFd>,
+    /// First fd not copied into the child's own fd table (-1: copy all).
+    bound: RawFd,
+}
+
+/// Low fd numbers reserved at start-up for what a child needs (stdio, the
+/// netns fd, the error pipe). The child shares the daemon's fd table
+/// (CLONE_FILES) only until its first syscall, `close_range(bound, ~0,
+/// CLOSE_RANGE_UNSHARE)`, which gives it a private table holding just the
+/// fds below `bound`. Without this, every spawn would copy the daemon's whole
+/// fd table (two pipe ends per program) and close it again at exec: O(n) per
+/// spawn, O(n²) to start n programs.
+struct FdSlots {
+    /// `/dev/null`, what a slot holds between spawns.
+    null: OwnedFd,
+    /// The reserved fds: 0-2 for stdio, 3 netns, 4 error pipe.
+    slots: [OwnedFd; 5],
+    bound: RawFd,
+}
+
+static FD_SLOTS: std::sync::OnceLock<Option<FdSlots>> = std::sync::OnceLock::new();
+
+/// Reserves the low fd slots used by [`spawn_child`]; call early, before
+/// many fds are open, so that few fds lie below the slots. Later calls do
+/// nothing. Without slots (e.g. no /dev/null), spawns still work, only
+/// slower with many programs.
+pub fn reserve_spawn_slots() {
+    FD_SLOTS.get_or_init(|| {
+        let open = || open_dev_null().ok();
+        let null = open()?;
+        let slots = [open()?, open()?, open()?, open()?, open()?];
+        let bound = slots.iter().map(|f| f.as_raw_fd()).max()? + 1;
+        Some(FdSlots { null, slots, bound })
+    });
 }
 
 /// Starts a program as described by `setup`. Returns once the child has
@@ -163,13 +200,47 @@ pub fn spawn_child(setup: &ChildSetup) -> Result<Pid, SpawnFailure> {
 
     let (err_read, err_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(SpawnStage::Pipe, e))?;
+    reserve_spawn_slots();
+    let slots = FD_SLOTS.get().and_then(Option::as_ref);
+    // Copy what the child needs into the slots (close-on-exec copies).
+    let place = |fd: Option<RawFd>, i: usize| -> Result<Option<RawFd>, SpawnFailure> {
+        match (fd, slots) {
+            (Some(fd), Some(sl)) => {
+                let slot = sl.slots[i].as_raw_fd();
+                // SAFETY: dup3 onto a slot we own; it replaces the slot's file.
+                if unsafe { libc::dup3(fd, slot, libc::O_CLOEXEC) } < 0 {
+                    return Err(fail(SpawnStage::Stdio, Errno::last()));
+                }
+                Ok(Some(slot))
+            }
+            (fd, _) => Ok(fd),
+        }
+    };
+    // The daemon's own 0-2 (inherited stdio) are below the bound anyway.
+    let stdio = |i: usize| -> Result<Option<RawFd>, SpawnFailure> {
+        match setup.stdio[i] {
+            Some(fd) if fd > 2 => place(Some(fd), i),
+            other => Ok(other),
+        }
+    };
     let ctx = ChildContext {
         setup,
         argv: &argv,
         envp: &envp,
         groups,
-        err_fd: err_write.as_raw_fd(),
+        stdio: [stdio(0)?, stdio(1)?, stdio(2)?],
+        netns: place(setup.netns, 3)?,
+        err_fd: place(Some(err_write.as_raw_fd()), 4)?.unwrap_or(-1),
+        bound: slots.map_or(-1, |sl| sl.bound),
     };
+    let flags = libc::CLONE_VM
+        | libc::CLONE_VFORK
+        | if slots.is_some() {
+            libc::CLONE_FILES
+        } else {
+            0
+        }
+        | libc::SIGCHLD;
     let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK);
     // The stack grows down: hand clone the 16-byte aligned top of the buffer.
     let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
@@ -186,7 +257,7 @@ pub fn spawn_child(setup: &ChildSetup) -> Result<Pid, SpawnFailure> {
         libc::clone(
             child_entry,
             top as *mut libc::c_void,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            flags,
             &ctx as *const ChildContext as *mut libc::c_void,
         )
     };
@@ -194,6 +265,13 @@ pub fn spawn_child(setup: &ChildSetup) -> Result<Pid, SpawnFailure> {
     // SAFETY: restoring the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     drop(stack);
+    // Release the slots: the pipe ends they hold must not stay open here.
+    if let Some(sl) = slots {
+        for slot in &sl.slots {
+            // SAFETY: dup3 of our /dev/null onto a slot we own.
+            unsafe { libc::dup3(sl.null.as_raw_fd(), slot.as_raw_fd(), libc::O_CLOEXEC) };
+        }
+    }
     if pid < 0 {
         return Err(fail(SpawnStage::Fork, clone_errno));
     }
@@ -272,6 +350,19 @@ unsafe fn child_after_clone(ctx: &ChildContext) -> ! {
         libc::_exit(127)
     };
 
+    // 0. a private fd table holding only the fds below the slots' bound
+    if ctx.bound > 0
+        && libc::syscall(
+            libc::SYS_close_range,
+            ctx.bound as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_UNSHARE,
+        ) < 0
+        && libc::syscall(libc::SYS_unshare, libc::CLONE_FILES) < 0
+    {
+        report(5);
+    }
+
     // 1. session / process group
     match setup.session {
         Session::NewSession => {
@@ -295,7 +386,7 @@ unsafe fn child_after_clone(ctx: &ChildContext) -> ! {
         }
     }
     // 2. network namespace
-    if let Some(fd) = setup.netns {
+    if let Some(fd) = ctx.netns {
         if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
             report(3);
         }
@@ -311,7 +402,7 @@ unsafe fn child_after_clone(ctx: &ChildContext) -> ! {
         }
     }
     // 5. stdio
-    for (target, src) in setup.stdio.iter().enumerate() {
+    for (target, src) in ctx.stdio.iter().enumerate() {
         if let Some(src) = *src {
             let target = target as RawFd;
             if src == target {

@@ -80,7 +80,7 @@ pub const MAIN_PROGRAM: &str = "main";
 impl Supervisor {
     /// A supervisor for `config` (not yet started) and the handle to talk to it.
     pub fn new(
-        config: Config,
+        mut config: Config,
         options: RunOptions,
         logs: LogContext,
         net: crate::net::Manager,
@@ -91,10 +91,11 @@ impl Supervisor {
             commands,
             events: events.clone(),
         };
-        let mut programs: BTreeMap<String, Program> = config
-            .programs
-            .values()
-            .map(|p| (p.name.clone(), Program::new(p.clone())))
+        // The programs' configs move into their `Program`s: the supervisor
+        // keeps one copy of each (`config.programs` stays empty).
+        let mut programs: BTreeMap<String, Program> = std::mem::take(&mut config.programs)
+            .into_iter()
+            .map(|(name, cfg)| (name, Program::new(cfg)))
             .collect();
         if let Some(cmd) = &options.main_command {
             let mut cfg = ProgramConfig::with_defaults(MAIN_PROGRAM, cmd.clone());
@@ -208,7 +209,7 @@ impl Supervisor {
 
     /// Pure single-command mode (no config programs): every signal goes to CMD.
     fn forwards_everything(&self) -> bool {
-        self.options.main_command.is_some() && self.config.programs.is_empty()
+        self.options.main_command.is_some() && self.programs.values().all(|p| p.main)
     }
 
     /// Forwards a signal to the main program (its group unless `--single-child`).
