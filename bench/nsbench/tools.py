@@ -15,7 +15,7 @@ import signal
 import subprocess
 from dataclasses import dataclass, field
 
-from . import clients, procfs
+from . import clients
 
 
 @dataclass
