@@ -72,6 +72,13 @@ def rss_kb(pid):
     return int(m.group(1)) if m else None
 
 
+def rss_parts_kb(pid):
+    """RssAnon and RssFile of ``pid`` in KiB (what VmRSS is made of), or {}."""
+    text = _read(f"/proc/{pid}/status") or ""
+    found = re.findall(r"^Rss(Anon|File|Shmem):\s+(\d+)", text, re.M)
+    return {f"rss_{k.lower()}_kb": int(v) for k, v in found}
+
+
 def threads(pid):
     text = _read(f"/proc/{pid}/status")
     m = re.search(r"^Threads:\s+(\d+)", text or "", re.M)

@@ -94,6 +94,7 @@ LIFECYCLE = [
     ("start, all RUNNING", "start_s", "s", 1),
     ("graceful stop (SIGTERM → daemon exited)", "stop_s", "s", 1),
     ("daemon RSS", "rss_kb", "MB", 1024 / 1e6),
+    ("of which anonymous (heap, stacks; the rest is the mapped binary and libraries)", "rss_anon_kb", "MB", 1024 / 1e6),
     ("idle CPU ticks", "idle_ticks", "ticks", 1),
 ]
 

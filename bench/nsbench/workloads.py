@@ -182,6 +182,7 @@ def lifecycle(tool, n, cfg, with_status):
         rec["idle_ticks"] = c1 - c0
         rec["idle_window_s"] = cfg.idle_s
         rec["rss_kb"] = procfs.rss_kb(launched.pid)
+        rec.update(procfs.rss_parts_kb(launched.pid))
         rec["threads"] = procfs.threads(launched.pid)
         if with_status:
             rec.update(_status_samples(launched, n, cfg.status_samples))
