@@ -15,7 +15,8 @@
 #                leaves docs/ alone. A few minutes.
 #   Other options go to the driver, e.g. --tools nsvisor,horust
 #   --workloads lifecycle,logs --runs 3 --ns 100 (see
-#   `PYTHONPATH=bench python3 -m nsbench.main --help`).
+#   `PYTHONPATH=bench python3 -m nsbench.main --help`); such a partial run
+#   writes its page to bench/results/ and leaves docs/ alone.
 #
 # Peers are installed into bench/cache/ (git-ignored) when missing:
 # supervisor 4.3.0 and matplotlib from PyPI into a venv, horust 0.1.14 from
@@ -110,7 +111,8 @@ export PYTHONDONTWRITEBYTECODE=1
 say "running the workloads ($mode)"
 PYTHONPATH=$root/bench "$python" -m nsbench.main "${args[@]}" "${driver_args[@]}"
 
-if [ $mode = quick ]; then
+if [ $mode = quick ] || [ ${#driver_args[@]} -gt 0 ]; then
+    # A smoke run or a partial one (driver options given) leaves docs/ alone.
     page=$root/bench/results/$name.md
     png=$root/bench/results/$name.png
 else
