@@ -296,7 +296,12 @@ def _fmt_any(v):
 
 
 def chart(res, path):
-    """Start and stop time against N, per tool (median, min–max bars). False if no matplotlib."""
+    """Start and stop time against N, per tool (median, min–max bars).
+
+    Returns why there is no chart (no lifecycle figures, no matplotlib), or None.
+    """
+    if not any(t["workload"] == "lifecycle" and "error" not in t for t in res.trials):
+        return "no start or stop figures in this run"
     try:
         import matplotlib
 
@@ -304,7 +309,7 @@ def chart(res, path):
         import matplotlib.pyplot as plt
         import matplotlib.ticker
     except ImportError:
-        return False
+        return "matplotlib is not installed"
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     styles = {"limit": ("posix_spawn limit", "k", ":"), "nsvisor": ("nsvisor", "tab:blue", "-"),
               "supervisord": ("supervisord", "tab:orange", "--"), "horust": ("horust", "tab:green", "-.")}
@@ -336,7 +341,7 @@ def chart(res, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return True
+    return None
 
 
 def page(res, chart_name):
@@ -469,10 +474,11 @@ def main(argv=None):
         res = Results(json.load(f))
     chart_name = None
     if len(argv) == 3:
-        if chart(res, argv[2]):
+        why_not = chart(res, argv[2])
+        if why_not is None:
             chart_name = os.path.relpath(argv[2], os.path.dirname(os.path.abspath(argv[1])))
         else:
-            print("matplotlib is not installed: no chart", file=sys.stderr)
+            print(f"no chart: {why_not}", file=sys.stderr)
     with open(argv[1], "w") as f:
         f.write(page(res, chart_name))
     return 0
