@@ -246,3 +246,19 @@ async fn an_old_pipe_still_open_is_read_next_to_the_new_one() {
     lines.sort();
     assert_eq!(lines, ["p | new", "p | old still there"]);
 }
+
+#[test]
+fn size_probe() {
+    let ctx = Fixture::new();
+    let spec = pump::PumpSpec {
+        program: Arc::from("p"),
+        stream: Stream::Stdout,
+        file: None,
+        console: None,
+        ring: Arc::new(Ring::new(10)),
+        mailbox: Arc::new(Mailbox::default()),
+    };
+    let p = pump::Pump::new(spec, FileRegistry::default(), ());
+    eprintln!("pump {}", std::mem::size_of_val(&p));
+    drop(ctx);
+}
