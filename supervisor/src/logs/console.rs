@@ -14,11 +14,11 @@
 //! Created once by `LogContext`; pumps hold [`ConsoleSink`]s.
 
 use std::future::Future;
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::io::{self, Write};
-use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};

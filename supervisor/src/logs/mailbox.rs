@@ -2,7 +2,8 @@
 //! channels, because a daemon may run thousands of idle pumps.
 //!
 //! A [`Mailbox`] carries new pipes (one per spawn), "no more pipes" (the
-//! program's logs are gone) and "reopen your file" (SIGUSR2). The pump takes
+//! program's logs are gone), "reopen your file" (SIGUSR2) and "a parked pipe
+//! is readable" (`idle.rs`). The pump takes
 //! everything at once from its poll function and leaves its waker; senders
 //! wake it. It costs one small allocation per stream, where a tokio channel
 //! and a watch receiver cost about a kilobyte.
@@ -12,7 +13,8 @@
 //! the number of live streams.
 //!
 //! The lock guards only the mailbox (never program state) and is never held
-//! across I/O or `.await`. Used by `mod.rs` (senders) and `pump.rs` (receiver).
+//! across I/O or `.await`. Used by `mod.rs` and `idle.rs` (senders) and
+//! `pump.rs` (receiver).
 
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -29,6 +31,7 @@ struct State {
     pipes: Vec<OwnedFd>,
     closed: bool,
     reopen: bool,
+    unpark: bool,
     waker: Option<Waker>,
 }
 
@@ -41,6 +44,8 @@ pub struct Mail {
     pub closed: bool,
     /// The log file must be reopened.
     pub reopen: bool,
+    /// A parked pipe is readable: take the parked pipes back.
+    pub unpark: bool,
 }
 
 impl Mailbox {
@@ -74,6 +79,11 @@ impl Mailbox {
         self.post(|s| s.reopen = true);
     }
 
+    /// A parked pipe of the pump is readable (or ended).
+    pub fn unpark(&self) {
+        self.post(|s| s.unpark = true);
+    }
+
     /// Everything posted since the last call; `waker` is woken by the next post.
     pub fn take(&self, waker: &Waker) -> Mail {
         let mut state = self.lock();
@@ -85,6 +95,7 @@ impl Mailbox {
             pipes: std::mem::take(&mut state.pipes),
             closed: state.closed,
             reopen: std::mem::take(&mut state.reopen),
+            unpark: std::mem::take(&mut state.unpark),
         }
     }
 }
@@ -145,10 +156,16 @@ mod tests {
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         boxes.reopen_all();
         let mail = m.take(&waker);
-        assert_eq!((mail.pipes.len(), mail.closed, mail.reopen), (1, false, true));
+        assert_eq!(
+            (mail.pipes.len(), mail.closed, mail.reopen),
+            (1, false, true)
+        );
         m.close();
         let mail = m.take(&waker);
-        assert_eq!((mail.pipes.len(), mail.closed, mail.reopen), (0, true, false));
+        assert_eq!(
+            (mail.pipes.len(), mail.closed, mail.reopen),
+            (0, true, false)
+        );
         assert!(m.take(&waker).closed);
         assert_eq!(count.0.load(Ordering::SeqCst), 2);
     }

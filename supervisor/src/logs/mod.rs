@@ -22,6 +22,7 @@
 pub mod console;
 mod daemon_log;
 mod file;
+mod idle;
 mod lines;
 mod mailbox;
 mod pump;
@@ -43,6 +44,7 @@ use crate::sys;
 pub use console::Console;
 pub use daemon_log::DaemonLogFile;
 use file::{FileRegistry, FileSpec};
+use idle::IdlePipes;
 use mailbox::{Mailbox, Mailboxes};
 use ring::Ring;
 
@@ -93,6 +95,8 @@ struct Inner {
     console: Console,
     /// Every pump's mailbox, for SIGUSR2.
     mailboxes: Mailboxes,
+    /// Pipes no program has written to yet.
+    idle: Arc<IdlePipes>,
     files: FileRegistry,
     /// Pumps still running.
     live: watch::Sender<usize>,
@@ -123,12 +127,18 @@ impl LogContext {
             .enable_time()
             .build()
             .map_err(|source| LogError::Start { source })?;
+        let idle = {
+            let _inside = runtime.enter();
+            Arc::new(IdlePipes::new().map_err(|source| LogError::Start { source })?)
+        };
+        runtime.spawn(idle.clone().run());
         Ok(LogContext {
             inner: Arc::new(Inner {
                 handle: runtime.handle().clone(),
                 runtime: Some(runtime),
                 console,
                 mailboxes: Mailboxes::default(),
+                idle,
                 files: FileRegistry::default(),
                 live: watch::Sender::new(0),
                 daemon_log: Mutex::new(None),
@@ -201,8 +211,6 @@ impl ChildStdio {
 #[derive(Debug)]
 pub struct ProgramLogs {
     name: Arc<str>,
-    /// The settings it was made for: redirect_stderr, stdout, stderr.
-    settings: (bool, StreamLog, StreamLog),
     stdout: StreamLogs,
     stderr: StderrLogs,
 }
@@ -241,7 +249,6 @@ impl ProgramLogs {
             StderrLogs::Own(start(Stream::Stderr, &cfg.stderr))
         };
         ProgramLogs {
-            settings: (cfg.redirect_stderr, cfg.stdout.clone(), cfg.stderr.clone()),
             stdout: start(Stream::Stdout, &cfg.stdout),
             stderr,
             name,
@@ -263,10 +270,11 @@ impl ProgramLogs {
         Ok(ChildStdio { stdout, stderr })
     }
 
-    /// Whether these logs were made with `cfg`'s output settings (if not, a
-    /// reload must replace them).
-    pub fn serves(&self, cfg: &ProgramConfig) -> bool {
-        self.settings == (cfg.redirect_stderr, cfg.stdout.clone(), cfg.stderr.clone())
+    /// Whether logs made for `old` also serve `new` (the same output
+    /// settings); if not, a reload must replace them.
+    pub fn serves_both(old: &ProgramConfig, new: &ProgramConfig) -> bool {
+        (old.redirect_stderr, &old.stdout, &old.stderr)
+            == (new.redirect_stderr, &new.stdout, &new.stderr)
     }
 
     /// The tail buffer of a stream (always empty for stderr with `redirect_stderr`).
@@ -323,6 +331,7 @@ fn start_stream(
         console: prefix.map(|p| inner.console.sink(stream, p)),
         ring: ring.clone(),
         mailbox: mailbox.clone(),
+        idle: inner.idle.clone(),
     };
     let pump = pump::Pump::new(spec, inner.files.clone(), Live::new(&inner.live));
     inner.handle.spawn(pump);

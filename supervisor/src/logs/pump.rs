@@ -40,6 +40,7 @@ use tokio::time::Sleep;
 
 use super::console::{ConsoleSink, ConsoleWait};
 use super::file::{FileRegistry, FileSink, FileSpec, Spliced};
+use super::idle::IdlePipes;
 use super::lines::LineSplitter;
 use super::mailbox::Mailbox;
 use super::ring::Ring;
@@ -70,18 +71,28 @@ pub struct PumpSpec {
     pub ring: Arc<Ring>,
     /// Where its pipes and requests arrive.
     pub mailbox: Arc<Mailbox>,
+    /// Where its pipes wait for their first byte.
+    pub idle: Arc<IdlePipes>,
 }
 
 struct Source {
-    pipe: AsyncFd<File>,
+    pipe: Pipe,
     lines: LineSplitter,
 }
 
-/// The state of one stream's pump; [`Pump::run`] is its task.
+enum Pipe {
+    /// Nothing written yet: watched by [`IdlePipes`].
+    Parked(File),
+    /// Registered with tokio.
+    Watched(AsyncFd<File>),
+}
+
+/// The state of one stream's pump, and its task's future.
 pub struct Pump<G> {
     program: Arc<str>,
     stream: Stream,
     mailbox: Arc<Mailbox>,
+    idle: Arc<IdlePipes>,
     file: Option<Box<FileSink>>,
     console: Option<ConsoleSink>,
     /// Lines the console could not take yet.
@@ -143,6 +154,7 @@ impl<G> Pump<G> {
             program: spec.program,
             stream: spec.stream,
             mailbox: spec.mailbox,
+            idle: spec.idle,
             console: spec.console,
             console_wait: None,
             ring: spec.ring,
@@ -160,6 +172,9 @@ impl<G> Pump<G> {
         let mail = self.mailbox.take(cx.waker());
         for fd in mail.pipes {
             self.add(fd);
+        }
+        if mail.unpark {
+            self.unpark();
         }
         if mail.reopen {
             self.reopen();
@@ -187,33 +202,67 @@ impl<G> Pump<G> {
         let n = self.sources.len();
         for k in 0..n {
             let i = (self.next_first as usize + k) % n;
-            if self.sources[i].pipe.poll_read_ready(cx).is_ready() {
-                return Poll::Ready(Work::Drain(i));
+            if let Pipe::Watched(pipe) = &self.sources[i].pipe {
+                if pipe.poll_read_ready(cx).is_ready() {
+                    return Poll::Ready(Work::Drain(i));
+                }
             }
         }
         Poll::Pending
     }
 
     fn add(&mut self, fd: OwnedFd) {
-        match crate::sys::register_async(File::from(fd), Interest::READABLE) {
-            Ok(pipe) => {
-                // Usually one pipe at a time: no room for more until needed.
-                self.sources.reserve_exact(1);
-                self.sources.push(Source {
-                    pipe,
-                    lines: LineSplitter::default(),
-                });
-            }
-            Err(e) => tracing::error!(
-                "program \"{}\": cannot watch its {} pipe: {e}",
-                self.program,
-                stream_name(self.stream)
-            ),
+        let file = File::from(fd);
+        let pipe = match self.idle.park(&file, &self.mailbox) {
+            Ok(()) => Some(Pipe::Parked(file)),
+            Err(_) => self.watch(file),
+        };
+        if let Some(pipe) = pipe {
+            // Usually one pipe at a time: no room for more until needed.
+            self.sources.reserve_exact(1);
+            self.sources.push(Source {
+                pipe,
+                lines: LineSplitter::default(),
+            });
         }
         if let Some(f) = &mut self.file {
             // Open at program start, so a bad path is reported at once.
             f.ensure_open();
         }
+    }
+
+    /// Registers `pipe` with tokio; `None` (reported) if that fails.
+    fn watch(&self, pipe: File) -> Option<Pipe> {
+        match crate::sys::register_async(pipe, Interest::READABLE) {
+            Ok(pipe) => Some(Pipe::Watched(pipe)),
+            Err(e) => {
+                tracing::error!(
+                    "program \"{}\": cannot watch its {} pipe: {e}",
+                    self.program,
+                    stream_name(self.stream)
+                );
+                None
+            }
+        }
+    }
+
+    /// A parked pipe became readable: watch every parked pipe from now on.
+    fn unpark(&mut self) {
+        let mut kept = Vec::with_capacity(self.sources.len());
+        for src in std::mem::take(&mut self.sources) {
+            let pipe = match src.pipe {
+                Pipe::Parked(file) => {
+                    self.idle.unpark(&file);
+                    match self.watch(file) {
+                        Some(pipe) => pipe,
+                        None => continue,
+                    }
+                }
+                watched => watched,
+            };
+            kept.push(Source { pipe, ..src });
+        }
+        self.sources = kept;
     }
 
     fn reopen(&mut self) {
@@ -275,7 +324,10 @@ impl<G> Pump<G> {
         if !file.can_splice() {
             return None;
         }
-        let outcome = file.splice_from(&self.sources[i].pipe, budget);
+        let Pipe::Watched(pipe) = &self.sources[i].pipe else {
+            return Some(Spliced::Drained);
+        };
+        let outcome = file.splice_from(pipe, budget);
         if self.sync_timer.is_none() {
             self.sync_timer = Some(Box::pin(tokio::time::sleep(TAIL_LAG)));
         }
@@ -286,8 +338,11 @@ impl<G> Pump<G> {
     /// returns the console lines completed.
     fn copy_once(&mut self, i: usize) -> Step {
         let src = &mut self.sources[i];
+        let Pipe::Watched(pipe) = &src.pipe else {
+            return Step::Empty;
+        };
         BUF.with_borrow_mut(
-            |buf| match src.pipe.try_io(Interest::READABLE, |mut f| f.read(buf)) {
+            |buf| match pipe.try_io(Interest::READABLE, |mut f| f.read(buf)) {
                 Ok(0) => Step::Eof,
                 Ok(n) => {
                     let data = &buf[..n];
@@ -322,6 +377,9 @@ impl<G> Pump<G> {
     /// Pipe `i` ended: forget it; returns its unfinished last line for the console.
     fn close(&mut self, i: usize) -> Vec<u8> {
         let mut src = self.sources.swap_remove(i);
+        if let Pipe::Parked(file) = &src.pipe {
+            self.idle.unpark(file);
+        }
         let mut lines = Vec::new();
         if let Some(console) = &self.console {
             src.lines.finish(&console.prefix, &mut lines);
