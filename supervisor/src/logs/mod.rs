@@ -14,10 +14,15 @@
 //!   `tracing_subscriber` writer.
 //!
 //! Files: `pump.rs` (pipe → sinks), `mailbox.rs` (pipes and requests to a
-//! pump), `file.rs` (file sink policy), `target.rs` (an open log file: write,
-//! splice), `rotate.rs` (rotation), `console.rs` (console sink), `lines.rs`
-//! (console lines), `ring.rs` (tail buffer), `daemon_log.rs`. User
-//! documentation: docs/logging.md.
+//! pump), `idle.rs` (pipes not written to yet), `file.rs` (file sink policy),
+//! `target.rs` (an open log file: write, splice), `rotate.rs` (rotation),
+//! `console.rs` (console sink), `lines.rs` (console lines), `ring.rs` (tail
+//! buffer), `daemon_log.rs`. User documentation: docs/logging.md.
+//!
+//! Memory matters here: every configured program has two streams, and a
+//! daemon may run a thousand idle programs. An idle stream costs about half a
+//! kilobyte (its pump task, mailbox, tail buffer header and a parked pipe);
+//! its tail buffer grows only with output.
 
 pub mod console;
 mod daemon_log;
