@@ -6,7 +6,9 @@
 
 use std::fmt::Write as _;
 
-use nsvisor_proto::{format_uptime, ActionResult, Health, ProgramInfo, ReloadResult, StateEvent};
+use nsvisor_proto::{
+    format_uptime, ActionResult, Health, NetInfo, ProgramInfo, ReloadResult, StateEvent,
+};
 
 /// One line per program: name, state and description, aligned.
 pub fn status_table(programs: &[&ProgramInfo]) -> String {
@@ -18,7 +20,12 @@ pub fn status_table(programs: &[&ProgramInfo]) -> String {
         .max(32);
     let mut out = String::with_capacity(programs.len() * 64);
     for p in programs {
-        let _ = if p.description.is_empty() {
+        let description = match &p.net {
+            Some(net) if p.description.is_empty() => net_summary(net),
+            Some(net) => format!("{}; {}", p.description, net_summary(net)),
+            None => p.description.clone(),
+        };
+        let _ = if description.is_empty() {
             writeln!(out, "{:<name_w$} {}", p.name, p.state.as_str())
         } else {
             writeln!(
@@ -26,9 +33,26 @@ pub fn status_table(programs: &[&ProgramInfo]) -> String {
                 "{:<name_w$} {:<10} {}",
                 p.name,
                 p.state.as_str(),
-                p.description
+                description
             )
         };
+    }
+    out
+}
+
+/// `sandbox web 172.20.0.2/24, ports 127.0.0.1:9090->8080/tcp`, or `netns blue`.
+pub fn net_summary(net: &NetInfo) -> String {
+    let mut out = match (&net.sandbox, &net.address) {
+        (Some(sandbox), Some(address)) => format!("sandbox {sandbox} {address}"),
+        _ => format!("netns {}", net.netns),
+    };
+    if !net.ports.is_empty() {
+        let ports: Vec<String> = net
+            .ports
+            .iter()
+            .map(|p| format!("{}:{}->{}/{}", p.host_ip, p.host_port, p.port, p.protocol))
+            .collect();
+        let _ = write!(out, ", ports {}", ports.join(" "));
     }
     out
 }
@@ -192,5 +216,37 @@ mod tests {
             removed: vec!["b".into()],
         };
         assert_eq!(reload_text(&r), "a: added\nb: removed\n");
+    }
+
+    #[test]
+    fn status_shows_the_sandbox_address_and_ports() {
+        let mut p = info("web", State::Running, "pid 7, uptime 0:00:01");
+        p.net = Some(NetInfo {
+            netns: "nsvisor-web".into(),
+            sandbox: Some("web".into()),
+            network: Some("front".into()),
+            address: Some("172.20.0.2/24".into()),
+            ports: vec![nsvisor_proto::PortInfo {
+                host_ip: "0.0.0.0".into(),
+                host_port: 9090,
+                port: 8080,
+                protocol: "tcp".into(),
+            }],
+        });
+        let line = status_table(&[&p]);
+        assert!(
+            line.ends_with(
+                "pid 7, uptime 0:00:01; sandbox web 172.20.0.2/24, ports 0.0.0.0:9090->8080/tcp\n"
+            ),
+            "{line}"
+        );
+        p.net = Some(NetInfo {
+            netns: "blue".into(),
+            sandbox: None,
+            network: None,
+            address: None,
+            ports: vec![],
+        });
+        assert!(status_table(&[&p]).ends_with("; netns blue\n"));
     }
 }

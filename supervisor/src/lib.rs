@@ -2,7 +2,8 @@
 //!
 //! [`run`] is the whole life of the daemon, called by `main.rs` and by tests:
 //! raise the fd limit → become a subreaper unless PID 1 → install signal
-//! handlers → open the control socket → start the supervisor task (which
+//! handlers → check the host for the config's networks and clean a crashed
+//! run's leftovers → open the control socket → start the supervisor task (which
 //! starts the programs) → wait for it to finish a shutdown → close the control
 //! socket → return the exit code.
 #![deny(unsafe_code)]
@@ -40,23 +41,33 @@ pub enum RunError {
     /// The control socket could not be set up.
     #[error(transparent)]
     Api(#[from] api::Error),
+    /// The host cannot give the config its networks (privileges, subnets).
+    #[error("{}", lines(.0))]
+    Network(Vec<net::Error>),
+}
+
+fn lines(errors: &[net::Error]) -> String {
+    let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    lines.join("\n")
 }
 
 /// Runs the daemon until its shutdown completes; returns the exit code.
 /// Must be called inside a tokio runtime.
 pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
+    sys::reserve_spawn_slots();
     raise_fd_limit(config.supervisor.minfds);
     become_reaper();
     let signals = signals::register(options.main_command.is_some()).map_err(RunError::Signals)?;
     let signals_handle = signals.handle();
     let api_config = config.supervisor.clone();
     let single_command = options.main_command.is_some();
+    let net = start_network(&config).await?;
     let logs = logs::LogContext::stdio()?;
     if let Some(file) = &options.daemon_log {
         logs.set_daemon_log(file.clone());
     }
     let (sup, handle, commands) =
-        supervisor::Supervisor::new(config, options, logs.clone()).map_err(RunError::Setup)?;
+        supervisor::Supervisor::new(config, options, logs.clone(), net).map_err(RunError::Setup)?;
     let api = match api::serve(handle, &api_config).await {
         Ok(api) => Some(api),
         // A tini-style init must not fail for want of a control socket.
@@ -74,6 +85,20 @@ pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
     }
     signals_handle.close();
     Ok(code)
+}
+
+/// Validates the host for the config's networks, starts the network task and
+/// removes what a crashed run left behind, before anything is created.
+async fn start_network(config: &Config) -> Result<net::Manager, RunError> {
+    net::check_host(config).await.map_err(RunError::Network)?;
+    let manager = net::Manager::start();
+    let uses_net = !config.networks.is_empty() || config.programs.values().any(|p| p.net.is_some());
+    if uses_net && net::has_privileges() {
+        for e in manager.cleanup_leftovers().await {
+            tracing::warn!("cleaning up after a previous run: {e}");
+        }
+    }
+    Ok(manager)
 }
 
 /// Raises the soft RLIMIT_NOFILE to `minfds` (and the hard one when allowed).

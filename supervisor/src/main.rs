@@ -146,6 +146,8 @@ fn main() -> ExitCode {
     if options.main_command.is_none() && config.programs.is_empty() {
         tracing::warn!("no programs configured; waiting for a reload or a signal");
     }
+    // Low fd numbers for spawning, taken before the runtime opens its own.
+    nsvisor::sys::reserve_spawn_slots();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -185,11 +187,40 @@ fn config_path(cli: &Cli) -> Option<PathBuf> {
 fn check(path: &std::path::Path) -> ExitCode {
     match Config::load(path) {
         Ok(c) => {
+            if !check_network(&c) {
+                return ExitCode::from(EXIT_CONFIG as u8);
+            }
             println!("{}: ok ({} programs)", path.display(), c.programs.len());
             ExitCode::SUCCESS
         }
         Err(e) => config_failure(&e),
     }
+}
+
+/// Host checks of the config's networks (subnets against host routes).
+/// Missing privileges only warn: a config may be checked by another user
+/// than the one who runs it.
+fn check_network(config: &Config) -> bool {
+    if config.networks.is_empty() {
+        return true;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().build();
+    let Ok(Err(errors)) = runtime.map(|rt| rt.block_on(nsvisor::net::check_host(config))) else {
+        return true;
+    };
+    let mut ok = true;
+    for e in &errors {
+        if matches!(e, nsvisor::net::Error::Privileges { .. }) {
+            eprintln!("warning: {e}");
+        } else {
+            eprintln!("{}: {e}", config.path.display());
+            ok = false;
+        }
+    }
+    if !ok {
+        eprintln!("nsvisor: the host cannot give this configuration its networks");
+    }
+    ok
 }
 
 fn config_failure(e: &ConfigErrors) -> ExitCode {

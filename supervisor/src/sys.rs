@@ -136,6 +136,43 @@ struct ChildContext<'a> {
     envp: &'a [*const libc::c_char],
     groups: &'a [libc::gid_t],
     err_fd: RawFd,
+    /// The fds to install as 0, 1, 2 (slots, or the daemon's own 0-2).
+    stdio: [Option<RawFd>; 3],
+    /// The netns fd (a slot).
+    netns: Option<RawFd>,
+    /// First fd not copied into the child's own fd table (-1: copy all).
+    bound: RawFd,
+}
+
+/// Low fd numbers reserved at start-up for what a child needs (stdio, the
+/// netns fd, the error pipe). The child shares the daemon's fd table
+/// (CLONE_FILES) only until its first syscall, `close_range(bound, ~0,
+/// CLOSE_RANGE_UNSHARE)`, which gives it a private table holding just the
+/// fds below `bound`. Without this, every spawn would copy the daemon's whole
+/// fd table (two pipe ends per program) and close it again at exec: O(n) per
+/// spawn, O(n²) to start n programs.
+struct FdSlots {
+    /// `/dev/null`, what a slot holds between spawns.
+    null: OwnedFd,
+    /// The reserved fds: 0-2 for stdio, 3 netns, 4 error pipe.
+    slots: [OwnedFd; 5],
+    bound: RawFd,
+}
+
+static FD_SLOTS: std::sync::OnceLock<Option<FdSlots>> = std::sync::OnceLock::new();
+
+/// Reserves the low fd slots used by [`spawn_child`]; call early, before
+/// many fds are open, so that few fds lie below the slots. Later calls do
+/// nothing. Without slots (e.g. no /dev/null), spawns still work, only
+/// slower with many programs.
+pub fn reserve_spawn_slots() {
+    FD_SLOTS.get_or_init(|| {
+        let open = || open_dev_null().ok();
+        let null = open()?;
+        let slots = [open()?, open()?, open()?, open()?, open()?];
+        let bound = slots.iter().map(|f| f.as_raw_fd()).max()? + 1;
+        Some(FdSlots { null, slots, bound })
+    });
 }
 
 /// Starts a program as described by `setup`. Returns once the child has
@@ -163,13 +200,47 @@ pub fn spawn_child(setup: &ChildSetup) -> Result<Pid, SpawnFailure> {
 
     let (err_read, err_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(SpawnStage::Pipe, e))?;
+    reserve_spawn_slots();
+    let slots = FD_SLOTS.get().and_then(Option::as_ref);
+    // Copy what the child needs into the slots (close-on-exec copies).
+    let place = |fd: Option<RawFd>, i: usize| -> Result<Option<RawFd>, SpawnFailure> {
+        match (fd, slots) {
+            (Some(fd), Some(sl)) => {
+                let slot = sl.slots[i].as_raw_fd();
+                // SAFETY: dup3 onto a slot we own; it replaces the slot's file.
+                if unsafe { libc::dup3(fd, slot, libc::O_CLOEXEC) } < 0 {
+                    return Err(fail(SpawnStage::Stdio, Errno::last()));
+                }
+                Ok(Some(slot))
+            }
+            (fd, _) => Ok(fd),
+        }
+    };
+    // The daemon's own 0-2 (inherited stdio) are below the bound anyway.
+    let stdio = |i: usize| -> Result<Option<RawFd>, SpawnFailure> {
+        match setup.stdio[i] {
+            Some(fd) if fd > 2 => place(Some(fd), i),
+            other => Ok(other),
+        }
+    };
     let ctx = ChildContext {
         setup,
         argv: &argv,
         envp: &envp,
         groups,
-        err_fd: err_write.as_raw_fd(),
+        stdio: [stdio(0)?, stdio(1)?, stdio(2)?],
+        netns: place(setup.netns, 3)?,
+        err_fd: place(Some(err_write.as_raw_fd()), 4)?.unwrap_or(-1),
+        bound: slots.map_or(-1, |sl| sl.bound),
     };
+    let flags = libc::CLONE_VM
+        | libc::CLONE_VFORK
+        | if slots.is_some() {
+            libc::CLONE_FILES
+        } else {
+            0
+        }
+        | libc::SIGCHLD;
     let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK);
     // The stack grows down: hand clone the 16-byte aligned top of the buffer.
     let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
@@ -186,7 +257,7 @@ pub fn spawn_child(setup: &ChildSetup) -> Result<Pid, SpawnFailure> {
         libc::clone(
             child_entry,
             top as *mut libc::c_void,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            flags,
             &ctx as *const ChildContext as *mut libc::c_void,
         )
     };
@@ -194,6 +265,13 @@ pub fn spawn_child(setup: &ChildSetup) -> Result<Pid, SpawnFailure> {
     // SAFETY: restoring the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     drop(stack);
+    // Release the slots: the pipe ends they hold must not stay open here.
+    if let Some(sl) = slots {
+        for slot in &sl.slots {
+            // SAFETY: dup3 of our /dev/null onto a slot we own.
+            unsafe { libc::dup3(sl.null.as_raw_fd(), slot.as_raw_fd(), libc::O_CLOEXEC) };
+        }
+    }
     if pid < 0 {
         return Err(fail(SpawnStage::Fork, clone_errno));
     }
@@ -272,6 +350,19 @@ unsafe fn child_after_clone(ctx: &ChildContext) -> ! {
         libc::_exit(127)
     };
 
+    // 0. a private fd table holding only the fds below the slots' bound
+    if ctx.bound > 0
+        && libc::syscall(
+            libc::SYS_close_range,
+            ctx.bound as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_UNSHARE,
+        ) < 0
+        && libc::syscall(libc::SYS_unshare, libc::CLONE_FILES) < 0
+    {
+        report(5);
+    }
+
     // 1. session / process group
     match setup.session {
         Session::NewSession => {
@@ -295,7 +386,7 @@ unsafe fn child_after_clone(ctx: &ChildContext) -> ! {
         }
     }
     // 2. network namespace
-    if let Some(fd) = setup.netns {
+    if let Some(fd) = ctx.netns {
         if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
             report(3);
         }
@@ -311,7 +402,7 @@ unsafe fn child_after_clone(ctx: &ChildContext) -> ! {
         }
     }
     // 5. stdio
-    for (target, src) in setup.stdio.iter().enumerate() {
+    for (target, src) in ctx.stdio.iter().enumerate() {
         if let Some(src) = *src {
             let target = target as RawFd;
             if src == target {
@@ -546,6 +637,200 @@ pub fn register_async(
     // the descriptor stays open and refers to the same file description until
     // the `AsyncFd` drops it; `File::as_raw_fd` always returns that descriptor.
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(file, interest) }
+}
+
+// ---- net ----
+// Namespace, mount and zero-copy wrappers for `net/`. nix already wraps these
+// calls safely; they are gathered here so every raw syscall of the daemon
+// stays in this file, and they return `io::Error` so callers can put them
+// into their own error variants.
+
+/// Gives the calling *thread* a new, empty network namespace
+/// (`unshare(CLONE_NEWNET)`). Only ever call on a dedicated `std::thread`
+/// that exits afterwards: never on a tokio worker or blocking-pool thread.
+pub fn unshare_netns() -> std::io::Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+}
+
+/// Moves the calling *thread* into the network namespace `fd` refers to.
+/// Same rule as [`unshare_netns`]: dedicated short-lived threads only.
+pub fn enter_netns_thread(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+    nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+}
+
+/// `mount --bind SOURCE TARGET`.
+pub fn bind_mount(source: &std::path::Path, target: &std::path::Path) -> std::io::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// Makes the mount at `dir` shared, recursively (`mount --make-rshared DIR`).
+/// Fails with `EINVAL` when `dir` is not a mount point.
+pub fn make_rshared(dir: &std::path::Path) -> std::io::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    mount(
+        Some("none"),
+        dir,
+        None::<&str>,
+        MsFlags::MS_SHARED | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// `mount --rbind DIR DIR`: makes `dir` a mount point of its own.
+pub fn rbind_onto_itself(dir: &std::path::Path) -> std::io::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    mount(
+        Some(dir),
+        dir,
+        Some("none"),
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// `umount --lazy TARGET` (`umount2(MNT_DETACH)`).
+pub fn umount_detach(target: &std::path::Path) -> std::io::Result<()> {
+    nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH).map_err(std::io::Error::from)
+}
+
+/// A non-blocking, close-on-exec pipe `(read end, write end)`, grown to
+/// `size` bytes when the kernel allows (the default 64 KiB otherwise).
+pub fn splice_pipe(size: usize) -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use std::os::fd::AsRawFd;
+    let (read, write) =
+        nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+    let size = i32::try_from(size).unwrap_or(i32::MAX);
+    // EPERM above /proc/sys/fs/pipe-max-size for unprivileged users: keep the default.
+    let _ = fcntl(read.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(size));
+    Ok((read, write))
+}
+
+/// Moves up to `len` bytes from `from` to `to` without copying them to user
+/// space (`splice(2)`, non-blocking); one side must be a pipe. `Ok(0)` is end
+/// of file; `WouldBlock` means "wait for readiness".
+pub fn splice_move(
+    from: std::os::fd::BorrowedFd<'_>,
+    to: std::os::fd::BorrowedFd<'_>,
+    len: usize,
+) -> std::io::Result<usize> {
+    use nix::fcntl::{splice, SpliceFFlags};
+    splice(
+        from,
+        None,
+        to,
+        None,
+        len,
+        SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK,
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// Asks for `IP_PKTINFO` on a UDP socket, so [`recv_from_to`] can tell which
+/// local address a datagram was sent to.
+pub fn set_pktinfo(socket: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+    nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv4PacketInfo, &true)
+        .map_err(std::io::Error::from)
+}
+
+/// Receives one datagram: `(length, sender, local address it was sent to)`.
+/// The local address is known only with [`set_pktinfo`].
+pub fn recv_from_to(
+    socket: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, std::net::SocketAddrV4, Option<std::net::Ipv4Addr>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrIn};
+    use std::os::fd::AsRawFd;
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut cmsg = nix::cmsg_space!(libc::in_pktinfo);
+    let msg = recvmsg::<SockaddrIn>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(std::io::Error::from)?;
+    let mut local = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::Ipv4PacketInfo(info) = c {
+                local = Some(std::net::Ipv4Addr::from(u32::from_be(
+                    info.ipi_spec_dst.s_addr,
+                )));
+            }
+        }
+    }
+    let from = msg
+        .address
+        .map(std::net::SocketAddrV4::from)
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
+    Ok((msg.bytes, from, local))
+}
+
+/// Sends one datagram to `to`, from local address `from` when given (so a
+/// reply leaves from the address the client wrote to).
+pub fn send_to_from(
+    socket: std::os::fd::BorrowedFd<'_>,
+    buf: &[u8],
+    to: std::net::SocketAddrV4,
+    from: Option<std::net::Ipv4Addr>,
+) -> std::io::Result<usize> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrIn};
+    use std::os::fd::AsRawFd;
+    let iov = [std::io::IoSlice::new(buf)];
+    let dest = SockaddrIn::from(to);
+    let info = from.map(|addr| libc::in_pktinfo {
+        ipi_ifindex: 0,
+        ipi_spec_dst: libc::in_addr {
+            s_addr: u32::from(addr).to_be(),
+        },
+        ipi_addr: libc::in_addr { s_addr: 0 },
+    });
+    let cmsgs: Vec<ControlMessage<'_>> = info.iter().map(ControlMessage::Ipv4PacketInfo).collect();
+    sendmsg(
+        socket.as_raw_fd(),
+        &iov,
+        &cmsgs,
+        MsgFlags::MSG_DONTWAIT,
+        Some(&dest),
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// Effective capabilities of this process (`CapEff` of `/proc/self/status`).
+pub fn effective_caps() -> std::io::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "no CapEff line"))
+}
+
+/// `shutdown(fd, SHUT_WR)` (or `SHUT_RDWR` with `both`): tells the peer no
+/// more data follows. A socket that is not connected any more is fine.
+pub fn shutdown_socket(fd: std::os::fd::BorrowedFd<'_>, both: bool) -> std::io::Result<()> {
+    use nix::sys::socket::{shutdown, Shutdown};
+    use std::os::fd::AsRawFd;
+    let how = if both {
+        Shutdown::Both
+    } else {
+        Shutdown::Write
+    };
+    match shutdown(fd.as_raw_fd(), how) {
+        Err(nix::errno::Errno::ENOTCONN) => Ok(()),
+        other => other.map_err(std::io::Error::from),
+    }
 }
 
 // ---- logs: idle pipes ----

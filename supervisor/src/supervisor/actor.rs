@@ -69,6 +69,7 @@ pub struct Supervisor {
     pub(super) started: Instant,
     pub(super) options: RunOptions,
     pub(super) logs: LogContext,
+    pub(super) net: super::network::Net,
     dev_null: OwnedFd,
     tty: bool,
 }
@@ -79,9 +80,10 @@ pub const MAIN_PROGRAM: &str = "main";
 impl Supervisor {
     /// A supervisor for `config` (not yet started) and the handle to talk to it.
     pub fn new(
-        config: Config,
+        mut config: Config,
         options: RunOptions,
         logs: LogContext,
+        net: crate::net::Manager,
     ) -> std::io::Result<(Supervisor, Handle, mpsc::Receiver<Command>)> {
         let (commands, rx) = mpsc::channel(1024);
         let (events, _) = broadcast::channel(4096);
@@ -89,10 +91,11 @@ impl Supervisor {
             commands,
             events: events.clone(),
         };
-        let mut programs: BTreeMap<String, Program> = config
-            .programs
-            .values()
-            .map(|p| (p.name.clone(), Program::new(p.clone())))
+        // The programs' configs move into their `Program`s: the supervisor
+        // keeps one copy of each (`config.programs` stays empty).
+        let mut programs: BTreeMap<String, Program> = std::mem::take(&mut config.programs)
+            .into_iter()
+            .map(|(name, cfg)| (name, Program::new(cfg)))
             .collect();
         if let Some(cmd) = &options.main_command {
             let mut cfg = ProgramConfig::with_defaults(MAIN_PROGRAM, cmd.clone());
@@ -105,7 +108,7 @@ impl Supervisor {
             main.main = true;
             programs.insert(MAIN_PROGRAM.to_string(), main);
         }
-        let sup = Supervisor {
+        let mut sup = Supervisor {
             config,
             programs,
             pids: HashMap::new(),
@@ -121,9 +124,11 @@ impl Supervisor {
             started: Instant::now(),
             options,
             logs,
+            net: super::network::Net::new(net),
             dev_null: sys::open_dev_null()?,
             tty: sys::stdin_is_tty(),
         };
+        sup.refresh_net_info();
         Ok((sup, handle, rx))
     }
 
@@ -138,8 +143,10 @@ impl Supervisor {
         self.start_autostart();
         self.settle();
         let mut commands_open = true;
+        let mut net_events = self.net.take_events();
         loop {
             if let Some(code) = self.exit_code() {
+                self.teardown_network().await;
                 return code;
             }
             let next = self.timers.peek().map(|Reverse((at, _))| *at);
@@ -150,6 +157,7 @@ impl Supervisor {
                     None => commands_open = false,
                 },
                 () = sleep_until(next), if next.is_some() => self.on_timers(),
+                Some(ready) = net_events.recv() => self.on_net_ready(ready),
             }
             self.settle();
         }
@@ -201,7 +209,7 @@ impl Supervisor {
 
     /// Pure single-command mode (no config programs): every signal goes to CMD.
     fn forwards_everything(&self) -> bool {
-        self.options.main_command.is_some() && self.config.programs.is_empty()
+        self.options.main_command.is_some() && self.programs.values().all(|p| p.main)
     }
 
     /// Forwards a signal to the main program (its group unless `--single-child`).
@@ -290,6 +298,13 @@ impl Supervisor {
     }
 
     fn spawn(&mut self, name: &str) -> Input {
+        let netns = match self.netns_for_spawn(name) {
+            Ok(fd) => fd,
+            Err(why) => {
+                tracing::error!(program = name, "{why}");
+                return Input::SpawnFailed(why);
+            }
+        };
         let Some(prog) = self.programs.get_mut(name) else {
             return Input::SpawnFailed("program removed".into());
         };
@@ -323,6 +338,10 @@ impl Supervisor {
                 ],
                 netns: None,
             },
+        };
+        let opts = SpawnOptions {
+            netns: netns.as_ref().map(|fd| fd.as_raw_fd()),
+            ..opts
         };
         let spawned = spawn::spawn(&prog.cfg, opts);
         // The child has its own copies now; the pumps see the end of the
@@ -396,10 +415,15 @@ impl Supervisor {
             })
             .collect();
         if waiting.is_empty() {
+            let net_ready = self.sandbox_ready(name);
             if let Some(p) = self.programs.get_mut(name) {
-                p.pending_start = false;
+                p.pending_start = !net_ready;
             }
-            self.drive(name, Input::Start);
+            if net_ready {
+                self.drive(name, Input::Start);
+            } else {
+                self.dirty.insert(name.to_string());
+            }
             return;
         }
         if let Some(p) = self.programs.get_mut(name) {

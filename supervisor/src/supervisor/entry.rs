@@ -6,7 +6,7 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use nsvisor_proto::{format_uptime, ProgramInfo, State};
+use nsvisor_proto::{format_uptime, NetInfo, ProgramInfo, State};
 
 use super::program::{Machine, Policy, ProgramState};
 use crate::config::ProgramConfig;
@@ -36,6 +36,8 @@ pub struct Program {
     /// Its output pumps and tail buffers, made at the first spawn or `tail`
     /// (never for the main program, which keeps the terminal).
     pub logs: Option<ProgramLogs>,
+    /// Its network sandbox, as `status` shows it.
+    pub net: Option<NetInfo>,
 }
 
 impl Program {
@@ -52,6 +54,7 @@ impl Program {
             main: false,
             spawn_error_code: None,
             logs: None,
+            net: None,
         }
     }
 
@@ -115,7 +118,7 @@ impl Program {
             restarts: self.machine.restarts,
             autostart: self.cfg.autostart,
             description: self.describe(pid, uptime, now),
-            net: None,
+            net: self.net.clone(),
         }
     }
 

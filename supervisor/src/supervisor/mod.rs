@@ -8,6 +8,7 @@ mod actor;
 pub mod command;
 mod commands;
 mod entry;
+mod network;
 pub mod order;
 pub mod program;
 mod reload;

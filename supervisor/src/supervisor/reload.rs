@@ -30,7 +30,7 @@ impl Supervisor {
                 "no config file to reload (started without -c)",
             ));
         }
-        let new = Config::load(&self.config.path).map_err(|e| {
+        let mut new = Config::load(&self.config.path).map_err(|e| {
             ApiError::new(
                 ErrorKind::InvalidConfig,
                 format!("configuration not reloaded:\n{e}"),
@@ -42,13 +42,25 @@ impl Supervisor {
                 format!("configuration not reloaded: program name \"{MAIN_PROGRAM}\" is reserved for the -- command"),
             ));
         }
+        if let Err(e) = crate::net::check_privileges(&new) {
+            return Err(ApiError::new(
+                ErrorKind::InvalidConfig,
+                format!("configuration not reloaded: {e}"),
+            ));
+        }
         if new.supervisor != self.config.supervisor {
             tracing::warn!("changes to [supervisor] take effect at the next start of the daemon");
         }
         let mut diff = ReloadResult::default();
-        let old_names: BTreeSet<String> = self.config.programs.keys().cloned().collect();
+        let new_programs = std::mem::take(&mut new.programs);
+        let old_names: BTreeSet<String> = self
+            .programs
+            .values()
+            .filter(|p| !p.main && !p.removing)
+            .map(|p| p.cfg.name.clone())
+            .collect();
         for name in &old_names {
-            if !new.programs.contains_key(name) {
+            if !new_programs.contains_key(name) {
                 diff.removed.push(name.clone());
                 if let Some(p) = self.programs.get_mut(name) {
                     p.removing = true;
@@ -57,40 +69,36 @@ impl Supervisor {
                 self.stop_now(name);
             }
         }
-        for (name, cfg) in &new.programs {
-            match self.config.programs.get(name) {
-                None => {
-                    diff.added.push(name.clone());
-                    // A program re-added while its old self is still stopping
-                    // becomes a replacement.
-                    match self.programs.get_mut(name) {
-                        Some(p) => {
-                            p.removing = false;
-                            p.replace_with = Some(cfg.clone());
-                        }
-                        None => {
-                            self.programs
-                                .insert(name.clone(), Program::new(cfg.clone()));
-                            if cfg.autostart {
-                                self.request_start(name);
-                            }
-                        }
-                    }
-                }
-                Some(old) if old != cfg => {
-                    diff.changed.push(name.clone());
-                    if let Some(p) = self.programs.get_mut(name) {
-                        p.replace_with = Some(cfg.clone());
-                    }
-                    self.stop_now(name);
-                }
-                Some(_) => {}
-            }
+        for (name, cfg) in new_programs {
             self.dirty.insert(name.clone());
+            let Some(p) = self.programs.get_mut(&name).filter(|p| !p.main) else {
+                diff.added.push(name.clone());
+                let autostart = cfg.autostart;
+                self.programs.insert(name.clone(), Program::new(cfg));
+                if autostart {
+                    self.request_start(&name);
+                }
+                continue;
+            };
+            if p.removing {
+                // Re-added while its old self is still stopping: a replacement.
+                diff.added.push(name.clone());
+                p.removing = false;
+                p.replace_with = Some(cfg);
+                continue;
+            }
+            // The config it runs with, or will once a pending change applies.
+            let current = p.replace_with.as_ref().unwrap_or(&p.cfg);
+            if *current != cfg {
+                diff.changed.push(name.clone());
+                p.replace_with = Some(cfg);
+                self.stop_now(&name);
+            }
         }
         let main_path = self.config.path.clone();
         self.config = new;
         self.config.path = main_path;
+        self.refresh_net_info();
         Ok(diff)
     }
 
@@ -104,7 +112,11 @@ impl Supervisor {
                 continue;
             }
             if p.removing {
+                let had_net = p.cfg.net.is_some();
                 self.programs.remove(name);
+                if had_net {
+                    self.release_sandbox(name);
+                }
                 for plan in &mut self.stop_plans {
                     plan.forget(name);
                 }
@@ -116,12 +128,17 @@ impl Supervisor {
                 p.pending_start = false;
                 p.blocked = None;
                 let autostart = cfg.autostart;
+                let net_changed = p.cfg.net != cfg.net;
                 // `p.logs` were made for `p.cfg`.
                 if p.logs.is_some() && !ProgramLogs::serves_both(&p.cfg, &cfg) {
                     // New log settings: new pumps (the old ones finish on their own).
                     p.logs = None;
                 }
                 p.cfg = cfg;
+                if net_changed {
+                    self.release_sandbox(name);
+                    self.refresh_net_info();
+                }
                 tracing::info!(program = %name, "configuration changed: starting with the new one");
                 if autostart {
                     self.request_start(name);

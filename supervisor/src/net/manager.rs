@@ -1,0 +1,420 @@
+//! The network task: the one owner of every sandbox, bridge and port proxy
+//! the daemon made. The supervisor talks to it through a [`Manager`] handle
+//! (requests over a channel, replies over oneshots), so it never blocks on
+//! netlink: it spawns a task that awaits the reply and gets an event back.
+//!
+//! Sandboxes are counted by the programs that use them: [`Manager::ensure`]
+//! adds a program (creating the sandbox, and the bridge, on first use; a
+//! sandbox shared by several programs is made once) and starts its port
+//! proxies; [`Manager::release`] stops the program's proxies and removes the
+//! sandbox when its last program is gone, then the bridge when nsvisor made
+//! it and no sandbox uses it any more. A program restarting keeps its sandbox
+//! and address: the supervisor releases only on removal and at shutdown.
+//! Netlink work runs on blocking threads; requests are handled one at a time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::bridge::{self, cidr};
+use super::guard::Undo;
+use super::netlink::Netlink;
+use super::owner::{Owner, MARK_DIR};
+use super::proxy::{self, Proxy};
+use super::sandbox::{self, host_veth_name, Doomed, Plan};
+use super::{leftovers, open_netns, sandbox_netns, Error};
+use crate::config::{NetworkConfig, SandboxSpec};
+
+/// A program's sandbox, ready for its spawn.
+#[derive(Debug)]
+pub struct SandboxHandle {
+    /// Namespace name (`nsvisor-<sandbox>`).
+    pub netns: String,
+    /// The namespace, opened for the child's `setns` (close-on-exec).
+    pub fd: OwnedFd,
+    /// Address of the sandbox's `eth0`.
+    pub address: Ipv4Addr,
+}
+
+/// Handle on the network task; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    requests: mpsc::UnboundedSender<Request>,
+}
+
+#[derive(Debug)]
+enum Request {
+    Cleanup(oneshot::Sender<Vec<Error>>),
+    Ensure {
+        program: String,
+        spec: SandboxSpec,
+        network: NetworkConfig,
+        reply: oneshot::Sender<Result<SandboxHandle, Error>>,
+    },
+    Release {
+        program: String,
+        reply: oneshot::Sender<Vec<Error>>,
+    },
+    Shutdown(oneshot::Sender<Vec<Error>>),
+}
+
+impl Manager {
+    /// Starts the network task on the current tokio runtime.
+    pub fn start() -> Manager {
+        let owner = Owner::current().unwrap_or(Owner {
+            pid: std::process::id(),
+            start: 0,
+        });
+        let (requests, rx) = mpsc::unbounded_channel();
+        let task = Task {
+            owner,
+            mark_dir: PathBuf::from(MARK_DIR),
+            sandboxes: BTreeMap::new(),
+            bridges: BTreeMap::new(),
+            programs: BTreeMap::new(),
+        };
+        tokio::spawn(task.run(rx));
+        Manager { requests }
+    }
+
+    /// Removes what a crashed daemon left behind (see `leftovers.rs`). Call
+    /// once at start, before the first `ensure`.
+    pub fn cleanup_leftovers(&self) -> impl Future<Output = Vec<Error>> + Send + 'static {
+        let answer = self.send(Request::Cleanup);
+        async move { answer.await.unwrap_or_else(|e| vec![e]) }
+    }
+
+    /// Makes sure `program`'s sandbox exists and its ports are forwarded, and
+    /// opens the namespace for its spawn. Idempotent: a program that already
+    /// has its sandbox gets a fresh handle on it; a changed `spec` moves the
+    /// program to the new sandbox.
+    ///
+    /// The request is queued when this is called (requests are handled in
+    /// call order); the returned future only waits for the answer.
+    pub fn ensure(
+        &self,
+        program: &str,
+        spec: &SandboxSpec,
+        network: &NetworkConfig,
+    ) -> impl Future<Output = Result<SandboxHandle, Error>> + Send + 'static {
+        let (program, spec, network) = (program.to_string(), spec.clone(), network.clone());
+        let answer = self.send(|reply| Request::Ensure {
+            program,
+            spec,
+            network,
+            reply,
+        });
+        async move { answer.await? }
+    }
+
+    /// `program` no longer needs its sandbox (removed by a reload, or its
+    /// network settings changed): stops its proxies; removes the sandbox if no
+    /// other program uses it, and the bridge if nsvisor made it and no sandbox
+    /// is left on it. Returns every error met; an unknown program is not one.
+    /// Queued when called, like [`Manager::ensure`].
+    pub fn release(&self, program: &str) -> impl Future<Output = Vec<Error>> + Send + 'static {
+        let program = program.to_string();
+        let answer = self.send(|reply| Request::Release { program, reply });
+        async move { answer.await.unwrap_or_else(|e| vec![e]) }
+    }
+
+    /// Releases every program (at shutdown, after they exited).
+    pub fn shutdown(&self) -> impl Future<Output = Vec<Error>> + Send + 'static {
+        let answer = self.send(Request::Shutdown);
+        async move { answer.await.unwrap_or_else(|e| vec![e]) }
+    }
+
+    /// Queues a request now; the future resolves to its reply.
+    fn send<T: Send + 'static>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> impl Future<Output = Result<T, Error>> + Send + 'static {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.requests.send(request(reply)).is_ok();
+        async move {
+            if !sent {
+                return Err(Error::Stopped);
+            }
+            answer.await.map_err(|_| Error::Stopped)
+        }
+    }
+}
+
+struct Task {
+    owner: Owner,
+    mark_dir: PathBuf,
+    sandboxes: BTreeMap<String, Sandbox>,
+    /// Bridges in use, by name.
+    bridges: BTreeMap<String, BridgeUse>,
+    programs: BTreeMap<String, Member>,
+}
+
+struct Sandbox {
+    name: String,
+    netns: String,
+    veth: String,
+    network: String,
+    bridge: String,
+    address: Ipv4Addr,
+    users: BTreeSet<String>,
+}
+
+struct BridgeUse {
+    created: bool,
+    sandboxes: usize,
+}
+
+struct Member {
+    spec: SandboxSpec,
+    _proxies: Vec<Proxy>,
+}
+
+impl Task {
+    async fn run(mut self, mut requests: mpsc::UnboundedReceiver<Request>) {
+        while let Some(request) = requests.recv().await {
+            match request {
+                Request::Cleanup(reply) => {
+                    let _ = reply.send(self.cleanup().await);
+                }
+                Request::Ensure {
+                    program,
+                    spec,
+                    network,
+                    reply,
+                } => {
+                    let _ = reply.send(self.ensure(&program, spec, &network).await);
+                }
+                Request::Release { program, reply } => {
+                    let _ = reply.send(self.release(&program).await);
+                }
+                Request::Shutdown(reply) => {
+                    let programs: Vec<String> = self.programs.keys().cloned().collect();
+                    let doomed = programs.iter().filter_map(|p| self.forget(p)).collect();
+                    let _ = reply.send(self.remove(doomed).await);
+                }
+            }
+        }
+    }
+
+    async fn cleanup(&mut self) -> Vec<Error> {
+        let mark_dir = self.mark_dir.clone();
+        let (removed, errors) = blocking(move || leftovers::cleanup(&mark_dir)).await;
+        for what in removed {
+            tracing::info!("removed {what}, left by a crashed nsvisor");
+        }
+        errors
+    }
+
+    async fn ensure(
+        &mut self,
+        program: &str,
+        spec: SandboxSpec,
+        network: &NetworkConfig,
+    ) -> Result<SandboxHandle, Error> {
+        if let Some(member) = self.programs.get(program) {
+            if member.spec == spec {
+                return self.handle(&spec);
+            }
+            for e in self.release(program).await {
+                tracing::warn!(
+                    "program {program:?}: moving to sandbox {:?}: {e}",
+                    spec.sandbox
+                );
+            }
+        }
+        // Validate first: ports are bound before anything is built.
+        let bound = proxy::bind(program, &spec.ports)?;
+        match self.sandboxes.get_mut(&spec.sandbox) {
+            Some(existing) => {
+                if existing.network != spec.network || existing.address != spec.address {
+                    return Err(Error::SandboxMismatch {
+                        program: program.to_string(),
+                        sandbox: spec.sandbox.clone(),
+                        have: placement(&existing.network, existing.address),
+                        want: placement(&spec.network, spec.address),
+                    });
+                }
+                existing.users.insert(program.to_string());
+            }
+            None => {
+                let created = self.build(&spec, network).await?;
+                let use_ = self
+                    .bridges
+                    .entry(network.bridge.clone())
+                    .or_insert(BridgeUse {
+                        created: false,
+                        sandboxes: 0,
+                    });
+                use_.created |= created;
+                use_.sandboxes += 1;
+                self.sandboxes.insert(
+                    spec.sandbox.clone(),
+                    Sandbox {
+                        name: spec.sandbox.clone(),
+                        netns: sandbox_netns(&spec.sandbox),
+                        veth: host_veth_name(&spec.sandbox),
+                        network: spec.network.clone(),
+                        bridge: network.bridge.clone(),
+                        address: spec.address,
+                        users: [program.to_string()].into(),
+                    },
+                );
+            }
+        }
+        let proxies = bound
+            .into_iter()
+            .map(|b| proxy::start(b, spec.address))
+            .collect();
+        let handle = self.handle(&spec);
+        self.programs.insert(
+            program.to_string(),
+            Member {
+                spec,
+                _proxies: proxies,
+            },
+        );
+        if handle.is_err() {
+            self.release(program).await;
+        }
+        handle
+    }
+
+    /// Builds bridge (if needed) and sandbox on a blocking thread; returns
+    /// whether the bridge was created. All or nothing.
+    async fn build(&self, spec: &SandboxSpec, network: &NetworkConfig) -> Result<bool, Error> {
+        let (spec, network) = (spec.clone(), network.clone());
+        let (owner, mark_dir) = (self.owner, self.mark_dir.clone());
+        blocking(move || {
+            let mut host = Netlink::open().map_err(|source| Error::Netlink {
+                what: "opening a socket".into(),
+                source,
+            })?;
+            let ready = bridge::ensure(&mut host, &network, owner)?;
+            let undo_bridge = Undo::new(|| {
+                if ready.created {
+                    bridge::delete_logged(ready.index, &network.bridge);
+                }
+            });
+            sandbox::create(
+                &mut host,
+                &Plan {
+                    sandbox: &spec.sandbox,
+                    netns: sandbox_netns(&spec.sandbox),
+                    veth: host_veth_name(&spec.sandbox),
+                    address: spec.address,
+                    prefix: network.prefix,
+                    gateway: network.gateway,
+                    bridge: ready.index,
+                    owner,
+                    mark_dir: &mark_dir,
+                },
+            )?;
+            undo_bridge.commit();
+            tracing::info!(
+                "sandbox {:?}: netns {} with eth0 {} on bridge {}",
+                spec.sandbox,
+                sandbox_netns(&spec.sandbox),
+                cidr(spec.address, network.prefix),
+                network.bridge
+            );
+            Ok(ready.created)
+        })
+        .await
+    }
+
+    fn handle(&self, spec: &SandboxSpec) -> Result<SandboxHandle, Error> {
+        let netns = sandbox_netns(&spec.sandbox);
+        Ok(SandboxHandle {
+            fd: open_netns(&netns)?,
+            netns,
+            address: spec.address,
+        })
+    }
+
+    async fn release(&mut self, program: &str) -> Vec<Error> {
+        let doomed = self.forget(program).into_iter().collect();
+        self.remove(doomed).await
+    }
+
+    /// Drops `program`'s membership and stops its proxies; returns its
+    /// sandbox when no other program uses it any more.
+    fn forget(&mut self, program: &str) -> Option<Sandbox> {
+        let member = self.programs.remove(program)?;
+        let name = member.spec.sandbox.clone();
+        drop(member); // stops its proxies
+        let sandbox = self.sandboxes.get_mut(&name)?;
+        sandbox.users.remove(program);
+        if sandbox.users.is_empty() {
+            self.sandboxes.remove(&name)
+        } else {
+            None
+        }
+    }
+
+    /// Removes `doomed` sandboxes in one batch, then the bridges nsvisor made
+    /// that no sandbox uses any more.
+    async fn remove(&mut self, doomed: Vec<Sandbox>) -> Vec<Error> {
+        if doomed.is_empty() {
+            return Vec::new();
+        }
+        let mut bridges = Vec::new();
+        for sandbox in &doomed {
+            if let Some(use_) = self.bridges.get_mut(&sandbox.bridge) {
+                use_.sandboxes -= 1;
+                if use_.sandboxes == 0 {
+                    if use_.created {
+                        bridges.push(sandbox.bridge.clone());
+                    }
+                    self.bridges.remove(&sandbox.bridge);
+                }
+            }
+        }
+        let mark_dir = self.mark_dir.clone();
+        blocking(move || {
+            let mut host = match Netlink::open() {
+                Ok(host) => host,
+                Err(source) => {
+                    let what = "opening a socket".into();
+                    return vec![Error::Netlink { what, source }];
+                }
+            };
+            let batch: Vec<Doomed> = doomed
+                .iter()
+                .map(|s| Doomed {
+                    netns: s.netns.clone(),
+                    veth: s.veth.clone(),
+                })
+                .collect();
+            let mut errors = sandbox::remove(&mut host, &batch, &mark_dir);
+            for bridge in bridges {
+                match bridge::remove_if_unused(&mut host, &bridge) {
+                    Ok(true) => {}
+                    Ok(false) => tracing::info!("bridge {bridge} still has ports: kept"),
+                    Err(e) => errors.push(e),
+                }
+            }
+            for s in &doomed {
+                tracing::info!("sandbox {:?}: removed", s.name);
+            }
+            errors
+        })
+        .await
+    }
+}
+
+/// `network NET with address ADDR`, for mismatch messages.
+fn placement(network: &str, address: Ipv4Addr) -> String {
+    format!("network {network} with address {address}")
+}
+
+/// Runs blocking netlink work on the blocking pool (host namespace; those
+/// threads never `setns`), re-raising its panic.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}

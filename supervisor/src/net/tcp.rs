@@ -1,0 +1,184 @@
+//! TCP port forwarding: each accepted connection gets its own connection to
+//! the sandbox address, and bytes move in both directions with `splice(2)`
+//! through a pipe, so they never enter user space.
+//!
+//! Half-close is forwarded: when one side finishes sending, the other side's
+//! write half is shut down and the opposite direction goes on until it ends
+//! too. An error in either direction (reset, unreachable sandbox) closes both
+//! connections. Connections are tasks owned by the listener task, so stopping
+//! the listener stops them all.
+
+use std::io;
+use std::net::SocketAddrV4;
+use std::os::fd::AsFd;
+
+use tokio::io::Interest;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use crate::sys;
+
+/// Bytes one `splice` moves at most (and the pipe size asked for).
+const CHUNK: usize = 1024 * 1024;
+
+/// Accepts connections on `listener` and forwards each to `target`, until
+/// the task is aborted.
+pub async fn serve(listener: TcpListener, target: SocketAddrV4, what: String) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((client, peer)) => {
+                    let what = what.clone();
+                    connections.spawn(async move {
+                        if let Err(e) = forward(client, target).await {
+                            tracing::debug!("port {what}: connection from {peer} to {target}: {e}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of fds or memory: back off instead of spinning.
+                    tracing::warn!("port {what}: cannot accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// Forwards one connection until both directions have ended.
+async fn forward(client: TcpStream, target: SocketAddrV4) -> io::Result<()> {
+    let server = TcpStream::connect(target).await?;
+    client.set_nodelay(true)?;
+    server.set_nodelay(true)?;
+    let up = pump(&client, &server);
+    let down = pump(&server, &client);
+    tokio::pin!(up, down);
+    let rest = tokio::select! {
+        r = &mut up => { r?; down.await }
+        r = &mut down => { r?; up.await }
+    };
+    if rest.is_err() {
+        // Dropping both sockets after an error resets them; say so to neither
+        // side's surprise by shutting them down first.
+        let _ = sys::shutdown_socket(client.as_fd(), true);
+        let _ = sys::shutdown_socket(server.as_fd(), true);
+    }
+    rest.map(drop)
+}
+
+/// Moves bytes from `src` to `dst` until `src` ends, then shuts down the
+/// write half of `dst`. Returns the bytes moved. Reading and writing overlap:
+/// while the pipe holds data for `dst`, more is read from `src` as long as
+/// the pipe has room.
+async fn pump(src: &TcpStream, dst: &TcpStream) -> io::Result<u64> {
+    let (pipe_out, pipe_in) = sys::splice_pipe(CHUNK)?;
+    let (mut queued, mut total, mut eof) = (0usize, 0u64, false);
+    loop {
+        if eof && queued == 0 {
+            sys::shutdown_socket(dst.as_fd(), false)?;
+            return Ok(total);
+        }
+        tokio::select! {
+            biased;
+            ready = dst.writable(), if queued > 0 => {
+                ready?;
+                match dst.try_io(Interest::WRITABLE, || {
+                    sys::splice_move(pipe_out.as_fd(), dst.as_fd(), queued)
+                }) {
+                    Ok(moved) => {
+                        queued -= moved;
+                        total += moved as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            ready = src.readable(), if !eof && queued < CHUNK => {
+                ready?;
+                match src.try_io(Interest::READABLE, || {
+                    sys::splice_move(src.as_fd(), pipe_in.as_fd(), CHUNK - queued)
+                }) {
+                    Ok(0) => eof = true,
+                    Ok(n) => queued += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An echo-like upstream that reads everything, then answers with the
+    /// byte count and closes: only works if half-close is forwarded.
+    async fn upstream() -> (SocketAddrV4, tokio::task::JoinHandle<()>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let std::net::SocketAddr::V4(addr) = l.local_addr().unwrap() else {
+            unreachable!()
+        };
+        let task = tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut all = Vec::new();
+                    s.read_to_end(&mut all).await.unwrap();
+                    let sum: u64 = all.iter().map(|b| u64::from(*b)).sum();
+                    s.write_all(format!("{} {sum}", all.len()).as_bytes())
+                        .await
+                        .unwrap();
+                });
+            }
+        });
+        (addr, task)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forwards_many_connections_with_half_close() {
+        let (target, _up) = upstream().await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_addr = listener.local_addr().unwrap();
+        let proxy = tokio::spawn(serve(listener, target, "test".into()));
+        let mut clients = JoinSet::new();
+        for i in 0..32u64 {
+            clients.spawn(async move {
+                let len = 1000 + i as usize * 37_001;
+                let data: Vec<u8> = (0..len).map(|j| (j * 7 + i as usize) as u8).collect();
+                let sum: u64 = data.iter().map(|b| u64::from(*b)).sum();
+                let mut s = TcpStream::connect(proxy_addr).await.unwrap();
+                s.write_all(&data).await.unwrap();
+                s.shutdown().await.unwrap();
+                let mut answer = String::new();
+                s.read_to_string(&mut answer).await.unwrap();
+                assert_eq!(answer, format!("{len} {sum}"));
+            });
+        }
+        while let Some(r) = clients.join_next().await {
+            r.unwrap();
+        }
+        proxy.abort();
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_target_closes_the_client() {
+        // A port nothing listens on: connect is refused, the client sees EOF.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let std::net::SocketAddr::V4(target) = closed.local_addr().unwrap() else {
+            unreachable!()
+        };
+        drop(closed);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_addr = listener.local_addr().unwrap();
+        let proxy = tokio::spawn(serve(listener, target, "test".into()));
+        let mut s = TcpStream::connect(proxy_addr).await.unwrap();
+        let mut buf = Vec::new();
+        let n = s.read_to_end(&mut buf).await.unwrap_or(0);
+        assert_eq!(n, 0);
+        proxy.abort();
+    }
+}
