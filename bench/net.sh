@@ -198,14 +198,17 @@ N=1
 } >"$DIR/nsvisor.toml"
 "$NSVISOR" -c "$DIR/nsvisor.toml" 2>"$DIR/daemon.log" &
 DAEMON=$!
-until [ "$(running)" = 1 ]; do sleep 0.01; done
+until [ "$(running)" = 1 ]; do
+    kill -0 "$DAEMON" 2>/dev/null || die "nsvisor exited: $(tail -5 "$DIR/daemon.log")"
+    sleep 0.01
+done
 socat "TCP-LISTEN:$SOCAT_PORT,bind=127.0.0.1,fork,reuseaddr" "TCP:$P.2:5201" 2>/dev/null &
 SOCAT=$!
 
 gbits() { # host port -> receiver Gbit/s
     local out
-    for _ in $(seq 1 50); do
-        out=$(iperf3 -c "$1" -p "$2" -t "$SECS" -f m 2>/dev/null) && break
+    for _ in $(seq 1 10); do
+        out=$(timeout $((SECS + 20)) iperf3 -c "$1" -p "$2" -t "$SECS" -f m --connect-timeout 3000 2>/dev/null) && break
         sleep 0.1
     done
     awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") printf "%.2f", $(i - 1) / 1000 }' <<<"$out"

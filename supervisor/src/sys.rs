@@ -832,3 +832,43 @@ pub fn shutdown_socket(fd: std::os::fd::BorrowedFd<'_>, both: bool) -> std::io::
         other => other.map_err(std::io::Error::from),
     }
 }
+
+// ---- logs: idle pipes ----
+
+/// An epoll instance owned by the daemon, to be registered with tokio.
+#[derive(Debug)]
+pub struct OwnedEpoll(nix::sys::epoll::Epoll);
+
+impl OwnedEpoll {
+    /// A new epoll instance (close-on-exec).
+    pub fn new() -> std::io::Result<OwnedEpoll> {
+        let flags = nix::sys::epoll::EpollCreateFlags::EPOLL_CLOEXEC;
+        Ok(OwnedEpoll(nix::sys::epoll::Epoll::new(flags)?))
+    }
+
+    /// The instance, for adding, removing and waiting.
+    pub fn epoll(&self) -> &nix::sys::epoll::Epoll {
+        &self.0
+    }
+}
+
+impl AsRawFd for OwnedEpoll {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0 .0.as_raw_fd()
+    }
+}
+
+/// Registers an epoll instance with the current tokio reactor: readable when
+/// any of its entries is ready.
+pub fn register_epoll(
+    epoll: OwnedEpoll,
+) -> Result<tokio::io::unix::AsyncFd<OwnedEpoll>, tokio::io::unix::AsyncFdRegisterError<OwnedEpoll>>
+{
+    // SAFETY: `OwnedEpoll` owns its descriptor (a private `OwnedFd`, never
+    // replaced) and moves into the `AsyncFd`, so the descriptor stays open
+    // and refers to the same epoll instance until the `AsyncFd` drops it;
+    // `as_raw_fd` always returns that descriptor.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(epoll, tokio::io::Interest::READABLE)
+    }
+}

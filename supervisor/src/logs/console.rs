@@ -13,8 +13,12 @@
 //!
 //! Created once by `LogContext`; pumps hold [`ConsoleSink`]s.
 
+use std::future::Future;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -73,7 +77,7 @@ impl Console {
 
     /// A sink for one program stream: lines of `Stream::Stdout` go to stdout,
     /// of `Stream::Stderr` to stderr, each starting with `prefix`.
-    pub(crate) fn sink(&self, target: Stream, prefix: Vec<u8>) -> ConsoleSink {
+    pub(crate) fn sink(&self, target: Stream, prefix: Arc<[u8]>) -> ConsoleSink {
         let tx = match target {
             Stream::Stdout => self.out.clone(),
             Stream::Stderr => self.err.clone(),
@@ -100,16 +104,39 @@ impl Console {
 pub(crate) struct ConsoleSink {
     tx: mpsc::Sender<Msg>,
     /// `name | ` or empty (raw mode).
-    pub prefix: Vec<u8>,
+    pub prefix: Arc<[u8]>,
 }
 
 impl ConsoleSink {
-    /// Queues whole lines; waits while the console is behind.
-    pub async fn send(&self, lines: Vec<u8>) {
-        if !lines.is_empty() {
-            // Err only when the writer thread is gone: nothing left to write to.
-            let _ = self.tx.send(Msg::Lines(lines)).await;
+    /// Queues whole lines if the console has room; otherwise returns the
+    /// wait, which queues them once the console has caught up. (Only a wait
+    /// allocates, so that the pumps, one per program stream, stay small.)
+    #[must_use = "the lines are queued only once the wait is done"]
+    pub fn send(&self, lines: Vec<u8>) -> Option<ConsoleWait> {
+        if lines.is_empty() {
+            return None;
         }
+        match self.tx.try_send(Msg::Lines(lines)) {
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                let tx = self.tx.clone();
+                Some(ConsoleWait(Box::pin(async move {
+                    let _ = tx.send(msg).await;
+                })))
+            }
+            // Closed only when the writer thread is gone: nothing left to write to.
+            _ => None,
+        }
+    }
+}
+
+/// Lines waiting for room in the console's queue (see [`ConsoleSink::send`]).
+pub(crate) struct ConsoleWait(Pin<Box<dyn Future<Output = ()> + Send>>);
+
+impl Future for ConsoleWait {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
     }
 }
 
@@ -252,10 +279,13 @@ mod tests {
         let (out_r, out_w) = crate::sys::log_pipe().unwrap();
         let (err_r, err_w) = crate::sys::log_pipe().unwrap();
         let console = Console::new(out_w, err_w).unwrap();
-        let a = console.sink(Stream::Stdout, b"a | ".to_vec());
-        let b = console.sink(Stream::Stderr, b"b | ".to_vec());
-        a.send(b"a | 1\n".to_vec()).await;
-        b.send(b"b | 2\n".to_vec()).await;
+        let a = console.sink(Stream::Stdout, Arc::from(&b"a | "[..]));
+        let b = console.sink(Stream::Stderr, Arc::from(&b"b | "[..]));
+        for (sink, line) in [(&a, b"a | 1\n"), (&b, b"b | 2\n")] {
+            if let Some(wait) = sink.send(line.to_vec()) {
+                wait.await;
+            }
+        }
         console.flush(Duration::from_secs(5)).await;
         drop((a, b, console));
         let mut text = String::new();

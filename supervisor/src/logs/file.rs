@@ -24,6 +24,7 @@ use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
@@ -309,20 +310,24 @@ impl FileSink {
         !self.pending.is_empty()
     }
 
-    /// Waits until the pollable target can take more of `pending` (never
-    /// returns while nothing is pending).
-    pub async fn writable(&self) {
-        if !self.blocked() {
-            return std::future::pending().await;
-        }
-        if let Some(OpenFile {
-            out: Out::Pollable(a),
-            ..
-        }) = &self.open
-        {
+    /// Ready when the pollable target can take more of `pending` (or when
+    /// there is no such target any more: `flush_pending` then counts the bytes
+    /// as lost). Only while [`FileSink::blocked`].
+    pub fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        match &self.open {
             // The guard is dropped with the readiness kept: `flush_pending` clears it on EAGAIN.
-            let _ = a.writable().await;
+            Some(OpenFile {
+                out: Out::Pollable(a),
+                ..
+            }) => a.poll_write_ready(cx).map(|_| ()),
+            _ => Poll::Ready(()),
         }
+    }
+
+    /// Waits until [`FileSink::poll_writable`] is ready.
+    #[cfg(test)]
+    pub async fn writable(&self) {
+        std::future::poll_fn(|cx| self.poll_writable(cx)).await
     }
 
     /// Writes what the target could not take before.
@@ -374,12 +379,12 @@ impl FileSink {
 
     /// Bytes spliced since the last call, and the last `max` of them read back
     /// from the file (for the tail buffer). `None` when nothing was spliced.
-    pub fn take_unseen(&mut self, max: usize) -> Option<(u64, Vec<u8>)> {
+    pub fn take_unseen(&mut self, max: impl FnOnce() -> usize) -> Option<(u64, Vec<u8>)> {
         if self.unseen == 0 {
             return None;
         }
         let total = std::mem::take(&mut self.unseen);
-        let want = usize::try_from(total).unwrap_or(usize::MAX).min(max);
+        let want = usize::try_from(total).unwrap_or(usize::MAX).min(max());
         let tail = self.open.as_ref().and_then(|open| open.read_tail(want));
         Some((total, tail.unwrap_or_default()))
     }

@@ -70,6 +70,10 @@ impl LineSplitter {
             start = cut;
         }
         rest.drain(..start);
+        if rest.capacity() > 2 * self.max {
+            // A long line grew it: keep no more than a line's worth while idle.
+            rest.shrink_to(self.max);
+        }
         self.partial = rest;
     }
 
@@ -174,6 +178,15 @@ mod tests {
             run(4, &[b"abc", b"def", b"ghi"], true),
             "p | abcd…\np | …efgh…\np | …i\n"
         );
+    }
+
+    #[test]
+    fn a_long_line_leaves_no_big_buffer_behind() {
+        let mut s = LineSplitter::new(100);
+        let mut out = Vec::new();
+        s.feed(&[b'x'; 100_050], b"", &mut out);
+        assert_eq!(s.partial.len(), 50);
+        assert!(s.partial.capacity() <= 200, "{}", s.partial.capacity());
     }
 
     #[test]

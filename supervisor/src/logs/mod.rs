@@ -13,15 +13,23 @@
 //! - [`DaemonLogFile`]: the daemon's own log file (`[supervisor] logfile`), a
 //!   `tracing_subscriber` writer.
 //!
-//! Files: `pump.rs` (pipe → sinks), `file.rs` (file sink policy), `target.rs`
-//! (an open log file: write, splice), `rotate.rs`
-//! (rotation), `console.rs` (console sink), `lines.rs` (console lines),
-//! `ring.rs` (tail buffer), `daemon_log.rs`. User documentation: docs/logging.md.
+//! Files: `pump.rs` (pipe → sinks), `mailbox.rs` (pipes and requests to a
+//! pump), `idle.rs` (pipes not written to yet), `file.rs` (file sink policy),
+//! `target.rs` (an open log file: write, splice), `rotate.rs` (rotation),
+//! `console.rs` (console sink), `lines.rs` (console lines), `ring.rs` (tail
+//! buffer), `daemon_log.rs`. User documentation: docs/logging.md.
+//!
+//! Memory matters here: every configured program has two streams, and a
+//! daemon may run a thousand idle programs. An idle stream costs about half a
+//! kilobyte (its pump task, mailbox, tail buffer header and a parked pipe);
+//! its tail buffer grows only with output.
 
 pub mod console;
 mod daemon_log;
 mod file;
+mod idle;
 mod lines;
+mod mailbox;
 mod pump;
 pub mod ring;
 mod rotate;
@@ -33,7 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::config::{ConsoleMode, LogFile, ProgramConfig, StreamLog};
 pub use crate::supervisor::command::Stream;
@@ -41,6 +49,8 @@ use crate::sys;
 pub use console::Console;
 pub use daemon_log::DaemonLogFile;
 use file::{FileRegistry, FileSpec};
+use idle::IdlePipes;
+use mailbox::{Mailbox, Mailboxes};
 use ring::Ring;
 
 /// Pipe buffer asked for each program stream (the kernel default is 64 KiB).
@@ -88,7 +98,10 @@ struct Inner {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
     console: Console,
-    reopen: watch::Sender<u64>,
+    /// Every pump's mailbox, for SIGUSR2.
+    mailboxes: Mailboxes,
+    /// Pipes no program has written to yet.
+    idle: Arc<IdlePipes>,
     files: FileRegistry,
     /// Pumps still running.
     live: watch::Sender<usize>,
@@ -119,12 +132,18 @@ impl LogContext {
             .enable_time()
             .build()
             .map_err(|source| LogError::Start { source })?;
+        let idle = {
+            let _inside = runtime.enter();
+            Arc::new(IdlePipes::new().map_err(|source| LogError::Start { source })?)
+        };
+        runtime.spawn(idle.clone().run());
         Ok(LogContext {
             inner: Arc::new(Inner {
                 handle: runtime.handle().clone(),
                 runtime: Some(runtime),
                 console,
-                reopen: watch::Sender::new(0),
+                mailboxes: Mailboxes::default(),
+                idle,
                 files: FileRegistry::default(),
                 live: watch::Sender::new(0),
                 daemon_log: Mutex::new(None),
@@ -144,7 +163,7 @@ impl LogContext {
     /// SIGUSR2: every log file is closed and opened again by path (after an
     /// external logrotate renamed it). Returns at once; pumps do the work.
     pub fn reopen_all(&self) {
-        self.inner.reopen.send_modify(|n| *n += 1);
+        self.inner.mailboxes.reopen_all();
         let daemon_log = self
             .inner
             .daemon_log
@@ -196,33 +215,48 @@ impl ChildStdio {
 /// The output of one program: its pumps and tail buffers.
 #[derive(Debug)]
 pub struct ProgramLogs {
-    name: String,
-    /// The settings it was made for: redirect_stderr, stdout, stderr.
-    settings: (bool, StreamLog, StreamLog),
+    name: Arc<str>,
     stdout: StreamLogs,
-    /// `None` with `redirect_stderr`.
-    stderr: Option<StreamLogs>,
-    /// What `ring(Stderr)` gives with `redirect_stderr`: always empty.
-    no_stderr: Arc<Ring>,
+    stderr: StderrLogs,
 }
 
+/// The supervisor's side of one pump. Dropping it tells the pump that no
+/// more pipes will come.
 #[derive(Debug)]
 struct StreamLogs {
     ring: Arc<Ring>,
-    pipes: mpsc::UnboundedSender<OwnedFd>,
+    mailbox: Arc<Mailbox>,
+}
+
+impl Drop for StreamLogs {
+    fn drop(&mut self) {
+        self.mailbox.close();
+    }
+}
+
+#[derive(Debug)]
+enum StderrLogs {
+    Own(StreamLogs),
+    /// `redirect_stderr`: no stream of its own; `ring(Stderr)` gives this
+    /// ring, which stays empty.
+    Merged(Arc<Ring>),
 }
 
 impl ProgramLogs {
     /// Starts the pumps of `cfg`'s streams (files are opened on the first spawn).
     pub fn new(ctx: &LogContext, cfg: &ProgramConfig) -> ProgramLogs {
-        let stderr =
-            (!cfg.redirect_stderr).then(|| start_stream(ctx, cfg, Stream::Stderr, &cfg.stderr));
+        let name: Arc<str> = Arc::from(cfg.name.as_str());
+        let prefix = Arc::from(format!("{name} | ").into_bytes());
+        let start = |stream, log| start_stream(ctx, &name, &prefix, stream, log);
+        let stderr = if cfg.redirect_stderr {
+            StderrLogs::Merged(Arc::new(Ring::new(0)))
+        } else {
+            StderrLogs::Own(start(Stream::Stderr, &cfg.stderr))
+        };
         ProgramLogs {
-            name: cfg.name.clone(),
-            settings: (cfg.redirect_stderr, cfg.stdout.clone(), cfg.stderr.clone()),
-            stdout: start_stream(ctx, cfg, Stream::Stdout, &cfg.stdout),
+            stdout: start(Stream::Stdout, &cfg.stdout),
             stderr,
-            no_stderr: Arc::new(Ring::new(0)),
+            name,
         }
     }
 
@@ -230,29 +264,30 @@ impl ProgramLogs {
     /// gives the child the returned ends.
     pub fn open_pipes(&self) -> Result<ChildStdio, LogError> {
         let fail = |source| LogError::Pipe {
-            program: self.name.clone(),
+            program: self.name.to_string(),
             source,
         };
         let stdout = new_pipe(&self.stdout).map_err(fail)?;
         let stderr = match &self.stderr {
-            Some(s) => new_pipe(s).map_err(fail)?,
-            None => stdout.try_clone().map_err(fail)?,
+            StderrLogs::Own(s) => new_pipe(s).map_err(fail)?,
+            StderrLogs::Merged(_) => stdout.try_clone().map_err(fail)?,
         };
         Ok(ChildStdio { stdout, stderr })
     }
 
-    /// Whether these logs were made with `cfg`'s output settings (if not, a
-    /// reload must replace them).
-    pub fn serves(&self, cfg: &ProgramConfig) -> bool {
-        self.settings == (cfg.redirect_stderr, cfg.stdout.clone(), cfg.stderr.clone())
+    /// Whether logs made for `old` also serve `new` (the same output
+    /// settings); if not, a reload must replace them.
+    pub fn serves_both(old: &ProgramConfig, new: &ProgramConfig) -> bool {
+        (old.redirect_stderr, &old.stdout, &old.stderr)
+            == (new.redirect_stderr, &new.stdout, &new.stderr)
     }
 
     /// The tail buffer of a stream (always empty for stderr with `redirect_stderr`).
     pub fn ring(&self, stream: Stream) -> Arc<Ring> {
         match (stream, &self.stderr) {
             (Stream::Stdout, _) => self.stdout.ring.clone(),
-            (Stream::Stderr, Some(s)) => s.ring.clone(),
-            (Stream::Stderr, None) => self.no_stderr.clone(),
+            (Stream::Stderr, StderrLogs::Own(s)) => s.ring.clone(),
+            (Stream::Stderr, StderrLogs::Merged(empty)) => empty.clone(),
         }
     }
 }
@@ -265,14 +300,15 @@ fn new_pipe(stream: &StreamLogs) -> io::Result<OwnedFd> {
         // Best effort: an unprivileged user may be over its pipe quota.
         let _ = sys::set_pipe_size(read.as_fd(), size);
     }
-    // Fails only if the pump is gone; then the child writes into a closed pipe.
-    let _ = stream.pipes.send(read);
+    stream.mailbox.send_pipe(read);
     Ok(write)
 }
 
+/// Spawns the pump of one stream; `prefix` is `name | `.
 fn start_stream(
     ctx: &LogContext,
-    cfg: &ProgramConfig,
+    program: &Arc<str>,
+    prefix: &Arc<[u8]>,
     stream: Stream,
     log: &StreamLog,
 ) -> StreamLogs {
@@ -280,12 +316,14 @@ fn start_stream(
         usize::try_from(log.tail_bytes).unwrap_or(usize::MAX),
     ));
     let prefix = match log.console {
-        ConsoleMode::Prefixed => Some(format!("{} | ", cfg.name).into_bytes()),
-        ConsoleMode::Raw => Some(Vec::new()),
+        ConsoleMode::Prefixed => Some(prefix.clone()),
+        ConsoleMode::Raw => Some(Arc::from(Vec::new())),
         ConsoleMode::Off => None,
     };
+    let inner = &ctx.inner;
+    let mailbox = inner.mailboxes.add();
     let spec = pump::PumpSpec {
-        program: cfg.name.clone(),
+        program: program.clone(),
         stream,
         file: match &log.logfile {
             LogFile::None => None,
@@ -295,19 +333,30 @@ fn start_stream(
                 backups: log.backups,
             }),
         },
-        console: prefix.map(|p| ctx.inner.console.sink(stream, p)),
+        console: prefix.map(|p| inner.console.sink(stream, p)),
         ring: ring.clone(),
+        mailbox: mailbox.clone(),
+        idle: inner.idle.clone(),
     };
-    let (pipes, rx) = mpsc::unbounded_channel();
-    let inner = &ctx.inner;
-    inner.live.send_modify(|n| *n += 1);
-    let live = inner.live.clone();
-    let run = pump::run(spec, inner.files.clone(), rx, inner.reopen.subscribe());
-    inner.handle.spawn(async move {
-        run.await;
-        live.send_modify(|n| *n -= 1);
-    });
-    StreamLogs { ring, pipes }
+    let pump = pump::Pump::new(spec, inner.files.clone(), Live::new(&inner.live));
+    inner.handle.spawn(pump);
+    StreamLogs { ring, mailbox }
+}
+
+/// Counts a live pump in `LogContext`'s `live` while it exists.
+struct Live(watch::Sender<usize>);
+
+impl Live {
+    fn new(live: &watch::Sender<usize>) -> Live {
+        live.send_modify(|n| *n += 1);
+        Live(live.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 #[cfg(test)]

@@ -3,10 +3,10 @@
 //!
 //! One pump task per stream lives as long as the program's `ProgramLogs`
 //! (across restarts): it owns the file sink, so rotation and reopening never
-//! race. Each spawn hands it a new pipe; an old pipe stays until every writer
-//! has closed it (a grandchild may keep it open), so several can be read at
-//! once, each with its own unfinished line. The pump ends when its
-//! `ProgramLogs` is gone and every pipe has ended.
+//! race. Each spawn hands it a new pipe through its [`Mailbox`]; an old pipe
+//! stays until every writer has closed it (a grandchild may keep it open), so
+//! several can be read at once, each with its own unfinished line. The pump
+//! ends when its `ProgramLogs` is gone and every pipe has ended.
 //!
 //! Per burst of readable data, the pump either
 //! - splices pipe → file without copying (only the file sink wants the bytes:
@@ -17,23 +17,32 @@
 //! A sink that cannot keep up (a slow FIFO, a console nobody reads) makes the
 //! pump stop reading that stream, so the program blocks on its full pipe:
 //! output is delayed, never dropped. Runs on the log runtime (`mod.rs`).
+//!
+//! Memory: a daemon may hold thousands of idle pumps, so an idle one is kept
+//! small: [`Pump`] is itself the task's future (about 130 bytes), polling its
+//! mailbox, timer, sinks and pipes in one function rather than a `select!`
+//! that would store one future per branch; the file sink, the tail timer and
+//! a console send that has to wait are boxed, and exist only while needed.
 
 use std::cell::RefCell;
 use std::fs::File;
+use std::future::Future;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
+use tokio::time::Sleep;
 
-use super::console::ConsoleSink;
+use super::console::{ConsoleSink, ConsoleWait};
 use super::file::{FileRegistry, FileSink, FileSpec, Spliced};
+use super::idle::IdlePipes;
 use super::lines::LineSplitter;
+use super::mailbox::Mailbox;
 use super::ring::Ring;
 use crate::supervisor::command::Stream;
 
@@ -51,7 +60,7 @@ thread_local! {
 /// What a pump is for.
 pub struct PumpSpec {
     /// Program name (for messages).
-    pub program: String,
+    pub program: Arc<str>,
     /// Which stream (for messages).
     pub stream: Stream,
     /// File sink, if any.
@@ -60,25 +69,70 @@ pub struct PumpSpec {
     pub console: Option<ConsoleSink>,
     /// Tail buffer.
     pub ring: Arc<Ring>,
+    /// Where its pipes and requests arrive.
+    pub mailbox: Arc<Mailbox>,
+    /// Where its pipes wait for their first byte.
+    pub idle: Arc<IdlePipes>,
 }
 
 struct Source {
-    pipe: AsyncFd<File>,
+    pipe: Pipe,
     lines: LineSplitter,
 }
 
-struct Pump {
-    program: String,
+enum Pipe {
+    /// Nothing written yet: watched by [`IdlePipes`].
+    Parked(File),
+    /// Registered with tokio.
+    Watched(AsyncFd<File>),
+}
+
+/// The state of one stream's pump, and its task's future.
+pub struct Pump<G> {
+    program: Arc<str>,
     stream: Stream,
-    file: Option<FileSink>,
+    mailbox: Arc<Mailbox>,
+    idle: Arc<IdlePipes>,
+    file: Option<Box<FileSink>>,
     console: Option<ConsoleSink>,
+    /// Lines the console could not take yet.
+    console_wait: Option<ConsoleWait>,
     ring: Arc<Ring>,
-    ring_capacity: usize,
     sources: Vec<Source>,
-    /// When spliced bytes must reach the tail buffer.
-    sync_at: Option<Instant>,
+    /// Fires when spliced bytes must reach the tail buffer.
+    sync_timer: Option<Pin<Box<Sleep>>>,
     /// Where the next readiness scan starts (fairness between pipes).
-    next_first: usize,
+    next_first: u32,
+    /// No more pipes will come.
+    closed: bool,
+    /// Dropped when the pump ends (the caller counts live pumps with it).
+    _guard: G,
+}
+
+/// What the pump has to do next.
+enum Work {
+    /// Pipe `i` has data (or ended).
+    Drain(usize),
+    /// No pipes left and none to come.
+    Done,
+}
+
+impl<G: Unpin> Future for Pump<G> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let pump = self.get_mut();
+        // Ends: tokio's budget makes pipe readiness pending after a while.
+        loop {
+            match ready!(pump.poll_work(cx)) {
+                Work::Drain(i) => pump.drain(i),
+                Work::Done => {
+                    pump.sync_tail();
+                    return Poll::Ready(());
+                }
+            }
+        }
+    }
 }
 
 /// Outcome of one copy step.
@@ -88,92 +142,127 @@ enum Step {
     Eof,
 }
 
-/// Runs the pump until `pipes` is closed and every pipe received has ended.
-/// `reopen` ticks on SIGUSR2.
-pub async fn run(
-    spec: PumpSpec,
-    registry: FileRegistry,
-    mut pipes: mpsc::UnboundedReceiver<OwnedFd>,
-    mut reopen: watch::Receiver<u64>,
-) {
-    let ring_capacity = spec.ring.capacity();
-    let mut pump = Pump {
-        file: spec.file.map(|f| FileSink::new(&spec.program, f, registry)),
-        program: spec.program,
-        stream: spec.stream,
-        console: spec.console,
-        ring: spec.ring,
-        ring_capacity,
-        sources: Vec::new(),
-        sync_at: None,
-        next_first: 0,
-    };
-    let mut accepting = true;
-    let mut reopen_alive = true;
-    while accepting || !pump.sources.is_empty() {
-        let blocked = pump.file.as_ref().is_some_and(FileSink::blocked);
-        tokio::select! {
-            fd = pipes.recv(), if accepting => match fd {
-                Some(fd) => pump.add(fd),
-                None => accepting = false,
-            },
-            changed = reopen.changed(), if reopen_alive => match changed {
-                Ok(()) => pump.reopen(),
-                Err(_) => reopen_alive = false,
-            },
-            i = next_ready(&pump.sources, pump.next_first), if !blocked => pump.drain(i).await,
-            () = writable(&pump.file), if blocked => pump.flush_pending(),
-            () = sleep_until(pump.sync_at) => pump.sync_tail(),
+impl<G> Pump<G> {
+    /// A pump for `spec`; `guard` is dropped when it ends. Spawn it: it is
+    /// the future that runs until its mailbox is closed and every pipe it
+    /// received has ended.
+    pub fn new(spec: PumpSpec, registry: FileRegistry, guard: G) -> Pump<G> {
+        Pump {
+            file: spec
+                .file
+                .map(|f| Box::new(FileSink::new(&spec.program, f, registry))),
+            program: spec.program,
+            stream: spec.stream,
+            mailbox: spec.mailbox,
+            idle: spec.idle,
+            console: spec.console,
+            console_wait: None,
+            ring: spec.ring,
+            sources: Vec::new(),
+            sync_timer: None,
+            next_first: 0,
+            closed: false,
+            _guard: guard,
         }
     }
-    pump.sync_tail();
-}
 
-async fn next_ready(sources: &[Source], first: usize) -> usize {
-    std::future::poll_fn(|cx| {
-        let n = sources.len();
+    /// Does the quick work (mail, timer, a slow sink taking more) and says
+    /// what is next; registers for every wake-up that can change that.
+    fn poll_work(&mut self, cx: &mut Context<'_>) -> Poll<Work> {
+        let mail = self.mailbox.take(cx.waker());
+        for fd in mail.pipes {
+            self.add(fd);
+        }
+        if mail.unpark {
+            self.unpark();
+        }
+        if mail.reopen {
+            self.reopen();
+        }
+        self.closed |= mail.closed;
+        if let Some(timer) = &mut self.sync_timer {
+            if timer.as_mut().poll(cx).is_ready() {
+                self.sync_tail();
+            }
+        }
+        // While a sink is behind, pipes are not read: the program waits.
+        if let Some(wait) = &mut self.console_wait {
+            ready!(Pin::new(wait).poll(cx));
+            self.console_wait = None;
+        }
+        if let Some(f) = &mut self.file {
+            while f.blocked() {
+                ready!(f.poll_writable(cx));
+                f.flush_pending();
+            }
+        }
+        if self.closed && self.sources.is_empty() {
+            return Poll::Ready(Work::Done);
+        }
+        let n = self.sources.len();
         for k in 0..n {
-            let i = (first + k) % n;
-            if sources[i].pipe.poll_read_ready(cx).is_ready() {
-                return Poll::Ready(i);
+            let i = (self.next_first as usize + k) % n;
+            if let Pipe::Watched(pipe) = &self.sources[i].pipe {
+                if pipe.poll_read_ready(cx).is_ready() {
+                    return Poll::Ready(Work::Drain(i));
+                }
             }
         }
         Poll::Pending
-    })
-    .await
-}
-
-async fn writable(file: &Option<FileSink>) {
-    match file {
-        Some(f) => f.writable().await,
-        None => std::future::pending().await,
     }
-}
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
-impl Pump {
     fn add(&mut self, fd: OwnedFd) {
-        match crate::sys::register_async(File::from(fd), Interest::READABLE) {
-            Ok(pipe) => self.sources.push(Source {
+        let file = File::from(fd);
+        let pipe = match self.idle.park(&file, &self.mailbox) {
+            Ok(()) => Some(Pipe::Parked(file)),
+            Err(_) => self.watch(file),
+        };
+        if let Some(pipe) = pipe {
+            // Usually one pipe at a time: no room for more until needed.
+            self.sources.reserve_exact(1);
+            self.sources.push(Source {
                 pipe,
                 lines: LineSplitter::default(),
-            }),
-            Err(e) => tracing::error!(
-                "program \"{}\": cannot watch its {} pipe: {e}",
-                self.program,
-                stream_name(self.stream)
-            ),
+            });
         }
         if let Some(f) = &mut self.file {
             // Open at program start, so a bad path is reported at once.
             f.ensure_open();
         }
+    }
+
+    /// Registers `pipe` with tokio; `None` (reported) if that fails.
+    fn watch(&self, pipe: File) -> Option<Pipe> {
+        match crate::sys::register_async(pipe, Interest::READABLE) {
+            Ok(pipe) => Some(Pipe::Watched(pipe)),
+            Err(e) => {
+                tracing::error!(
+                    "program \"{}\": cannot watch its {} pipe: {e}",
+                    self.program,
+                    stream_name(self.stream)
+                );
+                None
+            }
+        }
+    }
+
+    /// A parked pipe became readable: watch every parked pipe from now on.
+    fn unpark(&mut self) {
+        let mut kept = Vec::with_capacity(self.sources.len());
+        for src in std::mem::take(&mut self.sources) {
+            let pipe = match src.pipe {
+                Pipe::Parked(file) => {
+                    self.idle.unpark(&file);
+                    match self.watch(file) {
+                        Some(pipe) => pipe,
+                        None => continue,
+                    }
+                }
+                watched => watched,
+            };
+            kept.push(Source { pipe, ..src });
+        }
+        self.sources = kept;
     }
 
     fn reopen(&mut self) {
@@ -183,40 +272,45 @@ impl Pump {
         }
     }
 
-    fn flush_pending(&mut self) {
-        if let Some(f) = &mut self.file {
-            f.flush_pending();
+    /// Moves what pipe `i` holds now (up to a budget) to the sinks; stops
+    /// early when a sink is behind.
+    fn drain(&mut self, i: usize) {
+        self.next_first = u32::try_from(i + 1).unwrap_or(0);
+        let mut budget = DRAIN_BUDGET;
+        loop {
+            let (lines, go_on) = self.drain_step(i, &mut budget);
+            if let Some(console) = &self.console {
+                self.console_wait = console.send(lines);
+                if self.console_wait.is_some() {
+                    return;
+                }
+            }
+            if !go_on {
+                return;
+            }
         }
     }
 
-    /// Moves what pipe `i` holds now (up to a budget) to the sinks.
-    async fn drain(&mut self, i: usize) {
-        self.next_first = i + 1;
-        let mut budget = DRAIN_BUDGET;
-        loop {
-            if self.file.as_ref().is_some_and(FileSink::blocked) {
-                return;
+    /// One step of [`Pump::drain`]: the console lines it completed, and
+    /// whether to go on. Pipe `i` is gone once it has ended.
+    fn drain_step(&mut self, i: usize, budget: &mut usize) -> (Vec<u8>, bool) {
+        if self.file.as_ref().is_some_and(|f| f.blocked()) {
+            return (Vec::new(), false);
+        }
+        if let Some(outcome) = self.try_splice(i, *budget) {
+            match outcome {
+                Spliced::Drained | Spliced::Budget => return (Vec::new(), false),
+                Spliced::Eof => return (self.close(i), false),
+                Spliced::UseCopy => {}
             }
-            if let Some(outcome) = self.try_splice(i, budget) {
-                match outcome {
-                    Spliced::Drained | Spliced::Budget => return,
-                    Spliced::Eof => return self.close(i).await,
-                    Spliced::UseCopy => {}
-                }
-            }
-            self.sync_tail();
-            match self.copy_once(i) {
-                Step::Empty => return,
-                Step::Eof => return self.close(i).await,
-                Step::Data { bytes, lines } => {
-                    if let Some(console) = &self.console {
-                        console.send(lines).await;
-                    }
-                    budget = budget.saturating_sub(bytes);
-                    if budget == 0 {
-                        return;
-                    }
-                }
+        }
+        self.sync_tail();
+        match self.copy_once(i) {
+            Step::Empty => (Vec::new(), false),
+            Step::Eof => (self.close(i), false),
+            Step::Data { bytes, lines } => {
+                *budget = budget.saturating_sub(bytes);
+                (lines, *budget > 0)
             }
         }
     }
@@ -230,9 +324,12 @@ impl Pump {
         if !file.can_splice() {
             return None;
         }
-        let outcome = file.splice_from(&self.sources[i].pipe, budget);
-        if self.sync_at.is_none() {
-            self.sync_at = Some(Instant::now() + TAIL_LAG);
+        let Pipe::Watched(pipe) = &self.sources[i].pipe else {
+            return Some(Spliced::Drained);
+        };
+        let outcome = file.splice_from(pipe, budget);
+        if self.sync_timer.is_none() {
+            self.sync_timer = Some(Box::pin(tokio::time::sleep(TAIL_LAG)));
         }
         Some(outcome)
     }
@@ -241,8 +338,11 @@ impl Pump {
     /// returns the console lines completed.
     fn copy_once(&mut self, i: usize) -> Step {
         let src = &mut self.sources[i];
+        let Pipe::Watched(pipe) = &src.pipe else {
+            return Step::Empty;
+        };
         BUF.with_borrow_mut(
-            |buf| match src.pipe.try_io(Interest::READABLE, |mut f| f.read(buf)) {
+            |buf| match pipe.try_io(Interest::READABLE, |mut f| f.read(buf)) {
                 Ok(0) => Step::Eof,
                 Ok(n) => {
                     let data = &buf[..n];
@@ -274,26 +374,27 @@ impl Pump {
         )
     }
 
-    /// Pipe `i` ended: show its unfinished last line and forget it.
-    async fn close(&mut self, i: usize) {
+    /// Pipe `i` ended: forget it; returns its unfinished last line for the console.
+    fn close(&mut self, i: usize) -> Vec<u8> {
         let mut src = self.sources.swap_remove(i);
+        if let Pipe::Parked(file) = &src.pipe {
+            self.idle.unpark(file);
+        }
+        let mut lines = Vec::new();
         if let Some(console) = &self.console {
-            let mut lines = Vec::new();
             src.lines.finish(&console.prefix, &mut lines);
-            console.send(lines).await;
         }
         self.sync_tail();
+        lines
     }
 
     /// Gives the tail buffer the bytes that were spliced past it.
     fn sync_tail(&mut self) {
-        self.sync_at = None;
-        if let Some((total, tail)) = self
-            .file
-            .as_mut()
-            .and_then(|f| f.take_unseen(self.ring_capacity))
-        {
-            self.ring.push_tail(total, &tail);
+        self.sync_timer = None;
+        if let Some(f) = &mut self.file {
+            if let Some((total, tail)) = f.take_unseen(|| self.ring.capacity()) {
+                self.ring.push_tail(total, &tail);
+            }
         }
     }
 }

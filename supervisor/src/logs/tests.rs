@@ -246,3 +246,27 @@ async fn an_old_pipe_still_open_is_read_next_to_the_new_one() {
     lines.sort();
     assert_eq!(lines, ["p | new", "p | old still there"]);
 }
+
+#[test]
+fn an_idle_pump_stays_small() {
+    // Each program stream has a pump task for as long as the program is
+    // configured: thousands of idle programs must stay cheap. The task
+    // allocation is this plus ~100 bytes, rounded up to 128.
+    let size = std::mem::size_of::<pump::Pump<Live>>();
+    assert!(size <= 144, "a pump is {size} bytes");
+}
+
+#[tokio::test]
+async fn a_program_that_never_writes_ends_its_pumps() {
+    let f = Fixture::new();
+    let logs = ProgramLogs::new(&f.ctx, &f.program("p", |_| {}));
+    let first = logs.open_pipes().unwrap();
+    let second = logs.open_pipes().unwrap();
+    drop(first);
+    write(&second.stdout, b"late\n");
+    drop(second);
+    drop(logs);
+    f.settle().await;
+    assert_eq!(*f.ctx.inner.live.borrow(), 0, "pumps still running");
+    assert_eq!(f.read("console.out"), b"p | late\n");
+}

@@ -13,6 +13,7 @@ use super::actor::{Supervisor, MAIN_PROGRAM};
 use super::entry::Program;
 use super::program::{Machine, Policy};
 use crate::config::Config;
+use crate::logs::ProgramLogs;
 
 impl Supervisor {
     /// Reloads the config file; answers what was added, changed and removed.
@@ -128,7 +129,8 @@ impl Supervisor {
                 p.blocked = None;
                 let autostart = cfg.autostart;
                 let net_changed = p.cfg.net != cfg.net;
-                if p.logs.as_ref().is_some_and(|l| !l.serves(&cfg)) {
+                // `p.logs` were made for `p.cfg`.
+                if p.logs.is_some() && !ProgramLogs::serves_both(&p.cfg, &cfg) {
                     // New log settings: new pumps (the old ones finish on their own).
                     p.logs = None;
                 }
