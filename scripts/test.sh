@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need (as root, with apt),
-# then runs formatting and lint checks, unit tests and end-to-end tests.
+# then runs formatting and lint checks, a smoke run of the benchmark harness,
+# unit tests and end-to-end tests.
 # Usage: scripts/test.sh            (from the repository root)
 # Root-only tests (namespaces, user switching) skip without root, except
 # when CI is set: then they must run.
@@ -25,4 +26,6 @@ fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# Benchmark harness smoke run: proves it still works; no timing is judged.
+bench/run.sh --quick
 cargo test --workspace
