@@ -23,7 +23,9 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     fi
 fi
 
-rustup component add rustfmt clippy >/dev/null 2>&1 || true
+for tool in fmt clippy; do
+    cargo "$tool" --version >/dev/null 2>&1 || rustup component add "$([ "$tool" = fmt ] && echo rustfmt || echo clippy)"
+done
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # Benchmark harness smoke run: proves it still works; no timing is judged.
