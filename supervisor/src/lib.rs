@@ -16,6 +16,8 @@ pub mod process;
 pub mod signals;
 pub mod supervisor;
 pub mod sys;
+#[cfg(test)]
+mod test_util;
 
 use config::Config;
 pub use supervisor::RunOptions;

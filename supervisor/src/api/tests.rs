@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::test_util::wait_until;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -190,21 +192,6 @@ async fn setup(limits: Limits) -> Setup {
         path,
         server,
         fake,
-    }
-}
-
-/// Polls `probe` until it gives a value; panics naming `what` after `timeout`.
-async fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
+use crate::test_util::wait_until;
 
 const T: Duration = Duration::from_secs(10);
 
@@ -48,21 +49,6 @@ fn write(fd: &OwnedFd, data: &[u8]) {
     (&File::from(fd.try_clone().unwrap()))
         .write_all(data)
         .unwrap();
-}
-
-/// Polls `probe` until it gives a value (no fixed sleeps).
-async fn wait_until<V>(what: &str, mut probe: impl FnMut() -> Option<V>) -> V {
-    let deadline = tokio::time::Instant::now() + T;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 #[tokio::test]
@@ -147,7 +133,7 @@ async fn file_gets_exact_bytes_and_the_ring_the_tail() {
     t.join().unwrap();
     let ring = logs.ring(Stream::Stdout);
     let want_tail = data[data.len() - 1000..].to_vec();
-    wait_until("the tail buffer to catch up", || {
+    wait_until("the tail buffer to catch up", T, || {
         (ring.snapshot(usize::MAX) == (want_tail.clone(), data.len() as u64)).then_some(())
     })
     .await;
@@ -214,13 +200,13 @@ async fn reopen_all_after_an_external_rename() {
     let logs = ProgramLogs::new(&f.ctx, &cfg);
     let pipes = logs.open_pipes().unwrap();
     write(&pipes.stdout, b"one\n");
-    wait_until("the first line in the file", || {
+    wait_until("the first line in the file", T, || {
         (f.read("out.log") == b"one\n").then_some(())
     })
     .await;
     std::fs::rename(&path, f.path("out.log.old")).unwrap();
     f.ctx.reopen_all();
-    wait_until("the file to be reopened", || path.exists().then_some(())).await;
+    wait_until("the file to be reopened", T, || path.exists().then_some(())).await;
     write(&pipes.stdout, b"two\n");
     drop(pipes);
     drop(logs);
