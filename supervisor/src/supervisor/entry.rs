@@ -28,7 +28,9 @@ pub struct Program {
     /// Removed by a reload: dropped once it has no process.
     pub removing: bool,
     /// Changed by a reload: the config to switch to once it has no process.
-    pub replace_with: Option<ProgramConfig>,
+    /// (Boxed: it is rarely set, and a config inline would cost every
+    /// program its size.)
+    pub replace_with: Option<Box<ProgramConfig>>,
     /// The single-command main program (`nsvisor -- CMD`).
     pub main: bool,
     /// Shell-style code of the last spawn failure (127 not found, 126 not executable).

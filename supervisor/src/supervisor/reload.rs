@@ -84,14 +84,14 @@ impl Supervisor {
                 // Re-added while its old self is still stopping: a replacement.
                 diff.added.push(name.clone());
                 p.removing = false;
-                p.replace_with = Some(cfg);
+                p.replace_with = Some(Box::new(cfg));
                 continue;
             }
             // The config it runs with, or will once a pending change applies.
-            let current = p.replace_with.as_ref().unwrap_or(&p.cfg);
+            let current = p.replace_with.as_deref().unwrap_or(&p.cfg);
             if *current != cfg {
                 diff.changed.push(name.clone());
-                p.replace_with = Some(cfg);
+                p.replace_with = Some(Box::new(cfg));
                 self.stop_now(&name);
             }
         }
@@ -123,7 +123,7 @@ impl Supervisor {
                 tracing::info!(program = %name, "removed");
                 continue;
             }
-            if let Some(cfg) = p.replace_with.take() {
+            if let Some(cfg) = p.replace_with.take().map(|b| *b) {
                 p.machine = Machine::new(Policy::of(&cfg));
                 p.pending_start = false;
                 p.blocked = None;
