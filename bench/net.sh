@@ -7,9 +7,9 @@
 #     shutdown without networks), next to the same steps done with `ip`
 #     commands (netns add, veth with the peer in the namespace, bridge port,
 #     address, lo/eth0 up, default route).
-#  2. Port-mapped TCP throughput (iperf3, one bulk stream): the host to the
-#     sandbox address directly, through nsvisor's port mapping, and through
-#     socat doing the same forward.
+#  2. Port-mapped TCP throughput (iperf3, one bulk stream, upload and
+#     download): the host to the sandbox address directly, through nsvisor's
+#     port mapping, and through socat doing the same forward.
 #
 # Needs root, iperf3 and socat (installed with apt-get when missing).
 # Usage: sudo bench/net.sh            N=100 SECS=5 ROUNDS=3 by default;
@@ -205,37 +205,41 @@ done
 socat "TCP-LISTEN:$SOCAT_PORT,bind=127.0.0.1,fork,reuseaddr" "TCP:$P.2:5201" 2>/dev/null &
 SOCAT=$!
 
-gbits() { # host port -> receiver Gbit/s
-    local out
+gbits() { # host port [iperf3 options] -> receiver Gbit/s
+    local out host=$1 port=$2
+    shift 2
     for _ in $(seq 1 10); do
-        out=$(timeout $((SECS + 20)) iperf3 -c "$1" -p "$2" -t "$SECS" -f m --connect-timeout 3000 2>/dev/null) && break
+        out=$(timeout $((SECS + 20)) iperf3 -c "$host" -p "$port" -t "$SECS" -f m --connect-timeout 3000 "$@" 2>/dev/null) && break
         sleep 0.1
     done
     awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") printf "%.2f", $(i - 1) / 1000 }' <<<"$out"
 }
-median() { tr ' ' '\n' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-direct=() mapped=() socat=()
-for _ in $(seq 1 "$ROUNDS"); do
-    direct+=("$(gbits "$P.2" 5201)")
-    mapped+=("$(gbits 127.0.0.1 "$MAPPED")")
-    socat+=("$(gbits 127.0.0.1 "$SOCAT_PORT")")
+median() { tr ' ' '\n' | sort -g | awk 'NF { a[++n] = $1 } END { print a[int((n + 1) / 2)] }'; }
+ratios() { # a[] b[] -> per-round a/b ratios (the runs of a round are back to
+    # back, so load from elsewhere on the machine mostly cancels out)
+    local -n a=$1 b=$2
+    for i in "${!a[@]}"; do awk -v x="${a[$i]}" -v y="${b[$i]}" 'BEGIN { printf "%.2f ", x / y }'; done
+}
+# Upload: the client sends into the sandbox; download (iperf3 -R): the
+# program in the sandbox sends to the client.
+for dir in upload download; do
+    opt=()
+    [ "$dir" = download ] && opt=(-R)
+    direct=() mapped=() socat=()
+    for _ in $(seq 1 "$ROUNDS"); do
+        direct+=("$(gbits "$P.2" 5201 "${opt[@]}")")
+        mapped+=("$(gbits 127.0.0.1 "$MAPPED" "${opt[@]}")")
+        socat+=("$(gbits 127.0.0.1 "$SOCAT_PORT" "${opt[@]}")")
+    done
+    rd=$(ratios mapped direct) rs=$(ratios mapped socat)
+    echo "-- $dir"
+    printf '%-34s %10s   %s\n' "path" "Gbit/s" "rounds"
+    printf '%-34s %10s   %s\n' "direct to the sandbox address" "$(echo "${direct[*]}" | median)" "${direct[*]}"
+    printf '%-34s %10s   %s\n' "nsvisor port mapping" "$(echo "${mapped[*]}" | median)" "${mapped[*]}"
+    printf '%-34s %10s   %s\n' "socat forward" "$(echo "${socat[*]}" | median)" "${socat[*]}"
+    echo "nsvisor / direct = $(echo "$rd" | median) (rounds ${rd% })"
+    echo "nsvisor / socat  = $(echo "$rs" | median) (rounds ${rs% })"
 done
-d=$(echo "${direct[*]}" | median)
-m=$(echo "${mapped[*]}" | median)
-s=$(echo "${socat[*]}" | median)
-printf '%-34s %10s   %s\n' "path" "Gbit/s" "rounds"
-printf '%-34s %10s   %s\n' "direct to the sandbox address" "$d" "${direct[*]}"
-printf '%-34s %10s   %s\n' "nsvisor port mapping" "$m" "${mapped[*]}"
-printf '%-34s %10s   %s\n' "socat forward" "$s" "${socat[*]}"
-# Ratios per round (the three runs of a round are back to back, so load
-# from elsewhere on the machine mostly cancels out), then their median.
-rd=() rs=()
-for i in "${!direct[@]}"; do
-    rd+=("$(awk -v m="${mapped[$i]}" -v d="${direct[$i]}" 'BEGIN { printf "%.2f", m / d }')")
-    rs+=("$(awk -v m="${mapped[$i]}" -v s="${socat[$i]}" 'BEGIN { printf "%.2f", m / s }')")
-done
-echo "nsvisor / direct = $(echo "${rd[*]}" | median) (rounds ${rd[*]})"
-echo "nsvisor / socat  = $(echo "${rs[*]}" | median) (rounds ${rs[*]})"
 }
 
 case "$ONLY" in

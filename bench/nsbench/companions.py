@@ -57,26 +57,30 @@ def logs_sh(script, bin_dir, mode):
 
 
 def net_sh(script, bin_dir, mode):
-    """bench/net.sh: per-sandbox create/remove ms (ip vs nsvisor) and TCP Gbit/s (direct, mapped, socat)."""
+    """bench/net.sh: per-sandbox create/remove ms (ip vs nsvisor) and TCP Gbit/s up and down (direct, mapped, socat)."""
     env = {"NSVISOR_BIN": os.path.join(bin_dir, "nsvisor"), "NSVISORCTL_BIN": os.path.join(bin_dir, "nsvisorctl")}
     env.update({"N": "5", "SECS": "1", "ROUNDS": "1"} if mode == "quick" else {"N": "100", "SECS": "5", "ROUNDS": "5"})
     rec = _run(script, env, need_root=True)
     fig = {}
+    direction = "upload"
     for line in rec.get("output", "").splitlines():
         m = re.match(r"^(ip commands|nsvisor)\s+([\d.]+)\s+([\d.]+)\s*$", line)
         if m:
             key = "ip" if m.group(1) == "ip commands" else "nsvisor"
             fig[f"sandbox_create_ms_{key}"] = float(m.group(2))
             fig[f"sandbox_remove_ms_{key}"] = float(m.group(3))
+        m = re.match(r"^-- (upload|download)$", line)
+        if m:
+            direction = m.group(1)
         m = re.match(r"^(direct to the sandbox address|nsvisor port mapping|socat forward)\s+([\d.]+)\s+(.*)$", line)
         if m:
             key = {"direct to the sandbox address": "direct", "nsvisor port mapping": "nsvisor",
                    "socat forward": "socat"}[m.group(1)]
-            fig[f"tcp_gbit_s_{key}"] = float(m.group(2))
-            fig[f"tcp_gbit_s_{key}_rounds"] = _floats(m.group(3))
+            fig[f"tcp_{direction}_gbit_s_{key}"] = float(m.group(2))
+            fig[f"tcp_{direction}_gbit_s_{key}_rounds"] = _floats(m.group(3))
         m = re.match(r"^nsvisor / (direct|socat)\s+=\s+([\d.]+)", line)
         if m:
-            fig[f"tcp_ratio_nsvisor_{m.group(1)}"] = float(m.group(2))
+            fig[f"tcp_{direction}_ratio_nsvisor_{m.group(1)}"] = float(m.group(2))
     rec["figures"] = fig
     if "output" in rec and not fig and "error" not in rec:
         rec["error"] = "printed no figures the harness could read"

@@ -273,11 +273,17 @@ def net_section(res):
             ip, nsv = f.get(f"{key}_ip"), f.get(f"{key}_nsvisor")
             rows.append([f"sandbox {what}, ms per program ({env.get('N', '?')} programs)", "—",
                          _fmt_any(nsv), f"`ip` commands: {_fmt_any(ip)}", ratio(ip, nsv) + " (ip ÷ nsvisor)"])
-    if "tcp_gbit_s_nsvisor" in f:
-        rows.append(["port-mapped TCP, Gbit/s (iperf3, 1 stream)", "—", _fmt_any(f["tcp_gbit_s_nsvisor"]),
-                     f"direct: {_fmt_any(f.get('tcp_gbit_s_direct'))}, socat: {_fmt_any(f.get('tcp_gbit_s_socat'))}",
-                     f"{_fmt_any(f.get('tcp_ratio_nsvisor_direct'))}× of direct, "
-                     f"{_fmt_any(f.get('tcp_ratio_nsvisor_socat'))}× of socat (median of per-round ratios)"])
+    for direction in ("upload", "download"):
+        k = f"tcp_{direction}_"
+        if f"{k}gbit_s_nsvisor" not in f:
+            continue
+        ratio_direct = f.get(f"{k}ratio_nsvisor_direct")
+        rows.append([f"port-mapped TCP {direction}, Gbit/s (iperf3, 1 stream)", "≥ 0.8× direct",
+                     _fmt_any(f[f"{k}gbit_s_nsvisor"]),
+                     f"direct: {_fmt_any(f.get(f'{k}gbit_s_direct'))}, socat: {_fmt_any(f.get(f'{k}gbit_s_socat'))}",
+                     f"{_fmt_any(ratio_direct)}× of direct, "
+                     f"{_fmt_any(f.get(f'{k}ratio_nsvisor_socat'))}× of socat (median of per-round ratios)"
+                     + ("" if ratio_direct is None else ", met" if ratio_direct >= 0.8 else ", missed")])
     text = table(["figure", "target", "nsvisor", "anchors", "ratio"], rows) if rows else "No figures."
     if "error" in rec:
         text += f"\n\n`bench/net.sh` failed: {rec['error']}"
