@@ -91,7 +91,25 @@ enum LogFormat {
     Json,
 }
 
+/// How long the daemon waits at exit for its queued log lines to be written.
+const LOG_FLUSH_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn main() -> ExitCode {
+    let stderr_log = nsvisor::logs::StderrLog::stderr()
+        .map_err(|e| {
+            eprintln!(
+                "nsvisor: cannot start the log writer thread ({e}); logging to stderr directly"
+            )
+        })
+        .ok();
+    let code = daemon_main(stderr_log.clone());
+    if let Some(log) = stderr_log {
+        log.flush(LOG_FLUSH_AT_EXIT);
+    }
+    code
+}
+
+fn daemon_main(stderr_log: Option<nsvisor::logs::StderrLog>) -> ExitCode {
     let cli = Cli::parse();
     let path = config_path(&cli);
     if let Some(Sub::Check) = cli.subcommand {
@@ -117,6 +135,7 @@ fn main() -> ExitCode {
     init_tracing(
         &cli,
         config.supervisor.log_level.as_deref().or(quiet),
+        stderr_log,
         daemon_log.clone(),
     );
     let mut config = config;
@@ -233,19 +252,34 @@ fn config_failure(e: &ConfigErrors) -> ExitCode {
     ExitCode::from(EXIT_CONFIG as u8)
 }
 
-/// The daemon's own log: stderr, plus `[supervisor] logfile` when set.
-fn init_tracing(cli: &Cli, config_level: Option<&str>, file: Option<nsvisor::logs::DaemonLogFile>) {
-    use tracing_subscriber::fmt::writer::{MakeWriterExt, OptionalWriter};
+/// The daemon's own log: stderr (through the log writer thread when there is
+/// one), plus `[supervisor] logfile` when set.
+fn init_tracing(
+    cli: &Cli,
+    config_level: Option<&str>,
+    stderr_log: Option<nsvisor::logs::StderrLog>,
+    file: Option<nsvisor::logs::DaemonLogFile>,
+) {
+    use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt, OptionalWriter};
     use tracing_subscriber::EnvFilter;
     let level = cli.log_level.as_deref().or(config_level).unwrap_or("info");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // Colours only for a person at a terminal: not in `docker logs`, not in
+    // the log file (which gets the same lines), not with NO_COLOR.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && file.is_none()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let file_writer = move || match &file {
         Some(f) => OptionalWriter::some(tracing_subscriber::fmt::MakeWriter::make_writer(f)),
         None => OptionalWriter::none(),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr.and(file_writer))
+        .with_ansi(ansi)
+        .with_writer(match stderr_log {
+            Some(log) => BoxMakeWriter::new(log.and(file_writer)),
+            None => BoxMakeWriter::new(std::io::stderr.and(file_writer)),
+        })
         .with_target(false);
     match cli.log_format {
         LogFormat::Text => builder.init(),

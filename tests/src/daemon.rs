@@ -31,6 +31,7 @@ pub struct DaemonBuilder {
     env: Vec<(OsString, OsString)>,
     pid1: bool,
     inherited: Vec<nix::sys::signal::Signal>,
+    stderr: Option<std::os::fd::OwnedFd>,
 }
 
 impl DaemonBuilder {
@@ -77,6 +78,13 @@ impl DaemonBuilder {
         self
     }
 
+    /// The daemon's stderr goes to `fd` (a pipe the test reads, or does not)
+    /// instead of `daemon.stderr`; [`Daemon::stderr`] is then empty.
+    pub fn stderr_to(mut self, fd: std::os::fd::OwnedFd) -> Self {
+        self.stderr = Some(fd);
+        self
+    }
+
     /// Starts the daemon and waits until its API answers.
     pub fn start(self) -> Daemon {
         let mut daemon = self.spawn();
@@ -106,7 +114,12 @@ impl DaemonBuilder {
             ignore_and_block_in_child(&mut cmd, &self.inherited);
         }
         cmd.stdout(File::create(dir.join("daemon.stdout")).expect("cannot create daemon.stdout"));
-        cmd.stderr(File::create(dir.join("daemon.stderr")).expect("cannot create daemon.stderr"));
+        match self.stderr {
+            Some(fd) => cmd.stderr(fd),
+            None => cmd.stderr(
+                File::create(dir.join("daemon.stderr")).expect("cannot create daemon.stderr"),
+            ),
+        };
         let child = cmd.spawn().expect("cannot spawn nsvisor");
         Daemon {
             dir: self.dir,
@@ -210,6 +223,7 @@ impl Daemon {
             env: Vec::new(),
             pid1: false,
             inherited: Vec::new(),
+            stderr: None,
         }
     }
 

@@ -388,3 +388,70 @@ fn daemon_log_goes_to_its_file_as_json_and_is_reopened_on_sigusr2() {
             .filter(|t| t.contains("reopening log files"))
     });
 }
+
+#[test]
+fn a_stalled_stderr_reader_stops_neither_supervision_nor_shutdown() {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use std::sync::{Arc, Mutex};
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+    fcntl(
+        std::os::fd::AsRawFd::as_raw_fd(&read),
+        FcntlArg::F_SETPIPE_SZ(4096),
+    )
+    .unwrap();
+    // 400 starts with 2,500-byte names log about 2 MB: far more than the
+    // pipe and the daemon's 1 MiB queue hold while nobody reads.
+    let name = "n".repeat(2500);
+    let n = 400;
+    let mut d = Daemon::builder()
+        .stderr_to(write)
+        .config(&program_toml(
+            &name,
+            &["sleep", "forever"],
+            &format!("numprocs = {n}\nstartsecs = 0"),
+        ))
+        .start();
+    // Supervision goes on: every program gets to RUNNING, the API answers.
+    wait_until("every program RUNNING", T, || {
+        let (_, list) = d.get("/v1/programs");
+        let running = list
+            .as_array()?
+            .iter()
+            .filter(|p| p["state"] == "RUNNING")
+            .count();
+        (running == n).then_some(())
+    });
+    // Once someone reads again, the loss is reported.
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let out = Arc::clone(&out);
+        std::thread::spawn(move || {
+            let mut file = File::from(read);
+            let mut buf = vec![0; 1 << 16];
+            loop {
+                match file.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => out.lock().unwrap().extend_from_slice(&buf[..k]),
+                }
+            }
+        })
+    };
+    let text = || String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
+    wait_until("the warning about dropped lines", T, || {
+        text()
+            .contains("of the daemon's own log dropped: stderr was not read for a while")
+            .then_some(())
+    });
+    assert!(d.terminate().success());
+    reader.join().unwrap();
+    let text = text();
+    assert!(text.contains("shutting down ("), "the shutdown is logged");
+    assert!(text.ends_with('\n'));
+    for line in text.lines() {
+        assert!(
+            line.contains(" INFO ") || line.contains(" WARN "),
+            "a whole log line: {:.200}",
+            line
+        );
+    }
+}

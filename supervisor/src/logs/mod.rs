@@ -12,12 +12,14 @@
 //!   Dropping it lets its pumps finish once the pipes end.
 //! - [`DaemonLogFile`]: the daemon's own log file (`[supervisor] logfile`), a
 //!   `tracing_subscriber` writer.
+//! - [`StderrLog`]: the daemon's own log on stderr, queued to a writer thread
+//!   so that a stalled reader never stalls the daemon.
 //!
 //! Files: `pump.rs` (pipe → sinks), `mailbox.rs` (pipes and requests to a
 //! pump), `idle.rs` (pipes not written to yet), `file.rs` (file sink policy),
 //! `target.rs` (an open log file: write, splice), `rotate.rs` (rotation),
 //! `console.rs` (console sink), `lines.rs` (console lines), `ring.rs` (tail
-//! buffer), `daemon_log.rs`. User documentation: docs/logging.md.
+//! buffer), `daemon_log.rs`, `daemon_stderr.rs`. User documentation: docs/logging.md.
 //!
 //! Memory matters here: every configured program has two streams, and a
 //! daemon may run a thousand idle programs. An idle stream costs about half a
@@ -26,6 +28,7 @@
 
 pub mod console;
 mod daemon_log;
+mod daemon_stderr;
 mod file;
 mod idle;
 mod lines;
@@ -48,6 +51,7 @@ pub use crate::supervisor::command::Stream;
 use crate::sys;
 pub use console::Console;
 pub use daemon_log::DaemonLogFile;
+pub use daemon_stderr::StderrLog;
 use file::{FileRegistry, FileSpec};
 use idle::IdlePipes;
 use mailbox::{Mailbox, Mailboxes};
