@@ -291,6 +291,9 @@ def logs(tool, linewriter, size, cfg):
     def body(d, state):
         path, stamp = os.path.join(d, "writer.log"), os.path.join(d, "stamp")
         argv = [linewriter, "--stamp", stamp, "--linger", str(size)]
+        # The stamp path is unique to this trial: it finds a writer the tool
+        # left behind (one killed with SIGKILL does not stop its children).
+        state["markers"].append(stamp)
         launched = tool.launch(d, [Prog("w", argv, stdout_path=path)])
         state["launched"] = launched
         c0 = procfs.cpu_ticks(launched.pid)
@@ -310,6 +313,7 @@ def crash(tool, cfg, programs=10):
         starts = os.path.join(d, "starts")
         # No quoting or $ in the command: horust expands variables in its files.
         argv = ["sh", "-c", f"echo >> {starts}; exit 1"]
+        state["markers"].append(argv[2])
         launched = tool.launch(d, [Prog("c", argv, numprocs=programs, autorestart=True)])
         state["launched"] = launched
 
