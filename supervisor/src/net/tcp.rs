@@ -13,8 +13,8 @@
 //! default. A paced algorithm such as BBR, a common default, spaces packets by
 //! timer to match a network path's bandwidth; on a veth or loopback the only
 //! limit is the CPU, and two paced connections in series left the cores idle
-//! a quarter of the time (port-mapped throughput went from 0.75x a direct
-//! connection to 1.05x with Reno; see docs/benchmarks.md). A client on
+//! 10-20% of the time (port-mapped throughput went from 0.75x a direct
+//! connection to 1.05x with Reno; see docs/networking.md). A client on
 //! another host keeps the system's choice, as its path is a real network.
 
 use std::io;
