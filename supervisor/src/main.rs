@@ -85,7 +85,7 @@ enum Sub {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LogFormat {
-    /// Human-readable lines
+    /// Human-readable lines (coloured only on a terminal without a logfile; NO_COLOR turns colour off)
     Text,
     /// One JSON object per line
     Json,
