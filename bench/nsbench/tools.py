@@ -81,6 +81,13 @@ class Tool:
     def version(self):
         return None
 
+    def _require(self, daemon, missing_reason):
+        """Marks the tool missing: for missing_reason, or when daemon is not executable."""
+        if missing_reason:
+            self.missing = missing_reason
+        elif not os.access(daemon, os.X_OK):
+            self.missing = f"not installed ({daemon} missing)"
+
     def launch(self, tdir, progs):
         argv = self.write_config(tdir, progs)
         out = open(os.path.join(tdir, "daemon.out"), "wb")
@@ -201,10 +208,7 @@ class Supervisord(Tool):
     def __init__(self, venv_bin, missing_reason=None):
         self.daemon = os.path.join(venv_bin, "supervisord")
         self.ctl = os.path.join(venv_bin, "supervisorctl")
-        if missing_reason:
-            self.missing = missing_reason
-        elif not os.access(self.daemon, os.X_OK):
-            self.missing = f"not installed ({self.daemon} missing)"
+        self._require(self.daemon, missing_reason)
 
     def version(self):
         try:
@@ -276,10 +280,7 @@ class Horust(Tool):
     def __init__(self, root, missing_reason=None):
         self.root = root
         self.daemon = os.path.join(root, "bin", "horust")
-        if missing_reason:
-            self.missing = missing_reason
-        elif not os.access(self.daemon, os.X_OK):
-            self.missing = f"not installed ({self.daemon} missing)"
+        self._require(self.daemon, missing_reason)
 
     def version(self):
         # horust 0.1.14 has no --version: read what cargo install recorded.
