@@ -12,6 +12,7 @@
 mod deps;
 mod env;
 mod error;
+mod main_program;
 mod net;
 mod program;
 mod raw;
@@ -33,6 +34,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use main_program::{main_program, MAIN_PROGRAM};
 
 /// Unique program name (`web`, or `web:0` for replicas).
 pub type ProgramName = String;

@@ -1,45 +1,37 @@
-//! The supervisor task: the one owner of every program's state (DESIGN rule 1).
+//! The supervisor task: the one owner of every program's state (DESIGN rule 1),
+//! and a thin shell around the [`Planner`] (DESIGN rule 2).
 //!
-//! Its loop waits for a signal, a command or the next timer, hands the event
-//! to the programs' state machines and carries out the effects they return
-//! (spawn, signal, timers). SIGCHLD only wakes it: the reaping happens here,
-//! between spawns, never concurrently with one (DESIGN rule 3). After each
-//! event, [`Supervisor::settle`] runs the cross-program rules: dependencies,
-//! waiting clients, reload replacements and the shutdown plan.
-//!
-//! Commands live in `commands.rs`, reload in `reload.rs`, shutdown and exit
-//! in `shutdown.rs`; they are further `impl Supervisor` blocks.
+//! Its loop waits for a signal, a client's command, the next timer or an
+//! answer of a background job (a sandbox built, a config file read), turns it
+//! into a planner [`Event`], and carries out the [`Effect`]s the planner
+//! returns: spawn, signal, arm a timer, answer a client, ask the network task
+//! for a sandbox, publish a state change. SIGCHLD only wakes it: the reaping
+//! happens here, between spawns, never concurrently with one (DESIGN rule 3).
+//! Queries (`status`, health, counters, tail buffers) read the planner's
+//! table without changing it. Signals sent on a client's request are carried
+//! out here too, since their answer is the outcome of the syscall.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures::{Stream, StreamExt};
 use nix::sys::signal::Signal;
-use nix::unistd::Pid;
-use nsvisor_proto::StateEvent;
-use tokio::sync::{broadcast, mpsc};
+use nsvisor_proto::{ActionResult, ApiError, ErrorKind, ReloadResult, StateEvent};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::command::{Command, Handle};
-use super::commands::PendingAct;
-use super::entry::Program;
-use super::program::{Effect, Input};
-use super::shutdown::{Lingering, ShutdownState};
-use crate::config::{Config, ProgramConfig};
-use crate::logs::LogContext;
+use super::command::{Action, Command, DaemonStats, Handle};
+use super::linger::Lingering;
+use super::planner::{Answer, ClientId, Effect, Event, Planner, Verb};
+use super::program::{Netns, Role};
+use crate::config::{Config, ProgramName, ProgramNet};
+use crate::logs::{LogContext, ProgramLogs};
 use crate::process::reaper;
 use crate::process::spawn::{self, SpawnOptions};
 use crate::sys::{self, Session};
-
-/// What a timer is for.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum TimerKey {
-    /// Tick this program's state machine.
-    Program(String),
-    /// SIGKILL what is left of a finished main program's group.
-    Linger,
-}
 
 /// Options of the daemon that are not in the config file.
 #[derive(Debug, Clone, Default)]
@@ -52,35 +44,49 @@ pub struct RunOptions {
     pub daemon_log: Option<crate::logs::DaemonLogFile>,
 }
 
+/// What a timer is for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKey {
+    /// A program's state machine.
+    Program(ProgramName),
+    /// SIGKILL what is left of a finished main program's group.
+    Linger,
+}
+
+/// A client's reply channel, by what it waits for.
+#[derive(Debug)]
+enum Reply {
+    Act(oneshot::Sender<Result<Vec<ActionResult>, ApiError>>),
+    Reload(oneshot::Sender<Result<ReloadResult, ApiError>>),
+}
+
 /// The supervisor's state. Only [`Supervisor::run`] touches it.
 pub struct Supervisor {
-    pub(super) config: Config,
-    pub(super) programs: BTreeMap<String, Program>,
-    pub(super) pids: HashMap<Pid, String>,
-    pub(super) timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
-    pub(super) events: broadcast::Sender<StateEvent>,
-    pub(super) pending_acts: Vec<PendingAct>,
-    pub(super) shutdown: Option<ShutdownState>,
-    pub(super) lingering: Vec<Lingering>,
-    pub(super) stop_plans: Vec<super::order::StopPlan>,
-    pub(super) dirty: BTreeSet<String>,
-    pub(super) failed_spawns: HashSet<Pid>,
-    pub(super) orphans_reaped: u64,
-    pub(super) started: Instant,
-    pub(super) options: RunOptions,
-    pub(super) logs: LogContext,
-    pub(super) net: super::network::Net,
+    planner: Planner,
+    timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+    events: broadcast::Sender<StateEvent>,
+    clients: HashMap<ClientId, Reply>,
+    next_client: ClientId,
+    /// Answers of background jobs, fed back as planner events.
+    jobs: mpsc::UnboundedSender<Event>,
+    job_answers: Option<mpsc::UnboundedReceiver<Event>>,
+    logs: LogContext,
+    /// Each program's output pumps and tail buffers, made at its first spawn
+    /// or `tail` (never for the main program, which keeps the terminal).
+    program_logs: HashMap<ProgramName, ProgramLogs>,
+    net: crate::net::Manager,
+    lingering: Lingering,
+    grace: std::time::Duration,
+    config_path: PathBuf,
+    started: Instant,
     dev_null: OwnedFd,
     tty: bool,
 }
 
-/// Name of the single-command main program.
-pub const MAIN_PROGRAM: &str = "main";
-
 impl Supervisor {
     /// A supervisor for `config` (not yet started) and the handle to talk to it.
     pub fn new(
-        mut config: Config,
+        config: Config,
         options: RunOptions,
         logs: LogContext,
         net: crate::net::Manager,
@@ -91,44 +97,28 @@ impl Supervisor {
             commands,
             events: events.clone(),
         };
-        // The programs' configs move into their `Program`s: the supervisor
-        // keeps one copy of each (`config.programs` stays empty).
-        let mut programs: BTreeMap<String, Program> = std::mem::take(&mut config.programs)
-            .into_iter()
-            .map(|(name, cfg)| (name, Program::new(cfg)))
-            .collect();
-        if let Some(cmd) = &options.main_command {
-            let mut cfg = ProgramConfig::with_defaults(MAIN_PROGRAM, cmd.clone());
-            cfg.autorestart = crate::config::AutoRestart::Never;
-            cfg.startsecs = std::time::Duration::ZERO;
-            cfg.startretries = 0;
-            cfg.critical = true;
-            cfg.stopwaitsecs = config.supervisor.shutdown_grace;
-            let mut main = Program::new(cfg);
-            main.main = true;
-            programs.insert(MAIN_PROGRAM.to_string(), main);
-        }
-        let mut sup = Supervisor {
-            config,
-            programs,
-            pids: HashMap::new(),
+        let (jobs, job_answers) = mpsc::unbounded_channel();
+        let main = options
+            .main_command
+            .map(|cmd| crate::config::main_program(cmd, &config.supervisor));
+        let sup = Supervisor {
+            grace: config.supervisor.shutdown_grace,
+            config_path: config.path.clone(),
+            planner: Planner::new(config, main, options.single_child),
             timers: BinaryHeap::new(),
             events,
-            pending_acts: Vec::new(),
-            shutdown: None,
-            lingering: Vec::new(),
-            stop_plans: Vec::new(),
-            dirty: BTreeSet::new(),
-            failed_spawns: HashSet::new(),
-            orphans_reaped: 0,
-            started: Instant::now(),
-            options,
+            clients: HashMap::new(),
+            next_client: 0,
+            jobs,
+            job_answers: Some(job_answers),
             logs,
-            net: super::network::Net::new(net),
+            program_logs: HashMap::new(),
+            net,
+            lingering: Lingering::default(),
+            started: Instant::now(),
             dev_null: sys::open_dev_null()?,
             tty: sys::stdin_is_tty(),
         };
-        sup.refresh_net_info();
         Ok((sup, handle, rx))
     }
 
@@ -140,12 +130,20 @@ impl Supervisor {
         mut signals: impl Stream<Item = i32> + Unpin,
         mut commands: mpsc::Receiver<Command>,
     ) -> i32 {
-        self.start_autostart();
-        self.settle();
+        let t0 = Instant::now();
+        self.handle(Event::Boot);
+        let spawned = self.planner.programs().filter(|p| p.has_process()).count();
+        tracing::info!(
+            "spawned {spawned} programs in {:.1} ms",
+            t0.elapsed().as_secs_f64() * 1000.0
+        );
         let mut commands_open = true;
-        let mut net_events = self.net.take_events();
+        let mut job_answers = self
+            .job_answers
+            .take()
+            .unwrap_or_else(|| mpsc::unbounded_channel().1);
         loop {
-            if let Some(code) = self.exit_code() {
+            if let Some(code) = self.planner.exit_code().filter(|_| self.lingering.is_empty()) {
                 self.teardown_network().await;
                 return code;
             }
@@ -157,165 +155,314 @@ impl Supervisor {
                     None => commands_open = false,
                 },
                 () = sleep_until(next), if next.is_some() => self.on_timers(),
-                Some(ready) = net_events.recv() => self.on_net_ready(ready),
+                Some(event) = job_answers.recv() => self.handle(event),
             }
-            self.settle();
         }
     }
 
-    fn start_autostart(&mut self) {
-        let t0 = Instant::now();
-        let tiers = super::order::tiers(self.programs.values().map(|p| &p.cfg));
-        for name in super::order::start_order(&tiers) {
-            if self.programs.get(&name).is_some_and(|p| p.cfg.autostart) {
-                self.request_start(&name);
+    /// Hands an event to the planner and carries out the effects, including
+    /// the events they cause at once (a spawn's result).
+    fn handle(&mut self, event: Event) {
+        let mut queue = VecDeque::from([event]);
+        while let Some(event) = queue.pop_front() {
+            for effect in self.planner.on(event, Instant::now()) {
+                if let Some(next) = self.perform(effect) {
+                    queue.push_back(next);
+                }
             }
         }
-        let spawned = self.pids.len();
-        tracing::info!(
-            "spawned {spawned} programs in {:.1} ms",
-            t0.elapsed().as_secs_f64() * 1000.0
-        );
+    }
+
+    /// Carries out one effect; returns the event it causes at once, if any.
+    fn perform(&mut self, effect: Effect) -> Option<Event> {
+        match effect {
+            Effect::Spawn { name, netns } => return Some(self.spawn(name, netns)),
+            Effect::Signal {
+                name,
+                pid,
+                signal,
+                group,
+            } => {
+                if let Err(e) = sys::send_signal(pid, signal, group) {
+                    tracing::warn!(program = %name, "cannot send {signal} to pid {pid}: {e}");
+                }
+            }
+            Effect::Timer { at, name } => self.timers.push(Reverse((at, TimerKey::Program(name)))),
+            Effect::Answer { client, answer } => match (self.clients.remove(&client), answer) {
+                (Some(Reply::Act(tx)), Answer::Act(a)) => drop(tx.send(a)),
+                (Some(Reply::Reload(tx)), Answer::Reload(a)) => drop(tx.send(a)),
+                (reply, answer) => {
+                    tracing::error!("internal error: answer {answer:?} for client {client} ({reply:?})")
+                }
+            },
+            Effect::EnsureSandbox {
+                name,
+                spec,
+                network,
+            } => {
+                let answer = self.net.ensure(&name, &spec, &network);
+                let jobs = self.jobs.clone();
+                tokio::spawn(async move {
+                    let result = answer
+                        .await
+                        .map(|sandbox| Netns(Arc::new(sandbox.fd)))
+                        .map_err(|e| e.to_string());
+                    let _ = jobs.send(Event::SandboxReady { name, spec, result });
+                });
+            }
+            Effect::ReleaseSandbox(name) => {
+                let done = self.net.release(&name);
+                tokio::spawn(async move {
+                    for e in done.await {
+                        tracing::error!(program = %name, "{e}");
+                    }
+                });
+            }
+            Effect::DropLogs(name) => drop(self.program_logs.remove(&name)),
+            Effect::Publish(change) => {
+                let _ = self.events.send(StateEvent {
+                    name: change.name,
+                    from: change.from,
+                    to: change.to,
+                    pid: change.pid.map(|p| p.as_raw() as u32),
+                    exit_status: change.exit_status,
+                    time_ms: SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .unwrap_or(0),
+                });
+            }
+            Effect::Linger(pgid) => {
+                if let Some(at) = self.lingering.begin(pgid, self.grace, Instant::now()) {
+                    self.timers.push(Reverse((at, TimerKey::Linger)));
+                }
+            }
+            Effect::LoadConfig => self.load_config(None),
+            Effect::ReopenLogs => {
+                self.logs.reopen_all();
+                // After the reopening, so this line starts the new daemon log file.
+                tracing::info!("received SIGUSR2: reopening log files");
+            }
+        }
+        None
     }
 
     fn on_signal(&mut self, sig: i32) {
         let Ok(signal) = Signal::try_from(sig) else {
             return;
         };
-        match signal {
-            Signal::SIGCHLD => self.reap(),
-            _ if self.forwards_everything() => self.forward(signal),
-            Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT => {
-                tracing::info!("received {signal}: shutting down");
-                self.begin_shutdown(0, &format!("received {signal}"));
+        if signal == Signal::SIGCHLD {
+            for (pid, status) in reaper::reap_all() {
+                self.handle(Event::Exited { pid, status });
             }
-            Signal::SIGHUP => match self.reload() {
-                Ok(diff) => tracing::info!(
-                    added = ?diff.added, changed = ?diff.changed, removed = ?diff.removed,
-                    "received SIGHUP: configuration reloaded"
-                ),
-                Err(e) => tracing::error!(
-                    "received SIGHUP: configuration not reloaded, nothing changed:\n{e}"
-                ),
-            },
-            Signal::SIGUSR2 => {
-                self.logs.reopen_all();
-                // After the reopening, so this line starts the new daemon log file.
-                tracing::info!("received SIGUSR2: reopening log files");
-            }
-            _ => self.forward(signal),
-        }
-    }
-
-    /// Pure single-command mode (no config programs): every signal goes to CMD.
-    fn forwards_everything(&self) -> bool {
-        self.options.main_command.is_some() && self.programs.values().all(|p| p.main)
-    }
-
-    /// Forwards a signal to the main program (its group unless `--single-child`).
-    fn forward(&mut self, signal: Signal) {
-        let Some(pid) = self
-            .programs
-            .get(MAIN_PROGRAM)
-            .and_then(|p| p.machine.state.pid())
-        else {
+            self.lingering.prune();
             return;
-        };
-        if let Err(e) = sys::send_signal(pid, signal, !self.options.single_child) {
-            tracing::warn!("cannot forward {signal} to the main program (pid {pid}): {e}");
         }
-    }
-
-    fn reap(&mut self) {
-        for (pid, status) in reaper::reap_all() {
-            match self.pids.remove(&pid) {
-                Some(name) => {
-                    tracing::info!(program = %name, pid = pid.as_raw(), "{status}");
-                    self.drive(&name, Input::Exited(status));
-                    if self.programs.get(&name).is_some_and(|p| p.main) {
-                        self.linger(pid);
-                    }
-                }
-                None if self.failed_spawns.remove(&pid) => {}
-                None => {
-                    self.orphans_reaped += 1;
-                    tracing::debug!(pid = pid.as_raw(), "reaped orphan ({status})");
-                }
-            }
+        if matches!(signal, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) {
+            tracing::info!("received {signal}");
         }
-        self.check_lingering();
+        self.handle(Event::Signal(signal));
     }
 
     fn on_timers(&mut self) {
         let now = Instant::now();
-        let mut due = BTreeSet::new();
+        let mut due = Vec::new();
         while let Some(Reverse((at, _))) = self.timers.peek() {
             if *at > now {
                 break;
             }
             if let Some(Reverse((_, key))) = self.timers.pop() {
-                due.insert(key);
+                if !due.contains(&key) {
+                    due.push(key);
+                }
             }
         }
         for key in due {
             match key {
-                TimerKey::Program(name) => self.drive(&name, Input::Tick),
-                TimerKey::Linger => self.kill_lingering(now),
+                TimerKey::Program(name) => self.handle(Event::Tick(name)),
+                TimerKey::Linger => self.lingering.kill_due(now),
             }
         }
     }
 
-    /// Feeds one input to a program's machine and carries out the effects.
-    pub(super) fn drive(&mut self, name: &str, input: Input) {
+    fn on_command(&mut self, cmd: Command) {
         let now = Instant::now();
-        let Some(prog) = self.programs.get_mut(name) else {
-            return;
-        };
-        let before = prog.state();
-        let effects = prog.machine.on(input, now);
-        let after = prog.state();
-        if before != after {
-            self.publish(name, before, after);
-        }
-        for effect in effects {
-            match effect {
-                Effect::Spawn if self.shutdown.is_some() => self.drive(name, Input::Stop),
-                Effect::Spawn => {
-                    let input = self.spawn(name);
-                    self.drive(name, input);
-                }
-                Effect::Signal { pid, signal, group } => {
-                    if let Err(e) = sys::send_signal(pid, signal, group) {
-                        tracing::warn!(program = name, "cannot send {signal} to pid {pid}: {e}");
-                    }
-                }
-                Effect::Timer(at) => self
-                    .timers
-                    .push(Reverse((at, TimerKey::Program(name.to_string())))),
-                Effect::Finished => self.on_finished(name),
+        match cmd {
+            Command::List { reply } => drop(reply.send(self.planner.list(now))),
+            Command::Act {
+                action: Action::Signal(signal),
+                target,
+                reply,
+                ..
+            } => drop(reply.send(self.signal_programs(&target, signal))),
+            Command::Act {
+                action,
+                target,
+                wait,
+                reply,
+            } => {
+                let verb = match action {
+                    Action::Start => Verb::Start,
+                    Action::Stop => Verb::Stop,
+                    _ => Verb::Restart,
+                };
+                let client = self.client(Reply::Act(reply));
+                self.handle(Event::Act {
+                    client,
+                    verb,
+                    target,
+                    wait,
+                });
+            }
+            Command::Reload { reply } => {
+                let client = self.client(Reply::Reload(reply));
+                self.load_config(Some(client));
+            }
+            Command::Shutdown { reply } => {
+                self.handle(Event::Shutdown);
+                let _ = reply.send(());
+            }
+            Command::Health { reply } => {
+                let _ = reply.send(self.planner.health(self.uptime_secs()));
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(DaemonStats {
+                    orphans_reaped: self.planner.orphans_reaped(),
+                    uptime_secs: self.uptime_secs(),
+                });
+            }
+            Command::Tail {
+                name,
+                stream,
+                reply,
+            } => {
+                let answer = match self.planner.program(&name) {
+                    None => Err(super::planner::unknown(&name)),
+                    Some(p) if p.role == Role::Main => Err(ApiError::new(
+                        ErrorKind::NotFound,
+                        format!("program \"{name}\": its output goes to the terminal, it is not captured"),
+                    )),
+                    Some(p) => Ok(self
+                        .program_logs
+                        .entry(name)
+                        .or_insert_with(|| ProgramLogs::new(&self.logs, &p.cfg))
+                        .ring(stream)),
+                };
+                let _ = reply.send(answer);
             }
         }
     }
 
-    fn spawn(&mut self, name: &str) -> Input {
-        let netns = match self.netns_for_spawn(name) {
-            Ok(fd) => fd,
-            Err(why) => {
-                tracing::error!(program = name, "{why}");
-                return Input::SpawnFailed(why);
+    fn client(&mut self, reply: Reply) -> ClientId {
+        self.next_client += 1;
+        self.clients.insert(self.next_client, reply);
+        self.next_client
+    }
+
+    /// Reads the config file again on a blocking thread; the result comes
+    /// back as [`Event::Reloaded`].
+    fn load_config(&mut self, client: Option<ClientId>) {
+        let refuse = |kind, message: &str| Event::Reloaded {
+            client,
+            config: Err(ApiError::new(kind, message)),
+        };
+        if self.planner.shutting_down() {
+            return self.handle(refuse(
+                ErrorKind::ShuttingDown,
+                "the daemon is shutting down",
+            ));
+        }
+        if self.config_path.as_os_str().is_empty() {
+            return self.handle(refuse(
+                ErrorKind::BadRequest,
+                "no config file to reload (started without -c)",
+            ));
+        }
+        let path = self.config_path.clone();
+        let jobs = self.jobs.clone();
+        tokio::task::spawn_blocking(move || {
+            let config = read_config(&path);
+            let _ = jobs.send(Event::Reloaded { client, config });
+        });
+    }
+
+    /// Sends `signal` to the processes of `target` (their groups when `stopasgroup`).
+    fn signal_programs(
+        &self,
+        target: &str,
+        signal: Signal,
+    ) -> Result<Vec<ActionResult>, ApiError> {
+        let now = Instant::now();
+        let names = self.planner.resolve(target)?;
+        let mut results = Vec::new();
+        for name in &names {
+            let Some(p) = self.planner.program(name) else {
+                continue;
+            };
+            let (ok, message) = match p.machine.state().pid() {
+                Some(pid) => match sys::send_signal(pid, signal, p.cfg.stopasgroup) {
+                    Ok(()) => (true, format!("sent {signal}")),
+                    Err(e) => (false, format!("cannot send {signal}: {e}")),
+                },
+                None => (false, format!("not running ({})", p.state())),
+            };
+            results.push(ActionResult {
+                name: name.clone(),
+                ok,
+                message,
+                program: p.info(now),
+            });
+        }
+        if let [only] = results.as_slice() {
+            if target != "all" && !only.ok && !only.program.state.has_process() {
+                return Err(ApiError::new(
+                    ErrorKind::WrongState,
+                    format!("program \"{}\": {}", only.name, only.message),
+                ));
             }
+        }
+        Ok(results)
+    }
+
+    fn spawn(&mut self, name: ProgramName, netns: Option<Netns>) -> Event {
+        let failed = |name: ProgramName, error: String, code: i32| Event::SpawnFailed {
+            name,
+            error,
+            code,
+            pid: None,
         };
-        let Some(prog) = self.programs.get_mut(name) else {
-            return Input::SpawnFailed("program removed".into());
+        let Some(prog) = self.planner.program(&name) else {
+            return failed(name, "program removed".into(), 1);
         };
-        let pipes = if prog.main {
-            None
-        } else {
-            match prog.logs(&self.logs).open_pipes() {
-                Ok(pipes) => Some(pipes),
+        // A named namespace the program joins is opened at each spawn: its
+        // owner may have made it anew. A sandbox comes opened from the planner.
+        let joined = match &prog.cfg.net {
+            Some(ProgramNet::Join { netns }) => match crate::net::open_netns(netns) {
+                Ok(fd) => Some(fd),
                 Err(e) => {
-                    tracing::error!("{e}");
-                    return Input::SpawnFailed(e.to_string());
+                    tracing::error!(program = %name, "{e}");
+                    return failed(name, e.to_string(), 1);
+                }
+            },
+            _ => None,
+        };
+        let netns_fd = joined
+            .as_ref()
+            .map(|fd| fd.as_raw_fd())
+            .or_else(|| netns.as_ref().map(|n| n.0.as_raw_fd()));
+        let pipes = match prog.role {
+            Role::Main => None,
+            Role::Configured => {
+                let logs = self
+                    .program_logs
+                    .entry(name.clone())
+                    .or_insert_with(|| ProgramLogs::new(&self.logs, &prog.cfg));
+                match logs.open_pipes() {
+                    Ok(pipes) => Some(pipes),
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        return failed(name, e.to_string(), 1);
+                    }
                 }
             }
         };
@@ -327,7 +474,7 @@ impl Supervisor {
                     Session::NewGroup
                 },
                 stdio: [None, None, None],
-                netns: None,
+                netns: netns_fd,
             },
             Some(pipes) => SpawnOptions {
                 session: Session::NewSession,
@@ -336,12 +483,8 @@ impl Supervisor {
                     Some(pipes.stdout.as_raw_fd()),
                     Some(pipes.stderr.as_raw_fd()),
                 ],
-                netns: None,
+                netns: netns_fd,
             },
-        };
-        let opts = SpawnOptions {
-            netns: netns.as_ref().map(|fd| fd.as_raw_fd()),
-            ..opts
         };
         let spawned = spawn::spawn(&prog.cfg, opts);
         // The child has its own copies now; the pumps see the end of the
@@ -349,144 +492,55 @@ impl Supervisor {
         drop(pipes);
         match spawned {
             Ok(pid) => {
-                tracing::info!(program = name, pid = pid.as_raw(), "spawned");
-                prog.started_wall = Some(SystemTime::now());
-                prog.spawn_error_code = None;
-                self.pids.insert(pid, name.to_string());
-                Input::Spawned(pid)
+                tracing::info!(program = %name, pid = pid.as_raw(), "spawned");
+                Event::Spawned {
+                    name,
+                    pid,
+                    wall: SystemTime::now(),
+                }
             }
             Err(e) => {
-                tracing::error!(program = name, "{e}");
-                if let Some(pid) = e.failed_pid() {
-                    self.failed_spawns.insert(pid);
+                tracing::error!(program = %name, "{e}");
+                Event::SpawnFailed {
+                    name,
+                    error: e.to_string(),
+                    code: e.shell_code(),
+                    pid: e.failed_pid(),
                 }
-                prog.spawn_error_code = Some(e.shell_code());
-                Input::SpawnFailed(e.to_string())
             }
         }
     }
 
-    fn publish(&mut self, name: &str, from: nsvisor_proto::State, to: nsvisor_proto::State) {
-        self.dirty.insert(name.to_string());
-        let Some(prog) = self.programs.get(name) else {
-            return;
-        };
-        tracing::info!(program = name, "{from} -> {to}");
-        let event = StateEvent {
-            name: name.to_string(),
-            from,
-            to,
-            pid: prog.machine.state.pid().map(|p| p.as_raw() as u32),
-            exit_status: if matches!(
-                from,
-                nsvisor_proto::State::Starting
-                    | nsvisor_proto::State::Running
-                    | nsvisor_proto::State::Stopping
-            ) && !to.has_process()
-            {
-                prog.machine.last_exit
-            } else {
-                None
-            },
-            time_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
-        };
-        let _ = self.events.send(event);
-    }
-
-    /// Starts a program once its dependencies are RUNNING, starting them first.
-    pub(super) fn request_start(&mut self, name: &str) {
-        if self.shutdown.is_some() {
-            return;
-        }
-        let Some(prog) = self.programs.get_mut(name) else {
-            return;
-        };
-        prog.blocked = None;
-        let deps = prog.cfg.depends_on.clone();
-        let waiting: Vec<String> = deps
-            .into_iter()
-            .filter(|d| {
-                self.programs
-                    .get(d)
-                    .is_some_and(|p| p.state() != nsvisor_proto::State::Running)
-            })
-            .collect();
-        if waiting.is_empty() {
-            let net_ready = self.sandbox_ready(name);
-            if let Some(p) = self.programs.get_mut(name) {
-                p.pending_start = !net_ready;
-            }
-            if net_ready {
-                self.drive(name, Input::Start);
-            } else {
-                self.dirty.insert(name.to_string());
-            }
-            return;
-        }
-        if let Some(p) = self.programs.get_mut(name) {
-            p.pending_start = true;
-        }
-        self.dirty.insert(name.to_string());
-        for dep in waiting {
-            let dep_prog = &self.programs[&dep];
-            if !dep_prog.state().has_process() && !dep_prog.pending_start {
-                self.request_start(&dep);
-            }
-        }
-    }
-
-    /// Cross-program rules, run after every event until nothing changes.
-    fn settle(&mut self) {
-        while !self.dirty.is_empty() {
-            let changed = std::mem::take(&mut self.dirty);
-            self.start_ready_dependents(&changed);
-            self.apply_replacements(&changed);
-            self.answer_waiters(&changed);
-            self.advance_stop_plans();
-        }
-    }
-
-    fn start_ready_dependents(&mut self, changed: &BTreeSet<String>) {
-        use nsvisor_proto::State;
-        let pending: Vec<String> = self
-            .programs
-            .values()
-            .filter(|p| p.pending_start && p.cfg.depends_on.iter().any(|d| changed.contains(d)))
-            .map(|p| p.cfg.name.clone())
-            .collect();
-        for name in pending {
-            let deps = self.programs[&name].cfg.depends_on.clone();
-            let failed = deps.iter().find(|d| {
-                self.programs.get(*d).is_some_and(|p| {
-                    matches!(p.state(), State::Fatal)
-                        || (p.is_down() && p.state() != State::Running)
-                })
-            });
-            if let Some(dep) = failed {
-                let why = format!("dependency {dep} is {}", self.programs[dep].state());
-                tracing::warn!(program = %name, "not started: {why}");
-                if let Some(p) = self.programs.get_mut(&name) {
-                    p.pending_start = false;
-                    p.blocked = Some(why);
-                }
-                self.dirty.insert(name);
-            } else if deps.iter().all(|d| {
-                self.programs
-                    .get(d)
-                    .is_none_or(|p| p.state() == State::Running)
-            }) {
-                self.request_start(&name);
-            }
+    /// End of shutdown, every program gone: remove every sandbox, proxy and
+    /// bridge the daemon made.
+    async fn teardown_network(&mut self) {
+        for e in self.net.shutdown().await {
+            tracing::error!("{e}");
         }
     }
 
     /// Seconds since the daemon started.
-    pub(super) fn uptime_secs(&self) -> u64 {
+    fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
     }
+}
+
+/// Reads and checks the config file for a reload (on a blocking thread).
+fn read_config(path: &std::path::Path) -> Result<Config, ApiError> {
+    let invalid = |e: &dyn std::fmt::Display| {
+        ApiError::new(
+            ErrorKind::InvalidConfig,
+            format!("configuration not reloaded:\n{e}"),
+        )
+    };
+    let config = Config::load(path).map_err(|e| invalid(&e))?;
+    crate::net::check_privileges(&config).map_err(|e| {
+        ApiError::new(
+            ErrorKind::InvalidConfig,
+            format!("configuration not reloaded: {e}"),
+        )
+    })?;
+    Ok(config)
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -1,17 +1,24 @@
-//! The supervisor: one task that owns every program's state (DESIGN rule 1).
+//! The supervisor: one task that owns every program's state (DESIGN rules 1, 2).
 //!
-//! `actor.rs` is the event loop; `program.rs` the pure per-program state
-//! machine; `order.rs` start/stop ordering; `commands.rs`, `reload.rs` and
-//! `shutdown.rs` the cross-program rules; `entry.rs` a program's bookkeeping.
+//! Two pure layers and a thin shell:
+//! - `machine.rs`: one program's state machine (supervisord's states and rules);
+//! - `planner/`: every rule between programs (dependency gates, start and
+//!   stop tiers, waiting clients, reload, shutdown, `critical`), turning
+//!   events into effects;
+//! - `actor.rs`: the task that receives events (signals, client commands,
+//!   timers, background answers), asks the planner, and carries out the
+//!   effects (spawn, signal, timers, sandboxes, answers, publishing).
+//!
+//! `program.rs` is a program as the planner holds it; `command.rs` is how the
+//! rest of the daemon talks to the task; `linger.rs` is what is left of the
+//! main program's process group after it exits.
 
 mod actor;
 pub mod command;
-mod commands;
-mod entry;
-mod network;
-pub mod order;
+mod linger;
+pub mod machine;
+pub mod planner;
 pub mod program;
-mod reload;
-mod shutdown;
 
-pub use actor::{RunOptions, Supervisor, MAIN_PROGRAM};
+pub use crate::config::MAIN_PROGRAM;
+pub use actor::{RunOptions, Supervisor};

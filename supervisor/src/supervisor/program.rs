@@ -1,414 +1,233 @@
-//! The per-program state machine (DESIGN §3, supervisord semantics), pure.
+//! One supervised program as the planner holds it: its config, its state
+//! machine, what gates its start, where it is in its lifecycle, and how it is
+//! shown to clients.
 //!
-//! `Machine::on(input, now)` changes the state and returns the effects the
-//! supervisor must carry out (spawn, signal, arm a timer). No I/O, no clock of
-//! its own: every rule is a unit test below. The supervisor feeds back the
-//! results of effects (`Spawned`, `SpawnFailed`) and the reaper's statuses
-//! (`Exited`), and calls `on(Tick)` when a timer it armed fires. Stale timers
-//! are harmless: `Tick` only acts on deadlines that have passed in the
-//! current state.
+//! Only the planner changes a `Program` (DESIGN rule 2): the machine through
+//! [`Machine::on`], the gate and the lifecycle through their enums, each with
+//! the planner as its one writer. Clients get [`ProgramInfo`] snapshots built
+//! by [`Program::info`].
 
-use std::time::{Duration, Instant};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use nix::sys::signal::Signal;
-use nix::unistd::Pid;
-use nsvisor_proto::{ExitStatus, State};
+use nsvisor_proto::{format_uptime, NetInfo, ProgramInfo, State};
 
-use crate::config::{AutoRestart, ProgramConfig};
+use super::machine::{Machine, Policy, ProgramState};
+use crate::config::{ProgramConfig, SandboxSpec};
 
-/// A run shorter than this counts towards the crash-loop delay.
-pub const QUICK_RUN: Duration = Duration::from_secs(1);
-/// Upper bound of the crash-loop delay.
-pub const MAX_CRASH_DELAY: Duration = Duration::from_secs(30);
-
-/// A program's state; each variant carries exactly what is valid in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProgramState {
-    /// Not running.
-    Stopped,
-    /// Spawned; RUNNING once up `startsecs`.
-    Starting {
-        /// Process id.
-        pid: Pid,
-        /// Spawn time.
-        since: Instant,
-    },
-    /// Up for `startsecs`.
-    Running {
-        /// Process id.
-        pid: Pid,
-        /// Spawn time.
-        since: Instant,
-    },
-    /// A start failed; the next attempt is at `until`.
-    Backoff {
-        /// Failed attempts so far.
-        attempt: u32,
-        /// When to retry.
-        until: Instant,
-    },
-    /// Stop signal sent.
-    Stopping {
-        /// Process id.
-        pid: Pid,
-        /// When to SIGKILL; `None` once SIGKILL was sent.
-        kill_at: Option<Instant>,
-    },
-    /// Ended after RUNNING.
-    Exited {
-        /// How it ended.
-        status: ExitStatus,
-        /// When it will be started again, if it will.
-        restart_at: Option<Instant>,
-    },
-    /// Gave up after `startretries` failed attempts.
-    Fatal {
-        /// Why, in words.
-        reason: String,
-    },
+/// Whether a start the program wants can happen now.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Gate {
+    /// Nothing is waiting: the program starts when asked.
+    #[default]
+    Idle,
+    /// Wants to start once every dependency is RUNNING.
+    WaitingForDeps,
+    /// Its dependencies are RUNNING; wants to start once its sandbox is built.
+    WaitingForNetwork,
+    /// Its spawn was handed to the actor, whose result is the next event
+    /// about it (the actor reports it before anything else happens).
+    Spawning,
+    /// A wanted start cannot happen (a dependency failed, its sandbox could
+    /// not be built): it stays STOPPED until started again by hand.
+    Blocked(String),
 }
 
-impl ProgramState {
-    /// The wire state.
-    pub fn kind(&self) -> State {
-        match self {
-            ProgramState::Stopped => State::Stopped,
-            ProgramState::Starting { .. } => State::Starting,
-            ProgramState::Running { .. } => State::Running,
-            ProgramState::Backoff { .. } => State::Backoff,
-            ProgramState::Stopping { .. } => State::Stopping,
-            ProgramState::Exited { .. } => State::Exited,
-            ProgramState::Fatal { .. } => State::Fatal,
-        }
-    }
-
-    /// The process id while a process exists.
-    pub fn pid(&self) -> Option<Pid> {
-        match self {
-            ProgramState::Starting { pid, .. }
-            | ProgramState::Running { pid, .. }
-            | ProgramState::Stopping { pid, .. } => Some(*pid),
-            _ => None,
-        }
+impl Gate {
+    /// A start is on its way: waiting on this gate, or being spawned.
+    pub fn is_waiting(&self) -> bool {
+        matches!(
+            self,
+            Gate::WaitingForDeps | Gate::WaitingForNetwork | Gate::Spawning
+        )
     }
 }
 
-/// What happened to a program.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
-    /// Start requested (by a user, autostart or a dependency becoming ready).
-    Start,
-    /// Stop requested.
-    Stop,
-    /// Stop, then start again once stopped.
-    Restart,
-    /// The spawn effect succeeded.
-    Spawned(Pid),
-    /// The spawn effect failed; counts as a failed start.
-    SpawnFailed(String),
-    /// The process ended.
-    Exited(ExitStatus),
-    /// A timer armed earlier fired.
-    Tick,
+/// Where the program is in its life in the table.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Lifecycle {
+    /// In the config.
+    #[default]
+    Active,
+    /// Removed by a reload: dropped from the table once it has no process.
+    Removing,
+    /// Changed by a reload: switches to this config once it has no process.
+    /// (Boxed: it is rare, and a config inline would cost every program its size.)
+    Replacing(Box<ProgramConfig>),
 }
 
-/// What the supervisor must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// Spawn the program now and report `Spawned` / `SpawnFailed`.
-    Spawn,
-    /// Send a signal to the process (its group when `group`).
-    Signal {
-        /// Target pid (also the pgid: programs lead their own group).
-        pid: Pid,
-        /// Signal.
-        signal: Signal,
-        /// To the whole process group.
-        group: bool,
-    },
-    /// Call `on(Tick)` at this instant.
-    Timer(Instant),
-    /// The program ended for good: exited without restart, or went FATAL.
-    Finished,
+/// The single-command main program (`nsvisor -- CMD`) or a program of the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A program of the config file.
+    Configured,
+    /// The `--` command: keeps the terminal, its group lingers after it exits.
+    Main,
 }
 
-/// The rules that drive the machine, taken from the program's config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
-    /// `autorestart`.
-    pub autorestart: AutoRestart,
-    /// `exitcodes`.
-    pub exitcodes: Vec<i32>,
-    /// `startsecs`.
-    pub startsecs: Duration,
-    /// `startretries`.
-    pub startretries: u32,
-    /// `stopsignal`.
-    pub stopsignal: Signal,
-    /// `stopwaitsecs`.
-    pub stopwaitsecs: Duration,
-    /// `stopasgroup`.
-    pub stopasgroup: bool,
-    /// `killasgroup` (or `stopasgroup`).
-    pub killasgroup: bool,
-}
-
-impl Policy {
-    /// The policy of a program config.
-    pub fn of(cfg: &ProgramConfig) -> Policy {
-        Policy {
-            autorestart: cfg.autorestart,
-            exitcodes: cfg.exitcodes.clone(),
-            startsecs: cfg.startsecs,
-            startretries: cfg.startretries,
-            stopsignal: cfg.stopsignal,
-            stopwaitsecs: cfg.stopwaitsecs,
-            stopasgroup: cfg.stopasgroup,
-            killasgroup: cfg.killasgroup || cfg.stopasgroup,
-        }
-    }
-
-    /// Whether an exit with `status` is expected (in `exitcodes`).
-    pub fn expected(&self, status: ExitStatus) -> bool {
-        matches!(status, ExitStatus::Code(c) if self.exitcodes.contains(&c))
-    }
-}
-
-/// One program's state plus the counters the rules need.
+/// An opened network namespace, shared by the planner and the spawns that enter it.
 #[derive(Debug, Clone)]
-pub struct Machine {
-    /// Current state.
-    pub state: ProgramState,
-    /// Rules.
-    pub policy: Policy,
-    /// Failed starts since the last RUNNING (supervisord's `backoff`).
-    pub backoff: u32,
-    /// Consecutive runs shorter than [`QUICK_RUN`].
-    pub quick_exits: u32,
-    /// Automatic restarts so far.
-    pub restarts: u32,
-    /// How the last process ended.
-    pub last_exit: Option<ExitStatus>,
-    /// Why the last spawn failed, if it did.
-    pub last_spawn_error: Option<String>,
-    /// Start again once STOPPED (a restart in progress).
-    pub start_after_stop: bool,
-    /// Automatic restarts allowed (false during shutdown).
-    pub autorestart_enabled: bool,
+pub struct Netns(pub Arc<OwnedFd>);
+
+/// The program's network sandbox, as far as the planner knows it.
+#[derive(Debug, Clone, Default)]
+pub enum Sandbox {
+    /// None asked for (no sandbox, or not needed yet).
+    #[default]
+    Absent,
+    /// Asked of the network task, for this spec.
+    Preparing(SandboxSpec),
+    /// Built for this spec; spawns enter this namespace.
+    Ready(SandboxSpec, Netns),
 }
 
-impl Machine {
-    /// A STOPPED program with `policy`.
-    pub fn new(policy: Policy) -> Machine {
-        Machine {
-            state: ProgramState::Stopped,
-            policy,
-            backoff: 0,
-            quick_exits: 0,
-            restarts: 0,
-            last_exit: None,
-            last_spawn_error: None,
-            start_after_stop: false,
-            autorestart_enabled: true,
+/// A program and everything the planner tracks about it.
+#[derive(Debug)]
+pub struct Program {
+    /// Its current config.
+    pub cfg: ProgramConfig,
+    /// Its state machine.
+    pub machine: Machine,
+    /// Whether a wanted start can happen now.
+    pub gate: Gate,
+    /// Active, being removed, or being replaced.
+    pub lifecycle: Lifecycle,
+    /// Main program or configured one.
+    pub role: Role,
+    /// Its network sandbox.
+    pub sandbox: Sandbox,
+    /// Wall-clock time of the last spawn.
+    pub started_wall: Option<SystemTime>,
+    /// Shell-style code of the last spawn failure (127 not found, 126 not executable).
+    pub spawn_error_code: Option<i32>,
+    /// Its network, as `status` shows it.
+    pub net: Option<NetInfo>,
+}
+
+impl Program {
+    /// A STOPPED program.
+    pub fn new(cfg: ProgramConfig, role: Role) -> Program {
+        Program {
+            machine: Machine::new(Policy::of(&cfg)),
+            cfg,
+            gate: Gate::Idle,
+            lifecycle: Lifecycle::Active,
+            role,
+            sandbox: Sandbox::Absent,
+            started_wall: None,
+            spawn_error_code: None,
+            net: None,
         }
     }
 
-    /// Applies one input at `now`; returns the effects to carry out, in order.
-    pub fn on(&mut self, input: Input, now: Instant) -> Vec<Effect> {
-        use ProgramState as S;
-        match (input, &self.state) {
-            (Input::Start, S::Stopped | S::Exited { .. } | S::Fatal { .. } | S::Backoff { .. }) => {
-                self.backoff = 0;
-                self.quick_exits = 0;
-                vec![Effect::Spawn]
-            }
-            (Input::Start, S::Stopping { .. }) => {
-                self.start_after_stop = true;
-                vec![]
-            }
-            (Input::Start, S::Starting { .. } | S::Running { .. }) => vec![],
+    /// The wire state.
+    pub fn state(&self) -> State {
+        self.machine.state().kind()
+    }
 
-            (Input::Restart, S::Starting { .. } | S::Running { .. }) => {
-                let effects = self.on(Input::Stop, now);
-                self.start_after_stop = true;
-                effects
-            }
-            (Input::Restart, _) => self.on(Input::Start, now),
+    /// Whether a process exists.
+    pub fn has_process(&self) -> bool {
+        self.machine.state().pid().is_some()
+    }
 
-            (Input::Stop, S::Starting { pid, .. } | S::Running { pid, .. }) => {
-                let pid = *pid;
-                let kill_at = now + self.policy.stopwaitsecs;
-                self.state = S::Stopping {
-                    pid,
-                    kill_at: Some(kill_at),
-                };
-                self.start_after_stop = false;
-                vec![
-                    Effect::Signal {
-                        pid,
-                        signal: self.policy.stopsignal,
-                        group: self.policy.stopasgroup,
-                    },
-                    Effect::Timer(kill_at),
-                ]
-            }
-            (Input::Stop, S::Backoff { .. }) => {
-                self.state = S::Stopped;
-                vec![]
-            }
-            (
-                Input::Stop,
-                S::Exited {
-                    status,
-                    restart_at: Some(_),
-                },
-            ) => {
-                self.state = S::Exited {
-                    status: *status,
-                    restart_at: None,
-                };
-                vec![]
-            }
-            (Input::Stop, _) => {
-                self.start_after_stop = false;
-                vec![]
-            }
+    /// No process exists and none is about to be started.
+    pub fn is_down(&self) -> bool {
+        !self.has_process()
+            && !self.gate.is_waiting()
+            && !matches!(
+                self.machine.state(),
+                ProgramState::Backoff { .. }
+                    | ProgramState::Exited {
+                        restart_at: Some(_),
+                        ..
+                    }
+            )
+    }
 
-            (Input::Spawned(pid), _) => {
-                self.last_spawn_error = None;
-                self.state = S::Starting { pid, since: now };
-                if self.policy.startsecs.is_zero() {
-                    self.enter_running(pid, now);
-                    vec![]
-                } else {
-                    vec![Effect::Timer(now + self.policy.startsecs)]
-                }
-            }
-            (Input::SpawnFailed(reason), _) => {
-                self.last_spawn_error = Some(reason.clone());
-                self.failed_start(reason, now)
-            }
-
-            (Input::Exited(status), S::Starting { .. }) => {
-                self.last_exit = Some(status);
-                self.failed_start(format!("exited too quickly ({status})"), now)
-            }
-            (Input::Exited(status), S::Running { since, .. }) => {
-                self.last_exit = Some(status);
-                let ran = now.saturating_duration_since(*since);
-                self.quick_exits = if ran < QUICK_RUN {
-                    self.quick_exits + 1
-                } else {
-                    0
-                };
-                if !self.should_restart(status) {
-                    self.state = S::Exited {
-                        status,
-                        restart_at: None,
-                    };
-                    return vec![Effect::Finished];
-                }
-                let at = now + self.crash_delay();
-                self.state = S::Exited {
-                    status,
-                    restart_at: Some(at),
-                };
-                if at <= now {
-                    self.restarts += 1;
-                    vec![Effect::Spawn]
-                } else {
-                    vec![Effect::Timer(at)]
-                }
-            }
-            (Input::Exited(status), S::Stopping { .. }) => {
-                self.last_exit = Some(status);
-                self.state = S::Stopped;
-                if std::mem::take(&mut self.start_after_stop) {
-                    self.backoff = 0;
-                    vec![Effect::Spawn]
-                } else {
-                    vec![]
-                }
-            }
-            (Input::Exited(_), _) => vec![],
-
-            (Input::Tick, S::Starting { pid, since }) if now >= *since + self.policy.startsecs => {
-                let (pid, since) = (*pid, *since);
-                self.enter_running(pid, since);
-                vec![]
-            }
-            (Input::Tick, S::Backoff { until, .. }) if now >= *until => {
-                self.restarts += 1;
-                vec![Effect::Spawn]
-            }
-            (
-                Input::Tick,
-                S::Stopping {
-                    pid,
-                    kill_at: Some(at),
-                },
-            ) if now >= *at => {
-                let pid = *pid;
-                self.state = S::Stopping { pid, kill_at: None };
-                vec![Effect::Signal {
-                    pid,
-                    signal: Signal::SIGKILL,
-                    group: self.policy.killasgroup,
-                }]
-            }
-            (
-                Input::Tick,
-                S::Exited {
-                    restart_at: Some(at),
-                    ..
-                },
-            ) if now >= *at => {
-                self.restarts += 1;
-                vec![Effect::Spawn]
-            }
-            (Input::Tick, _) => vec![],
+    /// The status a `critical` program hands to the daemon when it ends:
+    /// its exit status (128+N for a signal), else its spawn error code, else 1.
+    pub fn final_code(&self) -> i32 {
+        match (self.spawn_error_code, self.machine.last_exit()) {
+            (Some(code), _) if matches!(self.machine.state(), ProgramState::Fatal { .. }) => code,
+            (_, Some(status)) => status.as_shell_code(),
+            (Some(code), None) => code,
+            (None, None) => 1,
         }
     }
 
-    fn enter_running(&mut self, pid: Pid, since: Instant) {
-        self.backoff = 0;
-        self.state = ProgramState::Running { pid, since };
-    }
-
-    /// supervisord's rule: each failed start waits one second longer; after
-    /// `startretries` retries the program is FATAL.
-    fn failed_start(&mut self, reason: String, now: Instant) -> Vec<Effect> {
-        self.backoff += 1;
-        if self.backoff > self.policy.startretries || !self.autorestart_enabled {
-            self.backoff = 0;
-            self.state = ProgramState::Fatal { reason };
-            return vec![Effect::Finished];
-        }
-        let until = now + Duration::from_secs(u64::from(self.backoff));
-        self.state = ProgramState::Backoff {
-            attempt: self.backoff,
-            until,
+    /// A snapshot for clients.
+    pub fn info(&self, now: Instant) -> ProgramInfo {
+        let state = self.state();
+        let uptime = match self.machine.state() {
+            ProgramState::Running { since, .. } | ProgramState::Starting { since, .. } => {
+                Some(now.saturating_duration_since(*since).as_secs())
+            }
+            _ => None,
         };
-        vec![Effect::Timer(until)]
+        let pid = self.machine.state().pid().map(|p| p.as_raw() as u32);
+        ProgramInfo {
+            name: self.cfg.name.clone(),
+            group: self.cfg.group.clone(),
+            state,
+            pid,
+            uptime_secs: uptime,
+            started_at: self
+                .started_wall
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_secs()),
+            exit_status: self.machine.last_exit(),
+            restarts: self.machine.restarts(),
+            autostart: self.cfg.autostart,
+            description: self.describe(pid, uptime, now),
+            net: self.net.clone(),
+        }
     }
 
-    fn should_restart(&self, status: ExitStatus) -> bool {
-        self.autorestart_enabled
-            && match self.policy.autorestart {
-                AutoRestart::Always => true,
-                AutoRestart::Unexpected => !self.policy.expected(status),
-                AutoRestart::Never => false,
+    fn describe(&self, pid: Option<u32>, uptime: Option<u64>, now: Instant) -> String {
+        match (&self.gate, self.machine.state()) {
+            (_, ProgramState::Running { .. }) => format!(
+                "pid {}, uptime {}",
+                pid.unwrap_or_default(),
+                format_uptime(uptime.unwrap_or_default())
+            ),
+            (_, ProgramState::Starting { .. } | ProgramState::Stopping { .. }) => {
+                format!("pid {}", pid.unwrap_or_default())
             }
-    }
-
-    /// No delay for the first quick exit; then 1 s, 2 s, … up to
-    /// [`MAX_CRASH_DELAY`] while runs stay shorter than [`QUICK_RUN`].
-    fn crash_delay(&self) -> Duration {
-        let n = u64::from(self.quick_exits.saturating_sub(1));
-        Duration::from_secs(n).min(MAX_CRASH_DELAY)
+            (Gate::Blocked(why), _) => why.clone(),
+            (Gate::WaitingForDeps, _) => {
+                format!("waiting for {}", self.cfg.depends_on.join(", "))
+            }
+            (Gate::WaitingForNetwork, _) => "waiting for its network sandbox".to_string(),
+            (Gate::Spawning, _) => "spawning".to_string(),
+            (Gate::Idle, ProgramState::Backoff { attempt, until }) => {
+                let why = self
+                    .machine
+                    .last_spawn_error()
+                    .map(str::to_string)
+                    .or_else(|| {
+                        self.machine
+                            .last_exit()
+                            .map(|s| format!("exited too quickly ({s})"))
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "{why}; retry {attempt} in {}s",
+                    until.saturating_duration_since(now).as_secs_f32().ceil()
+                )
+            }
+            (Gate::Idle, ProgramState::Exited { status, restart_at }) => match restart_at {
+                Some(at) => format!(
+                    "{status}; restarting in {}s",
+                    at.saturating_duration_since(now).as_secs_f32().ceil()
+                ),
+                None => status.to_string(),
+            },
+            (Gate::Idle, ProgramState::Fatal { reason }) => reason.clone(),
+            (Gate::Idle, ProgramState::Stopped) => match self.machine.last_exit() {
+                Some(status) => format!("stopped ({status})"),
+                None => "not started".to_string(),
+            },
+        }
     }
 }
-
-#[cfg(test)]
-#[path = "program_tests.rs"]
-mod tests;

@@ -472,7 +472,7 @@ fn no_restarts_when_disabled_for_shutdown() {
         },
         t0,
     );
-    m.autorestart_enabled = false;
+    assert_eq!(m.on(Input::DisableAutorestart, t0), vec![]);
     assert_eq!(
         m.on(
             Input::Exited(ExitStatus::Code(1)),

@@ -113,6 +113,11 @@ impl StopPlan {
         self.current.is_empty() && self.pending.is_empty()
     }
 
+    /// Whether `name` is in the tier being stopped now.
+    pub fn is_current(&self, name: &str) -> bool {
+        self.current.iter().any(|n| n == name)
+    }
+
     /// Forgets a program (removed from the config).
     pub fn forget(&mut self, name: &str) {
         self.current.retain(|n| n != name);

@@ -1,0 +1,254 @@
+//! Start gates: a program spawns only once every dependency is RUNNING and
+//! its network sandbox is built, and never during a shutdown.
+//!
+//! Every spawn the per-program machine asks for (a start, a retry, an
+//! automatic restart, the second half of a restart) passes
+//! [`Planner::spawn_through_gates`]. A spawn that cannot happen yet leaves the
+//! machine STOPPED with its [`Gate`] saying what it waits for; the gate opens
+//! when the dependencies change ([`Planner::start_ready_dependents`]) or the
+//! network task answers ([`Planner::sandbox_ready`]). A dependency that fails
+//! for good (FATAL, or down with no restart coming) blocks the dependant,
+//! which stays STOPPED and says why until it is started again by hand.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use nsvisor_proto::State;
+
+use super::{Effect, Planner};
+use crate::config::{ProgramName, ProgramNet, SandboxSpec};
+use crate::supervisor::machine::Input;
+use crate::supervisor::program::{Gate, Lifecycle, Netns, Sandbox};
+
+/// What stands between a program and its spawn.
+enum Obstacle {
+    /// Some dependencies are not RUNNING yet.
+    Deps,
+    /// This dependency failed for good: the start cannot happen.
+    FailedDep(ProgramName, State),
+    /// Its sandbox is not built (and is being asked for).
+    Network,
+}
+
+impl Planner {
+    /// A start (by a client, autostart, or a dependant): starts the program
+    /// once its dependencies are RUNNING, asking them to start first.
+    pub(super) fn request_start(&mut self, name: &str, now: Instant) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        let Some(prog) = self.programs.get(name) else {
+            return;
+        };
+        if prog.gate == Gate::Spawning {
+            return;
+        }
+        let waiting: Vec<ProgramName> = prog
+            .cfg
+            .depends_on
+            .iter()
+            .filter(|d| self.programs.get(*d).is_some_and(|p| p.state() != State::Running))
+            .cloned()
+            .collect();
+        if prog.has_process() || waiting.is_empty() {
+            // The gates are checked again at the spawn itself.
+            self.set_gate(name, Gate::Idle);
+            self.drive(name, Input::Start, now);
+            return;
+        }
+        self.set_gate(name, Gate::WaitingForDeps);
+        for dep in waiting {
+            let pull = self
+                .programs
+                .get(&dep)
+                .is_some_and(|d| !d.has_process() && !d.gate.is_waiting());
+            if pull {
+                self.request_start(&dep, now);
+            }
+        }
+    }
+
+    /// The machine asks for a spawn: do it, or hold it at the gate.
+    pub(super) fn spawn_through_gates(&mut self, name: &str, now: Instant) {
+        if self.programs.get(name).map(|p| &p.gate) == Some(&Gate::Spawning) {
+            return;
+        }
+        if self.shutdown.is_some() {
+            self.drive(name, Input::Stop, now);
+            return;
+        }
+        match self.obstacle(name, true) {
+            None => {
+                self.set_gate(name, Gate::Spawning);
+                let netns = match self.programs.get(name).map(|p| &p.sandbox) {
+                    Some(Sandbox::Ready(_, netns)) => Some(netns.clone()),
+                    _ => None,
+                };
+                self.out.push(Effect::Spawn {
+                    name: name.to_string(),
+                    netns,
+                });
+            }
+            Some(obstacle) => {
+                // The machine stays STOPPED (a due retry or restart is
+                // cancelled) while the gate waits; the gate starts it again.
+                self.drive(name, Input::Stop, now);
+                let gate = match obstacle {
+                    Obstacle::Deps => Gate::WaitingForDeps,
+                    Obstacle::Network => Gate::WaitingForNetwork,
+                    Obstacle::FailedDep(dep, state) => self.blocked(name, &dep, state),
+                };
+                self.set_gate(name, gate);
+            }
+        }
+    }
+
+    /// Dependants waiting for one of `changed`: start them once every
+    /// dependency is RUNNING; block them when one failed for good.
+    pub(super) fn start_ready_dependents(&mut self, changed: &BTreeSet<ProgramName>, now: Instant) {
+        let waiting: Vec<ProgramName> = self
+            .programs
+            .values()
+            .filter(|p| p.gate == Gate::WaitingForDeps)
+            .filter(|p| p.cfg.depends_on.iter().any(|d| changed.contains(d)))
+            .map(|p| p.cfg.name.clone())
+            .collect();
+        for name in waiting {
+            match self.obstacle(&name, false) {
+                Some(Obstacle::Deps) => {}
+                Some(Obstacle::FailedDep(dep, state)) => {
+                    let gate = self.blocked(&name, &dep, state);
+                    self.set_gate(&name, gate);
+                }
+                Some(Obstacle::Network) | None => {
+                    self.set_gate(&name, Gate::Idle);
+                    self.drive(&name, Input::Start, now);
+                }
+            }
+        }
+    }
+
+    /// The network task answered for `name`'s sandbox.
+    pub(super) fn sandbox_ready(
+        &mut self,
+        name: &str,
+        spec: SandboxSpec,
+        result: Result<Netns, String>,
+        now: Instant,
+    ) {
+        let Some(prog) = self.programs.get_mut(name) else {
+            return;
+        };
+        if !matches!(&prog.sandbox, Sandbox::Preparing(asked) if *asked == spec) {
+            // An answer for settings changed since: a newer request follows.
+            if let Err(e) = result {
+                tracing::debug!(program = name, "outdated sandbox: {e}");
+            }
+            return;
+        }
+        let waiting = prog.gate == Gate::WaitingForNetwork;
+        match result {
+            Ok(netns) => {
+                prog.sandbox = Sandbox::Ready(spec, netns);
+                if waiting {
+                    self.set_gate(name, Gate::Idle);
+                    self.drive(name, Input::Start, now);
+                }
+            }
+            Err(e) => {
+                tracing::error!(program = name, "{e}");
+                prog.sandbox = Sandbox::Absent;
+                if waiting {
+                    self.set_gate(name, Gate::Blocked(e));
+                }
+            }
+        }
+    }
+
+    /// What keeps `name` from spawning now, if anything. With `pull`, a
+    /// sandbox not yet built is asked for.
+    fn obstacle(&mut self, name: &str, pull: bool) -> Option<Obstacle> {
+        let prog = self.programs.get(name)?;
+        let mut waiting = false;
+        for dep in &prog.cfg.depends_on {
+            let Some(d) = self.programs.get(dep) else {
+                continue;
+            };
+            match d.state() {
+                State::Running => {}
+                State::Fatal => return Some(Obstacle::FailedDep(dep.clone(), State::Fatal)),
+                s if d.is_down() => return Some(Obstacle::FailedDep(dep.clone(), s)),
+                _ => waiting = true,
+            }
+        }
+        if waiting {
+            return Some(Obstacle::Deps);
+        }
+        let Some(ProgramNet::Sandbox(spec)) = &prog.cfg.net else {
+            return None;
+        };
+        match &prog.sandbox {
+            Sandbox::Ready(built, _) if built == spec => None,
+            Sandbox::Preparing(asked) if asked == spec => Some(Obstacle::Network),
+            _ if !pull => Some(Obstacle::Network),
+            _ => {
+                let spec = spec.clone();
+                let Some(network) = self.config.networks.get(&spec.network).cloned() else {
+                    // Validation guarantees the network exists.
+                    return None;
+                };
+                if let Some(p) = self.programs.get_mut(name) {
+                    p.sandbox = Sandbox::Preparing(spec.clone());
+                }
+                self.out.push(Effect::EnsureSandbox {
+                    name: name.to_string(),
+                    spec,
+                    network,
+                });
+                Some(Obstacle::Network)
+            }
+        }
+    }
+
+    fn blocked(&self, name: &str, dep: &str, state: State) -> Gate {
+        let why = format!("dependency {dep} is {state}");
+        tracing::warn!(program = name, "not started: {why}");
+        Gate::Blocked(why)
+    }
+
+    /// The actor reported the spawn's result: the gate opens again, and a
+    /// program that was asked to stop meanwhile (its tier of a stop plan was
+    /// reached, or a reload removed or changed it) stops at once.
+    pub(super) fn spawn_done(&mut self, name: &str, input: Input, now: Instant) {
+        if self.programs.get(name).map(|p| &p.gate) == Some(&Gate::Spawning) {
+            self.set_gate(name, Gate::Idle);
+        }
+        self.drive(name, input, now);
+        let stop = self.programs.get(name).is_some_and(|p| {
+            p.has_process()
+                && (p.lifecycle != Lifecycle::Active
+                    || self.stop_plans.iter().any(|plan| plan.is_current(name)))
+        });
+        if stop {
+            self.drive(name, Input::Stop, now);
+        }
+    }
+
+    /// Cancels a start waiting at the gate (not a spawn under way, whose
+    /// result [`Planner::spawn_done`] handles).
+    pub(super) fn cancel_start(&mut self, name: &str) {
+        if self.programs.get(name).is_some_and(|p| p.gate != Gate::Spawning) {
+            self.set_gate(name, Gate::Idle);
+        }
+    }
+
+    /// The one writer of a program's gate.
+    pub(super) fn set_gate(&mut self, name: &str, gate: Gate) {
+        if let Some(p) = self.programs.get_mut(name) {
+            if p.gate != gate {
+                p.gate = gate;
+                self.dirty.insert(name.to_string());
+            }
+        }
+    }
+}
