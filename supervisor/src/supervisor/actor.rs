@@ -143,7 +143,11 @@ impl Supervisor {
             .take()
             .unwrap_or_else(|| mpsc::unbounded_channel().1);
         loop {
-            if let Some(code) = self.planner.exit_code().filter(|_| self.lingering.is_empty()) {
+            if let Some(code) = self
+                .planner
+                .exit_code()
+                .filter(|_| self.lingering.is_empty())
+            {
                 self.teardown_network().await;
                 return code;
             }
@@ -192,13 +196,16 @@ impl Supervisor {
                 (Some(Reply::Act(tx)), Answer::Act(a)) => drop(tx.send(a)),
                 (Some(Reply::Reload(tx)), Answer::Reload(a)) => drop(tx.send(a)),
                 (reply, answer) => {
-                    tracing::error!("internal error: answer {answer:?} for client {client} ({reply:?})")
+                    tracing::error!(
+                        "internal error: answer {answer:?} for client {client} ({reply:?})"
+                    )
                 }
             },
             Effect::EnsureSandbox {
                 name,
                 spec,
                 network,
+                ticket,
             } => {
                 let answer = self.net.ensure(&name, &spec, &network);
                 let jobs = self.jobs.clone();
@@ -207,7 +214,11 @@ impl Supervisor {
                         .await
                         .map(|sandbox| Netns(Arc::new(sandbox.fd)))
                         .map_err(|e| e.to_string());
-                    let _ = jobs.send(Event::SandboxReady { name, spec, result });
+                    let _ = jobs.send(Event::SandboxReady {
+                        name,
+                        ticket,
+                        result,
+                    });
                 });
             }
             Effect::ReleaseSandbox(name) => {
@@ -387,11 +398,7 @@ impl Supervisor {
     }
 
     /// Sends `signal` to the processes of `target` (their groups when `stopasgroup`).
-    fn signal_programs(
-        &self,
-        target: &str,
-        signal: Signal,
-    ) -> Result<Vec<ActionResult>, ApiError> {
+    fn signal_programs(&self, target: &str, signal: Signal) -> Result<Vec<ActionResult>, ApiError> {
         let now = Instant::now();
         let names = self.planner.resolve(target)?;
         let mut results = Vec::new();
@@ -526,7 +533,7 @@ impl Supervisor {
 }
 
 /// Reads and checks the config file for a reload (on a blocking thread).
-fn read_config(path: &std::path::Path) -> Result<Config, ApiError> {
+fn read_config(path: &std::path::Path) -> Result<Box<Config>, ApiError> {
     let invalid = |e: &dyn std::fmt::Display| {
         ApiError::new(
             ErrorKind::InvalidConfig,
@@ -540,7 +547,7 @@ fn read_config(path: &std::path::Path) -> Result<Config, ApiError> {
             format!("configuration not reloaded: {e}"),
         )
     })?;
-    Ok(config)
+    Ok(Box::new(config))
 }
 
 async fn sleep_until(at: Option<Instant>) {

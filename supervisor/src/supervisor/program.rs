@@ -76,8 +76,14 @@ pub enum Sandbox {
     /// None asked for (no sandbox, or not needed yet).
     #[default]
     Absent,
-    /// Asked of the network task, for this spec.
-    Preparing(SandboxSpec),
+    /// Asked of the network task, for this spec, as request `ticket`
+    /// (answers to older requests are ignored).
+    Preparing {
+        /// What was asked for.
+        spec: SandboxSpec,
+        /// Which request.
+        ticket: u64,
+    },
     /// Built for this spec; spawns enter this namespace.
     Ready(SandboxSpec, Netns),
 }
@@ -129,6 +135,11 @@ impl Program {
     /// Whether a process exists.
     pub fn has_process(&self) -> bool {
         self.machine.state().pid().is_some()
+    }
+
+    /// A process exists, or its spawn is under way.
+    pub fn is_live(&self) -> bool {
+        self.has_process() || self.gate == Gate::Spawning
     }
 
     /// No process exists and none is about to be started.

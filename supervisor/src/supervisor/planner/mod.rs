@@ -113,15 +113,15 @@ pub enum Event {
     Reloaded {
         /// Who asked (`None`: SIGHUP).
         client: Option<ClientId>,
-        /// The new config, or why it cannot be used.
-        config: Result<Config, ApiError>,
+        /// The new config, or why it cannot be used (boxed: it is large and rare).
+        config: Result<Box<Config>, ApiError>,
     },
     /// The network task answered a sandbox request.
     SandboxReady {
         /// Program.
         name: ProgramName,
-        /// The spec it was built for.
-        spec: SandboxSpec,
+        /// The request answered (from [`Effect::EnsureSandbox`]).
+        ticket: u64,
         /// Its namespace, or the error.
         result: Result<Netns, String>,
     },
@@ -196,6 +196,8 @@ pub enum Effect {
         spec: SandboxSpec,
         /// The network it joins.
         network: NetworkConfig,
+        /// Identifies the request in the answer.
+        ticket: u64,
     },
     /// The program no longer uses its sandbox (removed, or new network settings).
     ReleaseSandbox(ProgramName),
@@ -235,6 +237,8 @@ pub struct Planner {
     /// Effects of the event being handled.
     out: Vec<Effect>,
     orphans_reaped: u64,
+    /// The last sandbox request's ticket.
+    tickets: u64,
 }
 
 /// Name of the single-command main program.
@@ -265,6 +269,7 @@ impl Planner {
             dirty: BTreeSet::new(),
             out: Vec::new(),
             orphans_reaped: 0,
+            tickets: 0,
         };
         planner.refresh_net_info();
         planner
@@ -307,12 +312,14 @@ impl Planner {
             } => self.act(client, verb, &target, wait, now),
             Event::Shutdown => self.begin_shutdown(0, "shutdown requested", now),
             Event::Reloaded { client, config } => {
-                let result = config.and_then(|c| self.reload(c, now));
+                let result = config.and_then(|c| self.reload(*c, now));
                 self.report_reload(client, result);
             }
-            Event::SandboxReady { name, spec, result } => {
-                self.sandbox_ready(&name, spec, result, now)
-            }
+            Event::SandboxReady {
+                name,
+                ticket,
+                result,
+            } => self.sandbox_ready(&name, ticket, result, now),
         }
         self.settle(now);
         std::mem::take(&mut self.out)
@@ -344,12 +351,12 @@ impl Planner {
     }
 
     /// The daemon's exit code once a shutdown has finished (no program has a
-    /// process); `None` before.
+    /// process or a spawn under way); `None` before.
     pub fn exit_code(&self) -> Option<i32> {
         let s = self.shutdown.as_ref()?;
         self.programs
             .values()
-            .all(|p| !p.has_process())
+            .all(|p| !p.is_live())
             .then_some(s.code)
     }
 

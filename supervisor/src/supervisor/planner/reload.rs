@@ -20,7 +20,11 @@ use crate::supervisor::program::{Gate, Lifecycle, Program, Role, Sandbox};
 
 impl Planner {
     /// Applies a reloaded config; answers what was added, changed and removed.
-    pub(super) fn reload(&mut self, mut new: Config, now: Instant) -> Result<ReloadResult, ApiError> {
+    pub(super) fn reload(
+        &mut self,
+        mut new: Config,
+        now: Instant,
+    ) -> Result<ReloadResult, ApiError> {
         if self.shutdown.is_some() {
             return Err(ApiError::new(
                 ErrorKind::ShuttingDown,
@@ -121,7 +125,7 @@ impl Planner {
             let Some(p) = self.programs.get_mut(name) else {
                 continue;
             };
-            if p.has_process() {
+            if p.is_live() {
                 continue;
             }
             let lifecycle = std::mem::take(&mut p.lifecycle);
@@ -168,7 +172,10 @@ impl Planner {
         }
         self.set_gate(name, Gate::Idle);
         self.dirty.insert(name.to_string());
-        tracing::info!(program = name, "configuration changed: starting with the new one");
+        tracing::info!(
+            program = name,
+            "configuration changed: starting with the new one"
+        );
         if autostart {
             self.request_start(name, now);
         }

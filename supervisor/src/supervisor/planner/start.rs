@@ -16,7 +16,7 @@ use std::time::Instant;
 use nsvisor_proto::State;
 
 use super::{Effect, Planner};
-use crate::config::{ProgramName, ProgramNet, SandboxSpec};
+use crate::config::{ProgramName, ProgramNet};
 use crate::supervisor::machine::Input;
 use crate::supervisor::program::{Gate, Lifecycle, Netns, Sandbox};
 
@@ -47,7 +47,11 @@ impl Planner {
             .cfg
             .depends_on
             .iter()
-            .filter(|d| self.programs.get(*d).is_some_and(|p| p.state() != State::Running))
+            .filter(|d| {
+                self.programs
+                    .get(*d)
+                    .is_some_and(|p| p.state() != State::Running)
+            })
             .cloned()
             .collect();
         if prog.has_process() || waiting.is_empty() {
@@ -132,20 +136,27 @@ impl Planner {
     pub(super) fn sandbox_ready(
         &mut self,
         name: &str,
-        spec: SandboxSpec,
+        ticket: u64,
         result: Result<Netns, String>,
         now: Instant,
     ) {
         let Some(prog) = self.programs.get_mut(name) else {
             return;
         };
-        if !matches!(&prog.sandbox, Sandbox::Preparing(asked) if *asked == spec) {
-            // An answer for settings changed since: a newer request follows.
-            if let Err(e) = result {
-                tracing::debug!(program = name, "outdated sandbox: {e}");
+        let spec = match &prog.sandbox {
+            Sandbox::Preparing {
+                spec,
+                ticket: asked,
+            } if *asked == ticket => spec.clone(),
+            _ => {
+                // An answer for settings changed since, or for a program
+                // removed and added again: a newer request follows.
+                if let Err(e) = result {
+                    tracing::debug!(program = name, "outdated sandbox: {e}");
+                }
+                return;
             }
-            return;
-        }
+        };
         let waiting = prog.gate == Gate::WaitingForNetwork;
         match result {
             Ok(netns) => {
@@ -189,7 +200,7 @@ impl Planner {
         };
         match &prog.sandbox {
             Sandbox::Ready(built, _) if built == spec => None,
-            Sandbox::Preparing(asked) if asked == spec => Some(Obstacle::Network),
+            Sandbox::Preparing { spec: asked, .. } if asked == spec => Some(Obstacle::Network),
             _ if !pull => Some(Obstacle::Network),
             _ => {
                 let spec = spec.clone();
@@ -197,13 +208,19 @@ impl Planner {
                     // Validation guarantees the network exists.
                     return None;
                 };
+                self.tickets += 1;
+                let ticket = self.tickets;
                 if let Some(p) = self.programs.get_mut(name) {
-                    p.sandbox = Sandbox::Preparing(spec.clone());
+                    p.sandbox = Sandbox::Preparing {
+                        spec: spec.clone(),
+                        ticket,
+                    };
                 }
                 self.out.push(Effect::EnsureSandbox {
                     name: name.to_string(),
                     spec,
                     network,
+                    ticket,
                 });
                 Some(Obstacle::Network)
             }
@@ -237,7 +254,11 @@ impl Planner {
     /// Cancels a start waiting at the gate (not a spawn under way, whose
     /// result [`Planner::spawn_done`] handles).
     pub(super) fn cancel_start(&mut self, name: &str) {
-        if self.programs.get(name).is_some_and(|p| p.gate != Gate::Spawning) {
+        if self
+            .programs
+            .get(name)
+            .is_some_and(|p| p.gate != Gate::Spawning)
+        {
             self.set_gate(name, Gate::Idle);
         }
     }

@@ -1,0 +1,197 @@
+//! Invariants over random event sequences (proptest).
+//!
+//! A random set of up to five programs (random dependencies on earlier ones,
+//! priorities, `startsecs`, restart policies, retries, spawn failures,
+//! sandboxes, `critical`) gets a random sequence of client actions, exits,
+//! timer advances, sandbox answers, reloads and signals, then a SIGTERM after
+//! which every signalled process exits. [`World`] checks at every effect:
+//! at most one live process per program; no spawn before the program's
+//! dependencies are RUNNING; during shutdown no program is signalled while a
+//! dependant has a process; nothing spawned once shutdown began; exit allowed
+//! only with no process left; no client answered twice. At the end: the
+//! daemon may exit, and every client got exactly one answer.
+
+use proptest::prelude::*;
+
+use super::*;
+
+const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+#[derive(Debug, Clone)]
+struct Spec {
+    deps: Vec<usize>,
+    priority: i32,
+    startsecs: u64,
+    autorestart: AutoRestart,
+    startretries: u32,
+    autostart: bool,
+    critical: bool,
+    fails: bool,
+    sandbox: bool,
+}
+
+fn spec(i: usize) -> impl Strategy<Value = Spec> {
+    (
+        proptest::collection::vec(0..i.max(1), 0..=i.min(2)),
+        prop_oneof![Just(1), Just(999)],
+        0u64..=1,
+        prop_oneof![
+            Just(AutoRestart::Always),
+            Just(AutoRestart::Unexpected),
+            Just(AutoRestart::Never)
+        ],
+        0u32..=2,
+        proptest::bool::weighted(0.8),
+        proptest::bool::weighted(0.1),
+        proptest::bool::weighted(0.15),
+        proptest::bool::weighted(0.2),
+    )
+        .prop_map(
+            move |(
+                deps,
+                priority,
+                startsecs,
+                autorestart,
+                startretries,
+                autostart,
+                critical,
+                fails,
+                sandbox,
+            )| Spec {
+                deps: if i == 0 { Vec::new() } else { deps },
+                priority,
+                startsecs,
+                autorestart,
+                startretries,
+                autostart,
+                critical,
+                fails,
+                sandbox,
+            },
+        )
+}
+
+fn program(i: usize, s: &Spec, present: &[bool], variant: u8) -> ProgramConfig {
+    let deps: Vec<&str> = s
+        .deps
+        .iter()
+        .filter(|d| present[**d])
+        .map(|d| NAMES[*d])
+        .collect();
+    let mut p = prog(NAMES[i], &deps);
+    p.priority = s.priority;
+    p.startsecs = Duration::from_secs(s.startsecs);
+    p.autorestart = s.autorestart;
+    p.startretries = s.startretries;
+    p.autostart = s.autostart;
+    p.critical = s.critical;
+    p.command.push(format!("--variant={variant}"));
+    if s.sandbox {
+        p = sandboxed(p, i as u8 + 1);
+    }
+    p
+}
+
+fn world_config(specs: &[Spec], present: &[bool], variants: &[u8]) -> Config {
+    config(
+        (0..specs.len())
+            .filter(|i| present[*i])
+            .map(|i| program(i, &specs[i], present, variants[i])),
+    )
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Act(Verb, usize, bool),
+    ActAll(Verb, bool),
+    Exit(usize, i32),
+    Advance(u64),
+    Sandbox(usize, bool),
+    /// Reload with program `usize` toggled present/absent and another changed.
+    Reload(usize, usize),
+    Signal(Signal),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let verb = prop_oneof![Just(Verb::Start), Just(Verb::Stop), Just(Verb::Restart)];
+    prop_oneof![
+        3 => (verb.clone(), 0..5usize, any::<bool>()).prop_map(|(v, i, w)| Op::Act(v, i, w)),
+        1 => (verb, any::<bool>()).prop_map(|(v, w)| Op::ActAll(v, w)),
+        4 => (0..5usize, prop_oneof![Just(0), Just(1), Just(137)]).prop_map(|(i, c)| Op::Exit(i, c)),
+        4 => prop_oneof![Just(100u64), Just(1000), Just(5000)].prop_map(Op::Advance),
+        2 => (0..5usize, proptest::bool::weighted(0.8)).prop_map(|(i, ok)| Op::Sandbox(i, ok)),
+        1 => (0..5usize, 0..5usize).prop_map(|(a, b)| Op::Reload(a, b)),
+        1 => prop_oneof![
+            Just(Signal::SIGTERM),
+            Just(Signal::SIGHUP),
+            Just(Signal::SIGUSR2),
+            Just(Signal::SIGUSR1)
+        ]
+        .prop_map(Op::Signal),
+    ]
+}
+
+fn scenario() -> impl Strategy<Value = (Vec<Spec>, Vec<Op>)> {
+    (1usize..=5)
+        .prop_flat_map(|n| (0..n).map(spec).collect::<Vec<_>>())
+        .prop_flat_map(|specs| (Just(specs), proptest::collection::vec(op(), 0..60)))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn invariants_hold_over_random_events((specs, ops) in scenario()) {
+        let n = specs.len();
+        let mut present = vec![true; n];
+        let mut variants = vec![0u8; n];
+        let mut w = World::new(world_config(&specs, &present, &variants));
+        for (i, s) in specs.iter().enumerate() {
+            if s.fails {
+                w.failing.insert(NAMES[i].to_string());
+            }
+        }
+        let mut clients = Vec::new();
+        w.boot();
+        for op in ops {
+            match op {
+                Op::Act(verb, i, wait) => clients.push(w.act(verb, NAMES[i % n], wait)),
+                Op::ActAll(verb, wait) => clients.push(w.act(verb, "all", wait)),
+                Op::Exit(i, code) => {
+                    if w.pid(NAMES[i % n]).is_some() {
+                        w.exit(NAMES[i % n], ExitStatus::Code(code));
+                    }
+                }
+                Op::Advance(ms) => w.advance(Duration::from_millis(ms)),
+                Op::Sandbox(i, ok) => {
+                    if w.sandbox_asks.iter().any(|(name, _)| name == NAMES[i % n]) {
+                        w.sandbox_answer(NAMES[i % n], ok);
+                    }
+                }
+                Op::Reload(toggle, change) => {
+                    present[toggle % n] = !present[toggle % n];
+                    variants[change % n] = variants[change % n].wrapping_add(1);
+                    clients.push(w.reload(world_config(&specs, &present, &variants)));
+                }
+                Op::Signal(sig) => w.signal(sig),
+            }
+        }
+        // The end: SIGTERM, and every process exits once signalled.
+        w.signal(Signal::SIGTERM);
+        for _ in 0..200 {
+            if w.planner.exit_code().is_some() {
+                break;
+            }
+            while let Some((name, _)) = w.sandbox_asks.first().cloned() {
+                w.sandbox_answer(&name, true);
+            }
+            w.exit_all_signalled();
+            w.advance(Duration::from_secs(1));
+        }
+        prop_assert!(w.planner.exit_code().is_some(), "shutdown never completed: {:?}",
+            w.planner.programs().map(|p| (p.cfg.name.clone(), p.state(), p.gate.clone())).collect::<Vec<_>>());
+        for c in clients {
+            prop_assert_eq!(w.answers.get(&c).map(Vec::len), Some(1), "client {} answers", c);
+        }
+    }
+}
