@@ -13,8 +13,8 @@
 //! Inside, every event ends with [`Planner::settle`], which runs the
 //! cross-program rules over the programs that changed until nothing changes:
 //! start dependants whose dependencies are RUNNING (or block them when one
-//! failed), swap in reloaded configs of programs that are down, answer waiting
-//! clients, advance stop plans.
+//! failed), advance stop plans, swap in reloaded configs of programs that are
+//! down, answer waiting clients.
 //!
 //! Files: `start.rs` (gates: dependencies and sandboxes), `order.rs` (tiers
 //! and stop plans), `waiters.rs` (clients waiting for an outcome),
@@ -239,6 +239,8 @@ pub struct Planner {
     orphans_reaped: u64,
     /// The last sandbox request's ticket.
     tickets: u64,
+    /// Spawns decided during the event being handled (see `flush_spawns`).
+    to_spawn: Vec<ProgramName>,
 }
 
 /// Name of the single-command main program.
@@ -270,6 +272,7 @@ impl Planner {
             out: Vec::new(),
             orphans_reaped: 0,
             tickets: 0,
+            to_spawn: Vec::new(),
         };
         planner.refresh_net_info();
         planner
@@ -322,6 +325,7 @@ impl Planner {
             } => self.sandbox_ready(&name, ticket, result, now),
         }
         self.settle(now);
+        self.flush_spawns(now);
         std::mem::take(&mut self.out)
     }
 
@@ -520,12 +524,17 @@ impl Planner {
 
     /// Cross-program rules, run after every event until nothing changes.
     fn settle(&mut self, now: Instant) {
+        let mut rounds = 0u32;
         while !self.dirty.is_empty() {
+            rounds += 1;
+            debug_assert!(rounds < 10_000, "settle does not settle: {:?}", self.dirty);
             let changed = std::mem::take(&mut self.dirty);
             self.start_ready_dependents(&changed, now);
+            // Before the replacements: a replaced program that just went
+            // down counts as down for its stop plan, though it starts again.
+            self.advance_stop_plans(now);
             self.apply_replacements(&changed, now);
             self.answer_waiters(&changed, now);
-            self.advance_stop_plans(now);
         }
         if self.exit_code().is_some() {
             self.answer_all_left("the daemon is shutting down", now);

@@ -3,7 +3,8 @@
 //! The actor reads and parses the file off the supervisor's task and hands
 //! the result in as [`Event::Reloaded`](super::Event::Reloaded). Added
 //! programs start (when autostart), removed programs stop and are then
-//! dropped, changed programs stop and start again with their new config,
+//! dropped, changed programs stop and start again with their new config
+//! (removed and changed programs stop tier by tier, dependants first),
 //! unchanged programs are not touched. An invalid new config was already
 //! rejected with every error, and nothing changes.
 
@@ -42,6 +43,7 @@ impl Planner {
             tracing::warn!("changes to [supervisor] take effect at the next start of the daemon");
         }
         let mut diff = ReloadResult::default();
+        let mut to_stop = Vec::new();
         let new_programs = std::mem::take(&mut new.programs);
         let old_names: Vec<ProgramName> = self
             .programs
@@ -52,7 +54,7 @@ impl Planner {
         for name in old_names {
             if !new_programs.contains_key(&name) {
                 self.set_lifecycle(&name, Lifecycle::Removing);
-                self.stop_now(&name, now);
+                to_stop.push(name.clone());
                 diff.removed.push(name);
             }
         }
@@ -84,10 +86,18 @@ impl Planner {
                 _ => {
                     diff.changed.push(name.clone());
                     self.set_lifecycle(&name, Lifecycle::Replacing(Box::new(cfg)));
-                    self.stop_now(&name, now);
+                    to_stop.push(name.clone());
                 }
             }
         }
+        // Removed and changed programs stop in the old config's tier order:
+        // dependants before what they depend on.
+        let tiers = super::tiers(self.programs.values().map(|p| &p.cfg));
+        for name in &to_stop {
+            self.cancel_start(name);
+        }
+        self.stop_plans.push(super::StopPlan::new(&to_stop, &tiers));
+        self.advance_stop_plans(now);
         let path = std::mem::take(&mut self.config.path);
         self.config = new;
         self.config.path = path;

@@ -84,14 +84,7 @@ impl Planner {
         match self.obstacle(name, true) {
             None => {
                 self.set_gate(name, Gate::Spawning);
-                let netns = match self.programs.get(name).map(|p| &p.sandbox) {
-                    Some(Sandbox::Ready(_, netns)) => Some(netns.clone()),
-                    _ => None,
-                };
-                self.out.push(Effect::Spawn {
-                    name: name.to_string(),
-                    netns,
-                });
+                self.to_spawn.push(name.to_string());
             }
             Some(obstacle) => {
                 // The machine stays STOPPED (a due retry or restart is
@@ -231,6 +224,40 @@ impl Planner {
         let why = format!("dependency {dep} is {state}");
         tracing::warn!(program = name, "not started: {why}");
         Gate::Blocked(why)
+    }
+
+    /// Hands the spawns decided during an event to the actor, checking each
+    /// gate again now that the whole event is handled: something later in the
+    /// same event may have stopped a dependency, begun a shutdown, or stopped,
+    /// removed or changed the program itself.
+    pub(super) fn flush_spawns(&mut self, now: Instant) {
+        while !self.to_spawn.is_empty() {
+            for name in std::mem::take(&mut self.to_spawn) {
+                let Some(p) = self
+                    .programs
+                    .get(&name)
+                    .filter(|p| p.gate == Gate::Spawning)
+                else {
+                    continue;
+                };
+                let unwanted = p.lifecycle != Lifecycle::Active
+                    || self.stop_plans.iter().any(|plan| plan.is_current(&name));
+                let netns = match &p.sandbox {
+                    Sandbox::Ready(_, netns) => Some(netns.clone()),
+                    _ => None,
+                };
+                if unwanted {
+                    self.set_gate(&name, Gate::Idle);
+                    self.drive(&name, Input::Stop, now);
+                } else if self.shutdown.is_none() && self.obstacle(&name, false).is_none() {
+                    self.out.push(Effect::Spawn { name, netns });
+                } else {
+                    self.set_gate(&name, Gate::Idle);
+                    self.spawn_through_gates(&name, now);
+                }
+            }
+            self.settle(now);
+        }
     }
 
     /// The actor reported the spawn's result: the gate opens again, and a

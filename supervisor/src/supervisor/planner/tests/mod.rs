@@ -90,6 +90,9 @@ struct World {
     signals: Vec<(String, Signal, bool)>,
     /// Live processes that got a signal.
     signalled: BTreeSet<Pid>,
+    /// Processes whose stop began before the shutdown (their SIGKILL after
+    /// `stopwaitsecs` continues that stop).
+    stopping_before_shutdown: BTreeSet<Pid>,
     /// Sandboxes asked for and not answered yet: (program, ticket).
     sandbox_asks: Vec<(String, u64)>,
     /// Effects other than the above, in order, as debug text.
@@ -116,6 +119,7 @@ impl World {
             spawns: Vec::new(),
             signals: Vec::new(),
             signalled: BTreeSet::new(),
+            stopping_before_shutdown: BTreeSet::new(),
             sandbox_asks: Vec::new(),
             other: Vec::new(),
             shutdown_seen: false,
@@ -133,7 +137,10 @@ impl World {
                     queue.push_back(next);
                 }
             }
-            self.shutdown_seen |= self.planner.shutting_down();
+            if !self.shutdown_seen && self.planner.shutting_down() {
+                self.shutdown_seen = true;
+                self.stopping_before_shutdown = self.signalled.clone();
+            }
             self.check_state();
         }
     }
@@ -184,7 +191,7 @@ impl World {
                 group,
             } => {
                 assert_eq!(self.live.get(&pid), Some(&name), "signal to a dead pid");
-                if self.shutdown_seen {
+                if self.shutdown_seen && !self.stopping_before_shutdown.contains(&pid) {
                     self.check_no_live_dependant(&name);
                 }
                 self.signalled.insert(pid);
