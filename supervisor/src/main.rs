@@ -166,7 +166,7 @@ fn daemon_main(stderr_log: Option<nsvisor::logs::StderrLog>) -> ExitCode {
         tracing::warn!("no programs configured; waiting for a reload or a signal");
     }
     // Low fd numbers for spawning, taken before the runtime opens its own.
-    nsvisor::sys::reserve_spawn_slots();
+    nsvisor::reserve_spawn_slots();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
