@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod config;
+pub mod daemon_log;
 pub mod logs;
 pub mod net;
 pub mod process;

@@ -49,7 +49,7 @@ pub struct RunOptions {
     /// Forward signals to the main program's pid only, not its group.
     pub single_child: bool,
     /// The daemon's own log file (`[supervisor] logfile`), reopened on SIGUSR2.
-    pub daemon_log: Option<crate::logs::DaemonLogFile>,
+    pub daemon_log: Option<crate::daemon_log::DaemonLogFile>,
 }
 
 /// The supervisor's state. Only [`Supervisor::run`] touches it.
