@@ -23,7 +23,7 @@ mod test_util;
 
 use config::Config;
 pub use supervisor::RunOptions;
-/// For `main.rs`, before the runtime opens its fds (see `sys::spawn`).
+/// For `main.rs`: reserves the spawn fd slots before the runtime opens its fds.
 pub use sys::reserve_spawn_slots;
 
 /// How long the daemon waits, at exit, for program output still in pipes.
