@@ -10,17 +10,21 @@
 
 pub mod api;
 pub mod config;
+pub mod daemon_log;
 pub mod logs;
 pub mod net;
 pub mod process;
 pub mod signals;
 pub mod supervisor;
-pub mod sys;
+#[allow(unsafe_code)]
+pub(crate) mod sys;
 #[cfg(test)]
 mod test_util;
 
 use config::Config;
 pub use supervisor::RunOptions;
+/// For `main.rs`: reserves the spawn fd slots before the runtime opens its fds.
+pub use sys::reserve_spawn_slots;
 
 /// How long the daemon waits, at exit, for program output still in pipes.
 const LOG_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);

@@ -95,7 +95,7 @@ enum LogFormat {
 const LOG_FLUSH_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn main() -> ExitCode {
-    let stderr_log = nsvisor::logs::StderrLog::stderr()
+    let stderr_log = nsvisor::daemon_log::StderrLog::stderr()
         .map_err(|e| {
             eprintln!(
                 "nsvisor: cannot start the log writer thread ({e}); logging to stderr directly"
@@ -109,7 +109,7 @@ fn main() -> ExitCode {
     code
 }
 
-fn daemon_main(stderr_log: Option<nsvisor::logs::StderrLog>) -> ExitCode {
+fn daemon_main(stderr_log: Option<nsvisor::daemon_log::StderrLog>) -> ExitCode {
     let cli = Cli::parse();
     let path = config_path(&cli);
     if let Some(Sub::Check) = cli.subcommand {
@@ -128,7 +128,7 @@ fn daemon_main(stderr_log: Option<nsvisor::logs::StderrLog>) -> ExitCode {
     // A tini-style init stays quiet unless something goes wrong.
     let quiet = path.is_none().then_some("warn");
     let daemon_log = config.supervisor.logfile.as_deref().and_then(|path| {
-        nsvisor::logs::DaemonLogFile::open(path)
+        nsvisor::daemon_log::DaemonLogFile::open(path)
             .map_err(|e| eprintln!("nsvisor: {e}; logging to stderr only"))
             .ok()
     });
@@ -166,7 +166,7 @@ fn daemon_main(stderr_log: Option<nsvisor::logs::StderrLog>) -> ExitCode {
         tracing::warn!("no programs configured; waiting for a reload or a signal");
     }
     // Low fd numbers for spawning, taken before the runtime opens its own.
-    nsvisor::sys::reserve_spawn_slots();
+    nsvisor::reserve_spawn_slots();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -257,8 +257,8 @@ fn config_failure(e: &ConfigErrors) -> ExitCode {
 fn init_tracing(
     cli: &Cli,
     config_level: Option<&str>,
-    stderr_log: Option<nsvisor::logs::StderrLog>,
-    file: Option<nsvisor::logs::DaemonLogFile>,
+    stderr_log: Option<nsvisor::daemon_log::StderrLog>,
+    file: Option<nsvisor::daemon_log::DaemonLogFile>,
 ) {
     use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt, OptionalWriter};
     use tracing_subscriber::EnvFilter;

@@ -10,16 +10,16 @@
 //!   buffers persist). [`ProgramLogs::open_pipes`] before each spawn gives the
 //!   child's fds 1 and 2; the read ends go to the program's pumps at once.
 //!   Dropping it lets its pumps finish once the pipes end.
-//! - [`DaemonLogFile`]: the daemon's own log file (`[supervisor] logfile`), a
-//!   `tracing_subscriber` writer.
-//! - [`StderrLog`]: the daemon's own log on stderr, queued to a writer thread
-//!   so that a stalled reader never stalls the daemon.
+//!
+//! The daemon's own log is not here but in `daemon_log/`; [`LogContext`] only
+//! holds its file ([`LogContext::set_daemon_log`]) to reopen it on SIGUSR2
+//! with the program log files.
 //!
 //! Files: `pump.rs` (pipe → sinks), `mailbox.rs` (pipes and requests to a
 //! pump), `idle.rs` (pipes not written to yet), `file.rs` (file sink policy),
 //! `target.rs` (an open log file: write, splice), `rotate.rs` (rotation),
 //! `console.rs` (console sink), `lines.rs` (console lines), `ring.rs` (tail
-//! buffer), `daemon_log.rs`, `daemon_stderr.rs`. User documentation: docs/logging.md.
+//! buffer). User documentation: docs/logging.md.
 //!
 //! Memory matters here: every configured program has two streams, and a
 //! daemon may run a thousand idle programs. An idle stream costs about half a
@@ -27,8 +27,6 @@
 //! its tail buffer grows only with output.
 
 pub mod console;
-mod daemon_log;
-mod daemon_stderr;
 mod file;
 mod idle;
 mod lines;
@@ -47,11 +45,10 @@ use nix::fcntl::OFlag;
 use tokio::sync::watch;
 
 use crate::config::{ConsoleMode, LogFile, ProgramConfig, StreamLog};
+use crate::daemon_log::DaemonLogFile;
 pub use crate::supervisor::command::Stream;
 use crate::sys;
 pub use console::Console;
-pub use daemon_log::DaemonLogFile;
-pub use daemon_stderr::StderrLog;
 use file::{FileRegistry, FileSpec};
 use idle::IdlePipes;
 use mailbox::{Mailbox, Mailboxes};
@@ -78,14 +75,6 @@ pub enum LogError {
     /// The log threads could not be started.
     #[error("cannot start the log threads: {source}")]
     Start {
-        /// Cause.
-        source: io::Error,
-    },
-    /// The daemon's own log file could not be opened.
-    #[error("cannot open the daemon log file {}: {source}", path.display())]
-    DaemonLog {
-        /// The file.
-        path: std::path::PathBuf,
         /// Cause.
         source: io::Error,
     },

@@ -41,7 +41,7 @@ pub struct RunOptions {
     /// Forward signals to the main program's pid only, not its group.
     pub single_child: bool,
     /// The daemon's own log file (`[supervisor] logfile`), reopened on SIGUSR2.
-    pub daemon_log: Option<crate::logs::DaemonLogFile>,
+    pub daemon_log: Option<crate::daemon_log::DaemonLogFile>,
 }
 
 /// What a timer is for.

@@ -3,8 +3,9 @@
 //!
 //! The file is opened in append mode and each event is one `write(2)`, so lines
 //! stay whole and an external `copytruncate` is harmless. SIGUSR2 reopens it by
-//! path ([`DaemonLogFile::reopen`], called by `LogContext::reopen_all`). The
-//! mutex only guards swapping the open file; writes happen outside it.
+//! path ([`DaemonLogFile::reopen`], called by `logs::LogContext::reopen_all`,
+//! which holds a clone for that). The mutex only guards swapping the open
+//! file; writes happen outside it.
 //!
 //! Used by `main.rs` (`.with_writer(std::io::stderr.and(file))`).
 
@@ -14,7 +15,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::LogError;
+use super::DaemonLogError;
 
 /// The daemon's log file; cheap to clone.
 #[derive(Debug, Clone)]
@@ -25,7 +26,7 @@ pub struct DaemonLogFile {
 
 impl DaemonLogFile {
     /// Opens (creates) `path` for appending.
-    pub fn open(path: &Path) -> Result<DaemonLogFile, LogError> {
+    pub fn open(path: &Path) -> Result<DaemonLogFile, DaemonLogError> {
         Ok(DaemonLogFile {
             path: path.to_path_buf(),
             current: Arc::new(Mutex::new(Arc::new(open(path)?))),
@@ -33,20 +34,20 @@ impl DaemonLogFile {
     }
 
     /// Opens the path again (after an external rename).
-    pub fn reopen(&self) -> Result<(), LogError> {
+    pub fn reopen(&self) -> Result<(), DaemonLogError> {
         let file = Arc::new(open(&self.path)?);
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = file;
         Ok(())
     }
 }
 
-fn open(path: &Path) -> Result<File, LogError> {
+fn open(path: &Path) -> Result<File, DaemonLogError> {
     OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o640)
         .open(path)
-        .map_err(|source| LogError::DaemonLog {
+        .map_err(|source| DaemonLogError::Open {
             path: path.to_path_buf(),
             source,
         })

@@ -1,0 +1,32 @@
+//! The daemon's own log (what `tracing` records about the daemon), kept apart
+//! from program output (`logs/`). It has two writers, joined by `main.rs`
+//! into one `tracing_subscriber` writer:
+//!
+//! - [`StderrLog`] (`stderr.rs`): events to stderr through one writer thread,
+//!   so that a reader of stderr that stalls never stalls the daemon.
+//! - [`DaemonLogFile`] (`file.rs`): events also to `[supervisor] logfile`,
+//!   reopened by path on SIGUSR2 (through `logs::LogContext::reopen_all`,
+//!   which reopens program log files at the same moment).
+//!
+//! Invariant: each event reaches each writer as one whole write, so lines
+//! stay whole next to the program lines the console threads write to the
+//! same stderr.
+
+mod file;
+mod stderr;
+
+pub use file::DaemonLogFile;
+pub use stderr::StderrLog;
+
+/// Why the daemon's own log file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonLogError {
+    /// Opening (or reopening) the file failed.
+    #[error("cannot open the daemon log file {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,40 @@
+//! The only module with `unsafe`: raw syscalls behind safe functions (DESIGN
+//! rule 4). The rest of the daemon calls them as `crate::sys::name`; the
+//! submodules are private and each owns one concern:
+//!
+//! - `spawn.rs`: starting a program ([`spawn_child`], [`ChildSetup`]), the
+//!   low fd slots it uses ([`reserve_spawn_slots`]) and the guard that keeps
+//!   spawns one at a time; `child.rs`: what the child does between clone and
+//!   exec (raw async-signal-safe syscalls only).
+//! - `process.rs`: signals to programs and groups, subreaper, capabilities.
+//! - `fd.rs`: `/dev/null`, close-on-exec duplicates, the tty test, status flags.
+//! - `pipe.rs`: program output pipes, pipe sizes, `splice(2)`.
+//! - `reactor.rs`: registering fds and the daemon's epoll with tokio.
+//! - `socket.rs`: peer groups, UDP `IP_PKTINFO`, socket shutdown.
+//! - `namespace.rs`: network namespaces for a thread, bind mounts, umount.
+//!
+//! Every `unsafe` block carries a `// SAFETY:` comment. Where nix already has a
+//! safe wrapper, the function here only gathers it, so that the daemon's
+//! syscalls are found in one place.
+
+mod child;
+mod fd;
+mod namespace;
+mod pipe;
+mod process;
+mod reactor;
+mod socket;
+mod spawn;
+
+pub use fd::{open_dev_null, set_status_flag, stdin_is_tty};
+pub use namespace::{
+    bind_mount, enter_netns_thread, make_rshared, rbind_onto_itself, umount_detach, unshare_netns,
+};
+pub use pipe::{log_pipe, set_pipe_size, splice_move, splice_pipe, splice_pipe_to_file};
+pub use process::{effective_caps, group_alive, send_signal, set_subreaper};
+pub use reactor::{register_async, register_epoll, OwnedEpoll};
+pub use socket::{peer_groups, recv_from_to, send_to_from, set_pktinfo, shutdown_socket};
+pub use spawn::{reserve_spawn_slots, spawn_child, ChildSetup, Ids, Session, SpawnStage};
+
+#[cfg(test)]
+mod tests;

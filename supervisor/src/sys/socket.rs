@@ -1,0 +1,133 @@
+//! Socket options and calls nix or std lack in the shape needed: the peer's
+//! supplementary groups (`api/peer.rs`), UDP with `IP_PKTINFO` so a reply
+//! leaves from the address the client wrote to (`net/udp.rs`), and a
+//! shutdown that treats a gone peer as done (`net/tcp.rs`).
+//!
+//! All of them borrow the socket for the call only and return `io::Error`,
+//! so callers can put it into their own error variants.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    recvmsg, sendmsg, setsockopt, shutdown, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
+    Shutdown, SockaddrIn,
+};
+
+/// `SO_PEERGROUPS` (Linux 4.13+); not exported by libc for every target.
+#[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
+const SO_PEERGROUPS: libc::c_int = 0x3d;
+#[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
+const SO_PEERGROUPS: libc::c_int = 59;
+
+/// The supplementary groups of the process at the other end of a unix
+/// socket, as they were when it connected (`SO_PEERGROUPS`).
+pub fn peer_groups(socket: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
+    let gid_size = std::mem::size_of::<libc::gid_t>();
+    let mut groups: Vec<libc::gid_t> = vec![0; 32];
+    loop {
+        let mut len = (groups.len() * gid_size) as libc::socklen_t;
+        // SAFETY: `groups` is a live buffer of exactly `len` bytes, `len` points
+        // to a valid socklen_t, and the fd is borrowed for the whole call.
+        let rc = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let needed = len as usize / gid_size;
+        if rc == 0 {
+            groups.truncate(needed);
+            return Ok(groups);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ERANGE) && needed > groups.len() {
+            groups.resize(needed, 0);
+            continue;
+        }
+        return Err(err);
+    }
+}
+
+/// Asks for `IP_PKTINFO` on a UDP socket, so [`recv_from_to`] can tell which
+/// local address a datagram was sent to.
+pub fn set_pktinfo(socket: BorrowedFd<'_>) -> io::Result<()> {
+    setsockopt(&socket, sockopt::Ipv4PacketInfo, &true).map_err(io::Error::from)
+}
+
+/// Receives one datagram: `(length, sender, local address it was sent to)`.
+/// The local address is known only with [`set_pktinfo`].
+pub fn recv_from_to(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, SocketAddrV4, Option<Ipv4Addr>)> {
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut cmsg = nix::cmsg_space!(libc::in_pktinfo);
+    let msg = recvmsg::<SockaddrIn>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(io::Error::from)?;
+    let mut local = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::Ipv4PacketInfo(info) = c {
+                local = Some(Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr)));
+            }
+        }
+    }
+    let from = msg
+        .address
+        .map(SocketAddrV4::from)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?;
+    Ok((msg.bytes, from, local))
+}
+
+/// Sends one datagram to `to`, from local address `from` when given (so a
+/// reply leaves from the address the client wrote to).
+pub fn send_to_from(
+    socket: BorrowedFd<'_>,
+    buf: &[u8],
+    to: SocketAddrV4,
+    from: Option<Ipv4Addr>,
+) -> io::Result<usize> {
+    let iov = [io::IoSlice::new(buf)];
+    let dest = SockaddrIn::from(to);
+    let info = from.map(|addr| libc::in_pktinfo {
+        ipi_ifindex: 0,
+        ipi_spec_dst: libc::in_addr {
+            s_addr: u32::from(addr).to_be(),
+        },
+        ipi_addr: libc::in_addr { s_addr: 0 },
+    });
+    let cmsgs: Vec<ControlMessage<'_>> = info.iter().map(ControlMessage::Ipv4PacketInfo).collect();
+    sendmsg(
+        socket.as_raw_fd(),
+        &iov,
+        &cmsgs,
+        MsgFlags::MSG_DONTWAIT,
+        Some(&dest),
+    )
+    .map_err(io::Error::from)
+}
+
+/// `shutdown(fd, SHUT_WR)` (or `SHUT_RDWR` with `both`): tells the peer no
+/// more data follows. A socket that is not connected any more is fine.
+pub fn shutdown_socket(fd: BorrowedFd<'_>, both: bool) -> io::Result<()> {
+    let how = if both {
+        Shutdown::Both
+    } else {
+        Shutdown::Write
+    };
+    match shutdown(fd.as_raw_fd(), how) {
+        Err(Errno::ENOTCONN) => Ok(()),
+        other => other.map_err(io::Error::from),
+    }
+}
