@@ -17,6 +17,7 @@ mod program;
 mod raw;
 mod read;
 mod sandboxes;
+mod subnet;
 mod suggest;
 mod supervisor;
 mod units;
@@ -33,6 +34,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use subnet::{ParseSubnetError, Subnet};
 
 /// Unique program name (`web`, or `web:0` for replicas).
 pub type ProgramName = String;
@@ -244,10 +246,8 @@ pub struct NetworkConfig {
     pub name: String,
     /// Bridge interface name (≤ 15 bytes).
     pub bridge: String,
-    /// Subnet address (network address).
-    pub subnet: Ipv4Addr,
-    /// Subnet prefix length.
-    pub prefix: u8,
+    /// Subnet (at most /30).
+    pub subnet: Subnet,
     /// Bridge address (default: last usable address of the subnet).
     pub gateway: Ipv4Addr,
 }
