@@ -3,7 +3,9 @@
 //! Owns the socket path rule (`-s`, then `NSVISOR_SOCKET`, then the daemon's
 //! own default rule) and the mapping of transport and API failures onto
 //! [`CtlError`], whose messages say what to check. Callers in `commands.rs`
-//! get decoded JSON, or a streamed body for `tail -f` and `events`.
+//! name a [`Route`] and its [`Query`] (from `nsvisor_proto`, the definition the
+//! daemon parses with), which give the path and the method; they get decoded
+//! JSON, or a streamed body for `tail -f` and `events`.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
-use nsvisor_proto::{ApiError, ErrorBody, ErrorKind};
+use nsvisor_proto::{ApiError, ErrorBody, ErrorKind, HttpMethod, Query, Route};
 use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 
@@ -102,13 +104,18 @@ impl Client {
         &self.socket
     }
 
-    /// Sends one request; any status comes back as it is.
+    /// Sends one request to `route` with `query`; any status comes back as it is.
     pub async fn send(
         &self,
-        method: Method,
-        path: &str,
+        route: &Route,
+        query: &Query,
         body: Option<Vec<u8>>,
     ) -> Result<Response<Incoming>, CtlError> {
+        let path = route.uri(query);
+        let method = match route.method() {
+            HttpMethod::Get => Method::GET,
+            HttpMethod::Post => Method::POST,
+        };
         let unreachable = |source| CtlError::Unreachable {
             socket: self.socket.clone(),
             source,
@@ -122,7 +129,7 @@ impl Client {
         tokio::spawn(conn);
         let mut req = Request::builder()
             .method(method)
-            .uri(path)
+            .uri(&path)
             .header("host", "localhost");
         if body.is_some() {
             req = req.header("content-type", "application/json");
@@ -144,17 +151,17 @@ impl Client {
     /// the answer (health's 503).
     pub async fn call<T: DeserializeOwned>(
         &self,
-        method: Method,
-        path: &str,
+        route: &Route,
+        query: &Query,
         body: Option<Vec<u8>>,
         also_ok: &[u16],
     ) -> Result<T, CtlError> {
-        let res = self.send(method, path, body).await?;
+        let res = self.send(route, query, body).await?;
         let status = res.status();
         let data = self.read_all(res).await?;
         if status.is_success() {
             return serde_json::from_slice(&data)
-                .map_err(|e| self.protocol(format!("{path}: {e}")));
+                .map_err(|e| self.protocol(format!("{}: {e}", route.uri(query))));
         }
         if also_ok.contains(&status.as_u16()) {
             if let Ok(answer) = serde_json::from_slice(&data) {
@@ -209,29 +216,9 @@ fn kind_of_status(status: u16) -> ErrorKind {
     }
 }
 
-/// Escapes a program name or target for a path segment (`web:*` → `web:%2A`).
-pub fn segment(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~:@".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn segments_are_escaped() {
-        assert_eq!(segment("web:*"), "web:%2A");
-        assert_eq!(segment("a b/c"), "a%20b%2Fc");
-        assert_eq!(segment("web:0"), "web:0");
-    }
 
     #[test]
     fn unreachable_message_names_the_socket_and_what_to_check() {

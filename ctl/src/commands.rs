@@ -1,7 +1,9 @@
 //! What each `nsvisorctl` command does: which requests it sends, what it
 //! prints (text via `render.rs`, or JSON), and which exit code it ends with.
 //!
-//! Results go to stdout; failures to stderr as `nsvisorctl: <message>` (with
+//! Requests are named by `nsvisor_proto`'s [`Route`], [`Verb`], [`StreamKind`]
+//! and [`Query`], never by path strings, so the client builds exactly what the
+//! daemon parses. Results go to stdout; failures to stderr as `nsvisorctl: <message>` (with
 //! `--json`: one `{"error":{"kind","message"}}` line). When several things
 //! happen (several targets), the most severe exit code wins. A closed stdout
 //! (`| head`) ends the command quietly. Called once by `main.rs`.
@@ -10,13 +12,13 @@ use std::io::Write;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper::Method;
 use nsvisor_proto::{
-    ActionResult, ErrorKind, Health, ProgramInfo, ReloadResult, State, StateEvent,
+    ActionResult, ErrorKind, Health, Param, ProgramInfo, Query, ReloadResult, Route, State,
+    StateEvent, StreamKind, Verb,
 };
 use serde::Serialize;
 
-use crate::client::{segment, Client, CtlError};
+use crate::client::{Client, CtlError};
 use crate::{render, Cli, Cmd, Exit, Targets};
 
 /// Runs the command of `cli` against the daemon behind `client`.
@@ -27,9 +29,9 @@ pub async fn run(cli: Cli, client: Client) -> Exit {
     };
     let result = match cli.command {
         Cmd::Status { names } => ctx.status(&names).await,
-        Cmd::Start(t) => ctx.act("start", &t).await,
-        Cmd::Stop(t) => ctx.act("stop", &t).await,
-        Cmd::Restart(t) => ctx.act("restart", &t).await,
+        Cmd::Start(t) => ctx.act(Verb::Start, &t).await,
+        Cmd::Stop(t) => ctx.act(Verb::Stop, &t).await,
+        Cmd::Restart(t) => ctx.act(Verb::Restart, &t).await,
         Cmd::Signal { signal, names } => ctx.signal(&signal, &names).await,
         Cmd::Tail {
             follow,
@@ -38,17 +40,21 @@ pub async fn run(cli: Cli, client: Client) -> Exit {
             stderr,
             name,
         } => {
-            let cut = match bytes {
-                Some(n) => format!("bytes={n}"),
-                None => format!("lines={lines}"),
+            let query = match bytes {
+                Some(n) => Query::new().with(Param::Bytes, n),
+                None => Query::new().with(Param::Lines, lines),
             };
-            ctx.tail(
-                &name,
-                if stderr { "stderr" } else { "stdout" },
-                &cut,
-                follow,
-            )
-            .await
+            let query = if follow {
+                query.with(Param::Follow, true)
+            } else {
+                query
+            };
+            let stream = if stderr {
+                StreamKind::Stderr
+            } else {
+                StreamKind::Stdout
+            };
+            ctx.tail(&name, stream, &query).await
         }
         Cmd::Pid { name } => ctx.pid(name.as_deref()).await,
         Cmd::Reload => ctx.reload().await,
@@ -109,7 +115,7 @@ impl Ctx {
 
     async fn programs(&self) -> Result<Vec<ProgramInfo>, CtlError> {
         self.client
-            .call(Method::GET, "/v1/programs", None, &[])
+            .call(&Route::Programs, &Query::new(), None, &[])
             .await
     }
 
@@ -143,19 +149,21 @@ impl Ctx {
         Ok(exit)
     }
 
-    /// Sends one POST per target and prints every result.
+    /// Sends `verb` to each target and prints every result.
     async fn each_target(
         &self,
         names: &[String],
-        path: impl Fn(&str) -> String,
+        verb: Verb,
+        query: &Query,
         body: Option<Vec<u8>>,
     ) -> Exit {
         let mut exit = Exit::Success;
         let mut all: Vec<ActionResult> = Vec::new();
         for name in names {
+            let route = Route::Act(name.clone(), verb);
             match self
                 .client
-                .call::<Vec<ActionResult>>(Method::POST, &path(&segment(name)), body.clone(), &[])
+                .call::<Vec<ActionResult>>(&route, query, body.clone(), &[])
                 .await
             {
                 Ok(results) => {
@@ -187,45 +195,30 @@ impl Ctx {
         exit
     }
 
-    async fn act(&self, verb: &str, t: &Targets) -> Result<Exit, CtlError> {
-        let wait = if t.no_wait { "?wait=false" } else { "" };
-        Ok(self
-            .each_target(
-                &t.names,
-                |target| format!("/v1/programs/{target}/{verb}{wait}"),
-                None,
-            )
-            .await)
+    async fn act(&self, verb: Verb, t: &Targets) -> Result<Exit, CtlError> {
+        let query = if t.no_wait {
+            Query::new().with(Param::Wait, false)
+        } else {
+            Query::new()
+        };
+        Ok(self.each_target(&t.names, verb, &query, None).await)
     }
 
     async fn signal(&self, signal: &str, names: &[String]) -> Result<Exit, CtlError> {
         let body = serde_json::to_vec(&serde_json::json!({ "signal": signal })).unwrap_or_default();
         Ok(self
-            .each_target(
-                names,
-                |target| format!("/v1/programs/{target}/signal"),
-                Some(body),
-            )
+            .each_target(names, Verb::Signal(()), &Query::new(), Some(body))
             .await)
     }
 
-    async fn tail(
-        &self,
-        name: &str,
-        stream: &str,
-        cut: &str,
-        follow: bool,
-    ) -> Result<Exit, CtlError> {
-        let follow_q = if follow { "&follow=true" } else { "" };
-        let path = format!(
-            "/v1/programs/{}/logs/{stream}?{cut}{follow_q}",
-            segment(name)
-        );
+    async fn tail(&self, name: &str, stream: StreamKind, query: &Query) -> Result<Exit, CtlError> {
+        let route = Route::Logs(name.to_string(), stream);
         let json = self.json;
-        self.stream(&path, |chunk: Bytes| {
+        self.stream(&route, query, |chunk: Bytes| {
             if json {
                 let data = String::from_utf8_lossy(&chunk);
-                let line = serde_json::json!({ "name": name, "stream": stream, "data": data });
+                let line =
+                    serde_json::json!({ "name": name, "stream": stream.as_str(), "data": data });
                 write_out(format!("{line}\n").as_bytes())
             } else {
                 write_out(&chunk)
@@ -237,7 +230,7 @@ impl Ctx {
     async fn events(&self) -> Result<Exit, CtlError> {
         let json = self.json;
         let mut pending = BytesMut::new();
-        self.stream("/v1/events", |chunk: Bytes| {
+        self.stream(&Route::Events, &Query::new(), |chunk: Bytes| {
             pending.extend_from_slice(&chunk);
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                 let line = pending.split_to(end + 1);
@@ -255,10 +248,11 @@ impl Ctx {
     /// GETs a streamed answer and hands each chunk to `sink` until it ends.
     async fn stream(
         &self,
-        path: &str,
+        route: &Route,
+        query: &Query,
         mut sink: impl FnMut(Bytes) -> Result<(), Closed>,
     ) -> Result<Exit, CtlError> {
-        let res = self.client.send(Method::GET, path, None).await?;
+        let res = self.client.send(route, query, None).await?;
         if !res.status().is_success() {
             let status = res.status().as_u16();
             let data = self.client.read_all(res).await?;
@@ -290,7 +284,7 @@ impl Ctx {
 
     async fn health_of_daemon(&self) -> Result<Health, CtlError> {
         self.client
-            .call(Method::GET, "/v1/health", None, &[503])
+            .call(&Route::Health, &Query::new(), None, &[503])
             .await
     }
 
@@ -302,8 +296,8 @@ impl Ctx {
             });
             return Ok(Exit::Success);
         };
-        let path = format!("/v1/programs/{}", segment(name));
-        let p: ProgramInfo = self.client.call(Method::GET, &path, None, &[]).await?;
+        let route = Route::Program(name.to_string());
+        let p: ProgramInfo = self.client.call(&route, &Query::new(), None, &[]).await?;
         let pid = p.pid.unwrap_or(0);
         self.print(&serde_json::json!({ "name": p.name, "pid": pid }), || {
             format!("{pid}\n")
@@ -318,7 +312,7 @@ impl Ctx {
     async fn reload(&self) -> Result<Exit, CtlError> {
         let r: ReloadResult = self
             .client
-            .call(Method::POST, "/v1/reload", None, &[])
+            .call(&Route::Reload, &Query::new(), None, &[])
             .await?;
         self.print(&r, || render::reload_text(&r));
         Ok(Exit::Success)
@@ -327,7 +321,7 @@ impl Ctx {
     async fn shutdown(&self) -> Result<Exit, CtlError> {
         let r: serde_json::Value = self
             .client
-            .call(Method::POST, "/v1/shutdown", None, &[])
+            .call(&Route::Shutdown, &Query::new(), None, &[])
             .await?;
         self.print(&r, || "shutting down\n".to_string());
         Ok(Exit::Success)

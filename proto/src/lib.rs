@@ -1,12 +1,21 @@
 //! Wire types shared by the nsvisor daemon and `nsvisorctl`.
 //!
-//! Everything the control API sends or receives as JSON is defined here, and
-//! nothing else: no I/O, no behaviour beyond small helpers. The daemon turns its
-//! internal program state into these types when it answers; the client renders
-//! them. Changing a field here changes the API documented in `docs/api.md`.
+//! Everything the control API sends or receives is defined here, and nothing
+//! else: no I/O, no behaviour beyond small helpers. This file holds the JSON
+//! bodies; `route.rs` the paths, verbs, streams and methods, and `query.rs`
+//! the query parameters, which the daemon parses and the client builds from
+//! the same definition. The daemon turns its internal program state into these types when it answers;
+//! the client renders them. Changing a field or a path here changes the API
+//! documented in `docs/api.md`.
 #![deny(missing_docs)]
 
+mod query;
+mod route;
+
 use serde::{Deserialize, Serialize};
+
+pub use query::{Param, Query};
+pub use route::{encode_segment, percent_decode, HttpMethod, Route, StreamKind, Verb};
 
 /// API version prefix of every path, e.g. `/v1/programs`.
 pub const API_PREFIX: &str = "/v1";

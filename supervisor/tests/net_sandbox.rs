@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use nsvisor::config::{
-    Config, NetworkConfig, PortMapping, ProgramConfig, ProgramNet, Protocol, SandboxSpec,
+    Config, NetworkConfig, PortMapping, ProgramConfig, ProgramNet, Protocol, SandboxSpec, Subnet,
 };
 use nsvisor::net::{self, netlink::Netlink, Manager};
 
@@ -50,20 +50,19 @@ impl Names {
         let subnet = loop {
             let r = random_u64();
             let candidate = Ipv4Addr::new(172, 16 + (r % 16) as u8, (r >> 8) as u8, 0);
+            let candidate = Subnet::containing(candidate, 24);
             let taken = routes.iter().any(|route| {
-                route.prefix > 0 && overlaps(route.destination, route.prefix, candidate, 24)
+                route.destination.prefix() > 0 && route.destination.overlaps(&candidate)
             });
             if !taken {
                 break candidate;
             }
         };
-        let o = subnet.octets();
         let network = NetworkConfig {
             name: format!("net{tag}"),
             bridge: format!("nsvt{tag}"),
             subnet,
-            prefix: 24,
-            gateway: Ipv4Addr::new(o[0], o[1], o[2], 1),
+            gateway: subnet.nth_host(1).unwrap(),
         };
         Names { tag, network }
     }
@@ -73,7 +72,7 @@ impl Names {
     }
 
     fn address(&self, host: u8) -> Ipv4Addr {
-        let o = self.network.subnet.octets();
+        let o = self.network.subnet.network().octets();
         Ipv4Addr::new(o[0], o[1], o[2], host)
     }
 
@@ -85,12 +84,6 @@ impl Names {
             ports,
         }
     }
-}
-
-fn overlaps(a: Ipv4Addr, ap: u8, b: Ipv4Addr, bp: u8) -> bool {
-    let p = u32::from(ap.min(bp));
-    let mask = u32::MAX.checked_shl(32 - p).unwrap_or(0);
-    u32::from(a) & mask == u32::from(b) & mask
 }
 
 fn free_port() -> u16 {
@@ -365,7 +358,7 @@ async fn a_subnet_overlapping_a_host_route_is_refused() {
         .networks
         .insert(n.network.name.clone(), n.network.clone());
     let errors = net::check_host(&config).await.unwrap_err();
-    let subnet = format!("{}/24", n.network.subnet);
+    let subnet = n.network.subnet.to_string();
     assert_eq!(
         errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
         [format!(

@@ -4,7 +4,8 @@
 //! owner), then runs the accept loop ([`server`]): every connection's peer
 //! credentials are checked ([`peer`]) before hyper serves it, and each request
 //! is turned into a supervisor [`Command`](crate::supervisor::command::Command)
-//! by [`routes`] through the [`Handle`]. Streaming answers (`tail -f`, events)
+//! by [`routes`] (paths and queries parsed with `nsvisor_proto`'s `Route` and
+//! `Query`, the definition `nsvisorctl` builds with) through the [`Handle`]. Streaming answers (`tail -f`, events)
 //! live in [`stream`], Prometheus text in [`metrics`].
 //!
 //! Invariants: the supervisor never waits on a client (requests go through the

@@ -1,7 +1,8 @@
 //! HTTP ↔ supervisor commands: the table of endpoints and what each one asks.
 //!
-//! A request is parsed into a [`Route`] (path and method) and its query
-//! parameters, then answered by one small function that asks the supervisor
+//! A request is parsed into a [`Route`] and its [`Query`] (both defined in
+//! `nsvisor_proto`, where `nsvisorctl` builds them from the same definition),
+//! its method checked against the route's one, then answered by one small function that asks the supervisor
 //! through the [`Handle`] and turns the reply into JSON (or a stream). Every
 //! failure becomes an `ApiError` answer: unknown path 404, wrong method 405,
 //! bad query or body 400, body over [`MAX_BODY`] 413. Nothing here can panic
@@ -18,14 +19,14 @@ use hyper::body::{Body as _, Incoming};
 use hyper::header::{HeaderValue, ALLOW};
 use hyper::{Method, Request, StatusCode};
 use nix::sys::signal::Signal;
-use nsvisor_proto::{ApiError, ErrorKind};
+use nsvisor_proto::{ApiError, ErrorKind, HttpMethod, Param, Query, Route, StreamKind, Verb};
 use serde::Deserialize;
 use tokio::sync::{watch, Semaphore};
 
 use super::reply::{self, Reply};
 use super::{metrics, stream};
 use crate::logs::ring;
-use crate::supervisor::command::{Action, Handle, Stream};
+use crate::supervisor::command::{Action, Handle};
 
 /// Largest request body accepted (bytes).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -59,176 +60,11 @@ impl Api {
     }
 }
 
-/// Start, stop or restart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verb {
-    Start,
-    Stop,
-    Restart,
-}
-
-/// Every endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Route {
-    Programs,
-    Program(String),
-    Act(String, Verb),
-    Signal(String),
-    Logs(String, Stream),
-    Reload,
-    Shutdown,
-    Events,
-    Health,
-    Metrics,
-}
-
-impl Route {
-    /// The route of a path, or 404.
-    fn parse(path: &str) -> Result<Route, ApiError> {
-        let not_found = || ApiError::new(ErrorKind::NotFound, format!("no such endpoint: {path}"));
-        let path = path
-            .strip_suffix('/')
-            .filter(|p| !p.is_empty())
-            .unwrap_or(path);
-        if path == "/metrics" {
-            return Ok(Route::Metrics);
-        }
-        let rest = path.strip_prefix("/v1/").ok_or_else(not_found)?;
-        let segs = rest
-            .split('/')
-            .map(percent_decode)
-            .collect::<Result<Vec<_>, _>>()?;
-        let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-        let route = match segs.as_slice() {
-            ["programs"] => Route::Programs,
-            ["programs", name] => Route::Program(name.to_string()),
-            ["programs", target, "start"] => Route::Act(target.to_string(), Verb::Start),
-            ["programs", target, "stop"] => Route::Act(target.to_string(), Verb::Stop),
-            ["programs", target, "restart"] => Route::Act(target.to_string(), Verb::Restart),
-            ["programs", target, "signal"] => Route::Signal(target.to_string()),
-            ["programs", name, "logs", "stdout"] => Route::Logs(name.to_string(), Stream::Stdout),
-            ["programs", name, "logs", "stderr"] => Route::Logs(name.to_string(), Stream::Stderr),
-            ["reload"] => Route::Reload,
-            ["shutdown"] => Route::Shutdown,
-            ["events"] => Route::Events,
-            ["health"] => Route::Health,
-            _ => return Err(not_found()),
-        };
-        match &route {
-            Route::Program(n) | Route::Act(n, _) | Route::Signal(n) | Route::Logs(n, _)
-                if n.is_empty() =>
-            {
-                Err(ApiError::new(
-                    ErrorKind::BadRequest,
-                    "empty program name in the path",
-                ))
-            }
-            _ => Ok(route),
-        }
-    }
-
-    /// The query parameters this endpoint takes.
-    fn params(&self) -> &'static [&'static str] {
-        match self {
-            Route::Act(..) => &["wait"],
-            Route::Logs(..) => &["lines", "bytes", "follow"],
-            _ => &[],
-        }
-    }
-
-    /// The one method this endpoint answers.
-    fn method(&self) -> Method {
-        match self {
-            Route::Act(..) | Route::Signal(_) | Route::Reload | Route::Shutdown => Method::POST,
-            _ => Method::GET,
-        }
-    }
-}
-
-/// Decodes `%XX` escapes of a path segment or query part.
-fn percent_decode(s: &str) -> Result<String, ApiError> {
-    let bad = || {
-        ApiError::new(
-            ErrorKind::BadRequest,
-            format!("bad percent-encoding in {s:?}"),
-        )
-    };
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'%' {
-            let hi = bytes
-                .next()
-                .and_then(|c| (c as char).to_digit(16))
-                .ok_or_else(bad)?;
-            let lo = bytes
-                .next()
-                .and_then(|c| (c as char).to_digit(16))
-                .ok_or_else(bad)?;
-            out.push((hi * 16 + lo) as u8);
-        } else {
-            out.push(b);
-        }
-    }
-    String::from_utf8(out).map_err(|_| bad())
-}
-
-/// Query parameters, each checked against the ones an endpoint knows.
-#[derive(Debug, Default)]
-struct Query(Vec<(String, String)>);
-
-impl Query {
-    fn parse(query: Option<&str>, known: &[&str]) -> Result<Query, ApiError> {
-        let mut pairs = Vec::new();
-        for part in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = part.split_once('=').unwrap_or((part, ""));
-            let (k, v) = (percent_decode(k)?, percent_decode(&v.replace('+', " "))?);
-            if !known.contains(&k.as_str()) {
-                let expected = match known {
-                    [] => "none".to_string(),
-                    _ => known.join(", "),
-                };
-                return Err(ApiError::new(
-                    ErrorKind::BadRequest,
-                    format!("unknown query parameter {k:?} (this endpoint takes: {expected})"),
-                ));
-            }
-            pairs.push((k, v));
-        }
-        Ok(Query(pairs))
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn flag(&self, key: &str, default: bool) -> Result<bool, ApiError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some("" | "true" | "1" | "yes") => Ok(true),
-            Some("false" | "0" | "no") => Ok(false),
-            Some(v) => Err(ApiError::new(
-                ErrorKind::BadRequest,
-                format!("query parameter {key}={v:?}: expected true or false"),
-            )),
-        }
-    }
-
-    fn number(&self, key: &str) -> Result<Option<usize>, ApiError> {
-        self.get(key)
-            .map(|v| {
-                v.parse::<usize>().map_err(|_| {
-                    ApiError::new(
-                        ErrorKind::BadRequest,
-                        format!("query parameter {key}={v:?}: expected a non-negative number"),
-                    )
-                })
-            })
-            .transpose()
+/// The hyper method of a route's method.
+fn http_method(route: &Route) -> Method {
+    match route.method() {
+        HttpMethod::Get => Method::GET,
+        HttpMethod::Post => Method::POST,
     }
 }
 
@@ -242,7 +78,7 @@ pub async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Result<Reply, Infa
 async fn dispatch(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let (parts, body) = req.into_parts();
     let route = Route::parse(parts.uri.path())?;
-    let method = route.method();
+    let method = http_method(&route);
     if parts.method != method {
         let mut res = reply::fail(
             ErrorKind::MethodNotAllowed,
@@ -272,22 +108,15 @@ async fn dispatch(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> 
             Ok(reply::json(StatusCode::OK, &info))
         }
         Route::Act(target, verb) => {
-            let wait = query.flag("wait", true)?;
-            let action = match verb {
-                Verb::Start => Action::Start,
-                Verb::Stop => Action::Stop,
-                Verb::Restart => Action::Restart,
+            let action: Action = verb.try_map_signal(|()| parse_signal_body(&body))?;
+            // A signal is sent and answered at once: there is no outcome to wait for.
+            let wait = match verb {
+                Verb::Signal(()) => false,
+                _ => query.flag(Param::Wait, true)?,
             };
             Ok(reply::json(
                 StatusCode::OK,
                 &h.act(action, &target, wait).await?,
-            ))
-        }
-        Route::Signal(target) => {
-            let signal = parse_signal_body(&body)?;
-            Ok(reply::json(
-                StatusCode::OK,
-                &h.act(Action::Signal(signal), &target, false).await?,
             ))
         }
         Route::Logs(name, which) => logs(api, &name, which, &query).await,
@@ -388,16 +217,16 @@ pub fn parse_signal(s: &str) -> Option<Signal> {
 
 /// `GET /v1/programs/{name}/logs/{stream}`: the tail, then (with follow) a
 /// stream of new output until the program's stream ends or the client leaves.
-async fn logs(api: &Api, name: &str, which: Stream, query: &Query) -> Result<Reply, ApiError> {
-    let lines = query.number("lines")?;
-    let bytes = query.number("bytes")?;
+async fn logs(api: &Api, name: &str, which: StreamKind, query: &Query) -> Result<Reply, ApiError> {
+    let lines = query.number(Param::Lines)?;
+    let bytes = query.number(Param::Bytes)?;
     if lines.is_some() && bytes.is_some() {
         return Err(ApiError::new(
             ErrorKind::BadRequest,
             "give lines or bytes, not both",
         ));
     }
-    let follow = query.flag("follow", false)?;
+    let follow = query.flag(Param::Follow, false)?;
     let ring = api.handle.tail(name, which).await?;
     let cut = |kept: Vec<u8>| -> Vec<u8> {
         match (lines, bytes) {
@@ -427,68 +256,6 @@ async fn logs(api: &Api, name: &str, which: Stream, query: &Query) -> Result<Rep
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes() {
-        assert_eq!(Route::parse("/v1/programs").ok(), Some(Route::Programs));
-        assert_eq!(Route::parse("/v1/programs/").ok(), Some(Route::Programs));
-        assert_eq!(
-            Route::parse("/v1/programs/web").ok(),
-            Some(Route::Program("web".into()))
-        );
-        assert_eq!(
-            Route::parse("/v1/programs/db%3A%2A/restart").ok(),
-            Some(Route::Act("db:*".into(), Verb::Restart))
-        );
-        assert_eq!(
-            Route::parse("/v1/programs/web:1/logs/stderr").ok(),
-            Some(Route::Logs("web:1".into(), Stream::Stderr))
-        );
-        assert_eq!(Route::parse("/metrics").ok(), Some(Route::Metrics));
-        for bad in [
-            "/",
-            "/v2/programs",
-            "/v1/programs/a/b",
-            "/v1/programs/a/logs/x",
-            "/v1",
-        ] {
-            assert_eq!(
-                Route::parse(bad).err().map(|e| e.kind),
-                Some(ErrorKind::NotFound),
-                "{bad}"
-            );
-        }
-        assert_eq!(
-            Route::parse("/v1/programs/%zz").err().map(|e| e.kind),
-            Some(ErrorKind::BadRequest)
-        );
-        assert_eq!(
-            Route::parse("/v1/programs//start").err().map(|e| e.kind),
-            Some(ErrorKind::BadRequest)
-        );
-    }
-
-    #[test]
-    fn queries() {
-        let q = Query::parse(Some("wait=false"), &["wait"]).expect("valid");
-        assert_eq!(q.flag("wait", true).ok(), Some(false));
-        assert_eq!(
-            Query::parse(None, &["wait"])
-                .expect("empty")
-                .flag("wait", true)
-                .ok(),
-            Some(true)
-        );
-        assert!(Query::parse(Some("wiat=false"), &["wait"]).is_err());
-        assert!(Query::parse(Some("wait=maybe"), &["wait"])
-            .expect("parses")
-            .flag("wait", true)
-            .is_err());
-        assert!(Query::parse(Some("lines=-1"), &["lines"])
-            .expect("parses")
-            .number("lines")
-            .is_err());
-    }
 
     #[test]
     fn signals() {

@@ -17,7 +17,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use nsvisor_proto::{
     ActionResult, ApiError, ErrorBody, ErrorKind, Health, ProgramInfo, ReloadResult, State,
-    StateEvent,
+    StateEvent, StreamKind,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -26,7 +26,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::{serve_with, ApiServer, Limits};
 use crate::config::SupervisorConfig;
 use crate::logs::ring::Ring;
-use crate::supervisor::command::{Action, Command, DaemonStats, Handle, Stream};
+use crate::supervisor::command::{Action, Command, DaemonStats, Handle};
 
 type Rings = Arc<Mutex<HashMap<String, Arc<Ring>>>>;
 
@@ -131,7 +131,7 @@ fn fake() -> Fake {
                 } => {
                     let ring = task_rings.lock().expect("rings").get(&name).cloned();
                     let answer = match (ring, stream) {
-                        (Some(ring), Stream::Stdout) => Ok(ring),
+                        (Some(ring), StreamKind::Stdout) => Ok(ring),
                         _ => Err(ApiError::new(
                             ErrorKind::NotFound,
                             format!("no such program: {name}"),

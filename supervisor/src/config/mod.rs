@@ -18,6 +18,7 @@ mod program;
 mod raw;
 mod read;
 mod sandboxes;
+mod subnet;
 mod suggest;
 mod supervisor;
 mod units;
@@ -35,6 +36,7 @@ use nix::sys::signal::Signal;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use main_program::{main_program, MAIN_PROGRAM};
+pub use subnet::{ParseSubnetError, Subnet};
 
 /// Unique program name (`web`, or `web:0` for replicas).
 pub type ProgramName = String;
@@ -246,10 +248,8 @@ pub struct NetworkConfig {
     pub name: String,
     /// Bridge interface name (≤ 15 bytes).
     pub bridge: String,
-    /// Subnet address (network address).
-    pub subnet: Ipv4Addr,
-    /// Subnet prefix length.
-    pub prefix: u8,
+    /// Subnet (at most /30).
+    pub subnet: Subnet,
     /// Bridge address (default: last usable address of the subnet).
     pub gateway: Ipv4Addr,
 }

@@ -1,6 +1,9 @@
 //! `[networks.NAME]` tables → [`NetworkConfig`]: bridge name, subnet,
 //! gateway, and the checks between networks (overlapping subnets, shared
-//! bridges). Also the IPv4 subnet arithmetic the sandbox checks use.
+//! bridges). The subnet is parsed here, once, into a [`Subnet`] (whose
+//! arithmetic lives in `subnet.rs`); this file only adds the config's rules
+//! (at most /30, which host addresses a gateway or sandbox may take) and
+//! their messages.
 //!
 //! Nothing here looks at the host (routes, existing bridges): that is the
 //! network module's job at start.
@@ -11,11 +14,15 @@ use std::net::Ipv4Addr;
 use super::error::Diag;
 use super::raw::{Loc, Value};
 use super::read::Reader;
+use super::subnet::{ParseSubnetError, Subnet};
 use super::units::{self, Conv};
 use super::validate::Defined;
 use super::NetworkConfig;
 
 const KEYS: &[&str] = &["bridge", "subnet", "gateway"];
+
+/// Longest prefix of a network: room for a gateway and a sandbox.
+const MAX_PREFIX: u8 = 30;
 
 /// Valid networks, and the names of every network defined (valid or not).
 pub(super) struct Networks {
@@ -57,7 +64,9 @@ pub(super) fn read_networks(diag: &mut Diag, defs: &[Defined]) -> Networks {
             }
         };
         let subnet = match r.node("subnet") {
-            Some(_) => r.get("subnet", |n| units::string(n).and_then(|s| parse_cidr(&s))),
+            Some(_) => r.get("subnet", |n| {
+                units::string(n).and_then(|s| parse_subnet(&s))
+            }),
             None => {
                 r.error(
                     def.node.loc,
@@ -66,16 +75,16 @@ pub(super) fn read_networks(diag: &mut Diag, defs: &[Defined]) -> Networks {
                 None
             }
         };
-        let (Some(bridge), Some((subnet, prefix))) = (bridge, subnet) else {
+        let (Some(bridge), Some(subnet)) = (bridge, subnet) else {
             continue;
         };
-        let range = Range::new(subnet, prefix);
         let gateway = match r.node("gateway") {
-            None => Some(range.last_usable()),
+            // Always there: the prefix is at most /30.
+            None => subnet.gateway(),
             Some(node) => {
                 let gw = units::string(node).and_then(|s| {
                     let ip = parse_ipv4(&s)?;
-                    range.check_host(ip, &def.name)?;
+                    check_host(&subnet, ip, &def.name)?;
                     Ok(ip)
                 });
                 r.check("gateway", node, gw)
@@ -85,10 +94,10 @@ pub(super) fn read_networks(diag: &mut Diag, defs: &[Defined]) -> Networks {
         let subnet_loc = r.node("subnet").map_or(def.node.loc, |n| n.loc);
         let bridge_loc = r.node("bridge").map_or(def.node.loc, |n| n.loc);
         for (other, net) in &valid {
-            if Range::new(net.subnet, net.prefix).overlaps(&range) {
+            if net.subnet.overlaps(&subnet) {
                 let msg = format!(
-                    "subnet: {subnet}/{prefix} overlaps network \"{other}\" ({}/{})",
-                    net.subnet, net.prefix
+                    "subnet: {subnet} overlaps network \"{other}\" ({})",
+                    net.subnet
                 );
                 diag.error(subnet_loc, None, msg);
             }
@@ -104,7 +113,6 @@ pub(super) fn read_networks(diag: &mut Diag, defs: &[Defined]) -> Networks {
                 name: def.name.clone(),
                 bridge,
                 subnet,
-                prefix,
                 gateway,
             },
         );
@@ -140,78 +148,28 @@ pub(super) fn parse_ipv4(s: &str) -> Conv<Ipv4Addr> {
 }
 
 /// `"a.b.c.d/p"` with p ≤ 30 and no host bits.
-fn parse_cidr(s: &str) -> Conv<(Ipv4Addr, u8)> {
-    let bad = || format!("\"{s}\" is not an IPv4 subnet like \"172.20.0.0/24\"");
-    let (ip, prefix) = s.trim().split_once('/').ok_or_else(bad)?;
-    let ip: Ipv4Addr = ip.parse().map_err(|_| bad())?;
-    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-    if prefix > 30 {
-        return Err(format!("/{prefix} is too small: the prefix must be at most 30 (room for a gateway and a sandbox)"));
-    }
-    let range = Range::new(ip, prefix);
-    if range.network != u32::from(ip) {
-        let net = Ipv4Addr::from(range.network);
-        return Err(format!(
-            "\"{s}\" has host bits set (did you mean \"{net}/{prefix}\"?)"
-        ));
-    }
-    Ok((ip, prefix))
+fn parse_subnet(s: &str) -> Conv<Subnet> {
+    Subnet::parse_with_max_prefix(s, MAX_PREFIX).map_err(|e| match e {
+        ParseSubnetError::PrefixTooLong { prefix, .. } => format!(
+            "/{prefix} is too small: the prefix must be at most {MAX_PREFIX} (room for a gateway and a sandbox)"
+        ),
+        e => e.to_string(),
+    })
 }
 
-/// An IPv4 subnet as integers.
-pub(super) struct Range {
-    pub network: u32,
-    pub broadcast: u32,
-    pub prefix: u8,
-}
-
-impl Range {
-    pub fn new(ip: Ipv4Addr, prefix: u8) -> Range {
-        let mask = if prefix == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(prefix))
-        };
-        let network = u32::from(ip) & mask;
-        Range {
-            network,
-            broadcast: network | !mask,
-            prefix,
-        }
+/// `ip` is a usable host address of `subnet` (not its network or broadcast
+/// address); `network` names it in messages.
+pub(super) fn check_host(subnet: &Subnet, ip: Ipv4Addr, network: &str) -> Conv<()> {
+    if !subnet.contains(ip) {
+        return Err(format!("{ip} is outside network \"{network}\" ({subnet})"));
     }
-
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        (self.network..=self.broadcast).contains(&u32::from(ip))
+    if ip == subnet.network() {
+        return Err(format!("{ip} is the network address of {subnet}"));
     }
-
-    pub fn overlaps(&self, other: &Range) -> bool {
-        self.network <= other.broadcast && other.network <= self.broadcast
+    if ip == subnet.broadcast() {
+        return Err(format!("{ip} is the broadcast address of {subnet}"));
     }
-
-    pub fn last_usable(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.broadcast - 1)
-    }
-
-    pub fn cidr(&self) -> String {
-        format!("{}/{}", Ipv4Addr::from(self.network), self.prefix)
-    }
-
-    /// A usable host address of this subnet (not network, not broadcast).
-    pub fn check_host(&self, ip: Ipv4Addr, network: &str) -> Conv<()> {
-        if !self.contains(ip) {
-            return Err(format!(
-                "{ip} is outside network \"{network}\" ({})",
-                self.cidr()
-            ));
-        }
-        if u32::from(ip) == self.network {
-            return Err(format!("{ip} is the network address of {}", self.cidr()));
-        }
-        if u32::from(ip) == self.broadcast {
-            return Err(format!("{ip} is the broadcast address of {}", self.cidr()));
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -219,23 +177,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cidrs() {
+    fn subnets() {
         assert_eq!(
-            parse_cidr("172.20.0.0/24"),
+            parse_subnet("172.20.0.0/24").map(|n| (n.network(), n.prefix())),
             Ok((Ipv4Addr::new(172, 20, 0, 0), 24))
         );
-        assert!(parse_cidr("172.20.0.1/24")
-            .unwrap_err()
-            .contains("did you mean \"172.20.0.0/24\""));
-        assert!(parse_cidr("10.0.0.0/31")
-            .unwrap_err()
-            .contains("at most 30"));
-        assert!(parse_cidr("10.0.0.0").is_err());
-        assert!(parse_cidr("10.0.0.0/33").is_err());
-        let r = Range::new(Ipv4Addr::new(10, 0, 0, 0), 24);
-        assert_eq!(r.last_usable(), Ipv4Addr::new(10, 0, 0, 254));
-        assert!(r.overlaps(&Range::new(Ipv4Addr::new(10, 0, 0, 0), 16)));
-        assert!(!r.overlaps(&Range::new(Ipv4Addr::new(10, 0, 1, 0), 24)));
+        assert_eq!(
+            parse_subnet("172.20.0.1/24"),
+            Err("\"172.20.0.1/24\" has host bits set (did you mean \"172.20.0.0/24\"?)".into())
+        );
+        let too_small = |p: u8| {
+            Err(format!(
+                "/{p} is too small: the prefix must be at most 30 (room for a gateway and a sandbox)"
+            ))
+        };
+        assert_eq!(parse_subnet("10.0.0.0/31"), too_small(31));
+        assert_eq!(parse_subnet("10.0.0.1/31"), too_small(31));
+        assert_eq!(parse_subnet("10.0.0.0/33"), too_small(33));
+        assert_eq!(
+            parse_subnet("10.0.0.0"),
+            Err("\"10.0.0.0\" is not an IPv4 subnet like \"172.20.0.0/24\"".into())
+        );
+    }
+
+    #[test]
+    fn host_addresses() {
+        let n = parse_subnet("10.0.0.0/24").expect("valid");
+        assert_eq!(check_host(&n, Ipv4Addr::new(10, 0, 0, 7), "a"), Ok(()));
+        assert_eq!(
+            check_host(&n, Ipv4Addr::new(10, 0, 1, 7), "a"),
+            Err("10.0.1.7 is outside network \"a\" (10.0.0.0/24)".into())
+        );
+        assert_eq!(
+            check_host(&n, Ipv4Addr::new(10, 0, 0, 0), "a"),
+            Err("10.0.0.0 is the network address of 10.0.0.0/24".into())
+        );
+        assert_eq!(
+            check_host(&n, Ipv4Addr::new(10, 0, 0, 255), "a"),
+            Err("10.0.0.255 is the broadcast address of 10.0.0.0/24".into())
+        );
     }
 
     #[test]

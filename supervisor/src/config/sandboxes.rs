@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::error::Diag;
-use super::net::{parse_ipv4, Networks, Range};
+use super::net::{check_host, parse_ipv4, Networks};
 use super::program::{Instance, Located};
 use super::raw::Loc;
 use super::suggest::did_you_mean;
@@ -53,10 +53,9 @@ pub(super) fn resolve(
             }
             continue;
         };
-        let range = Range::new(net.subnet, net.prefix);
         let address = keys.address.as_ref().and_then(|(a, loc)| {
             let checked = parse_ipv4(a).and_then(|ip| {
-                range.check_host(ip, &net.name)?;
+                check_host(&net.subnet, ip, &net.name)?;
                 if ip == net.gateway {
                     return Err(format!("{ip} is the gateway of network \"{}\"", net.name));
                 }
@@ -193,7 +192,7 @@ fn build_specs(
                 Some(ip) => ip,
                 None => {
                     let m = &sandboxes[sandbox][0];
-                    let msg = format!("network: no free address left in network \"{}\" ({}/{}) for sandbox \"{sandbox}\"", net.name, net.subnet, net.prefix);
+                    let msg = format!("network: no free address left in network \"{}\" ({}) for sandbox \"{sandbox}\"", net.name, net.subnet);
                     diag.error(m.network.1, Some(m.program), msg);
                     continue;
                 }
@@ -219,9 +218,8 @@ fn build_specs(
 
 /// Lowest usable address of `net` that is not the gateway and not taken.
 fn allocate(net: &NetworkConfig, taken: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
-    let range = Range::new(net.subnet, net.prefix);
-    (range.network + 1..range.broadcast)
-        .map(Ipv4Addr::from)
+    net.subnet
+        .hosts()
         .find(|ip| *ip != net.gateway && !taken.contains(ip))
 }
 

@@ -21,9 +21,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use nsvisor_proto::StreamKind;
 use tokio::sync::{mpsc, oneshot};
-
-use crate::supervisor::command::Stream;
 
 /// Batches waiting per target before pumps must wait.
 const QUEUE: usize = 64;
@@ -75,12 +74,12 @@ impl Console {
         })
     }
 
-    /// A sink for one program stream: lines of `Stream::Stdout` go to stdout,
-    /// of `Stream::Stderr` to stderr, each starting with `prefix`.
-    pub(crate) fn sink(&self, target: Stream, prefix: Arc<[u8]>) -> ConsoleSink {
+    /// A sink for one program stream: lines of `StreamKind::Stdout` go to stdout,
+    /// of `StreamKind::Stderr` to stderr, each starting with `prefix`.
+    pub(crate) fn sink(&self, target: StreamKind, prefix: Arc<[u8]>) -> ConsoleSink {
         let tx = match target {
-            Stream::Stdout => self.out.clone(),
-            Stream::Stderr => self.err.clone(),
+            StreamKind::Stdout => self.out.clone(),
+            StreamKind::Stderr => self.err.clone(),
         };
         ConsoleSink { tx, prefix }
     }
@@ -279,8 +278,8 @@ mod tests {
         let (out_r, out_w) = crate::sys::log_pipe().unwrap();
         let (err_r, err_w) = crate::sys::log_pipe().unwrap();
         let console = Console::new(out_w, err_w).unwrap();
-        let a = console.sink(Stream::Stdout, Arc::from(&b"a | "[..]));
-        let b = console.sink(Stream::Stderr, Arc::from(&b"b | "[..]));
+        let a = console.sink(StreamKind::Stdout, Arc::from(&b"a | "[..]));
+        let b = console.sink(StreamKind::Stderr, Arc::from(&b"b | "[..]));
         for (sink, line) in [(&a, b"a | 1\n"), (&b, b"b | 2\n")] {
             if let Some(wait) = sink.send(line.to_vec()) {
                 wait.await;

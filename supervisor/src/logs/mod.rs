@@ -42,11 +42,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
+use nsvisor_proto::StreamKind;
 use tokio::sync::watch;
 
 use crate::config::{ConsoleMode, LogFile, ProgramConfig, StreamLog};
 use crate::daemon_log::DaemonLogFile;
-pub use crate::supervisor::command::Stream;
 use crate::sys;
 pub use console::Console;
 use file::{FileRegistry, FileSpec};
@@ -244,10 +244,10 @@ impl ProgramLogs {
         let stderr = if cfg.redirect_stderr {
             StderrLogs::Merged(Arc::new(Ring::new(0)))
         } else {
-            StderrLogs::Own(start(Stream::Stderr, &cfg.stderr))
+            StderrLogs::Own(start(StreamKind::Stderr, &cfg.stderr))
         };
         ProgramLogs {
-            stdout: start(Stream::Stdout, &cfg.stdout),
+            stdout: start(StreamKind::Stdout, &cfg.stdout),
             stderr,
             name,
         }
@@ -276,11 +276,11 @@ impl ProgramLogs {
     }
 
     /// The tail buffer of a stream (always empty for stderr with `redirect_stderr`).
-    pub fn ring(&self, stream: Stream) -> Arc<Ring> {
+    pub fn ring(&self, stream: StreamKind) -> Arc<Ring> {
         match (stream, &self.stderr) {
-            (Stream::Stdout, _) => self.stdout.ring.clone(),
-            (Stream::Stderr, StderrLogs::Own(s)) => s.ring.clone(),
-            (Stream::Stderr, StderrLogs::Merged(empty)) => empty.clone(),
+            (StreamKind::Stdout, _) => self.stdout.ring.clone(),
+            (StreamKind::Stderr, StderrLogs::Own(s)) => s.ring.clone(),
+            (StreamKind::Stderr, StderrLogs::Merged(empty)) => empty.clone(),
         }
     }
 }
@@ -302,7 +302,7 @@ fn start_stream(
     ctx: &LogContext,
     program: &Arc<str>,
     prefix: &Arc<[u8]>,
-    stream: Stream,
+    stream: StreamKind,
     log: &StreamLog,
 ) -> StreamLogs {
     let ring = Arc::new(Ring::new(

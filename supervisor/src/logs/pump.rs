@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use nsvisor_proto::StreamKind;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::time::Sleep;
@@ -44,7 +45,6 @@ use super::idle::IdlePipes;
 use super::lines::LineSplitter;
 use super::mailbox::Mailbox;
 use super::ring::Ring;
-use crate::supervisor::command::Stream;
 
 /// Bytes moved from one pipe before the pump looks at its other work.
 const DRAIN_BUDGET: usize = 4 << 20;
@@ -62,7 +62,7 @@ pub struct PumpSpec {
     /// Program name (for messages).
     pub program: Arc<str>,
     /// Which stream (for messages).
-    pub stream: Stream,
+    pub stream: StreamKind,
     /// File sink, if any.
     pub file: Option<FileSpec>,
     /// Console sink, if any.
@@ -90,7 +90,7 @@ enum Pipe {
 /// The state of one stream's pump, and its task's future.
 pub struct Pump<G> {
     program: Arc<str>,
-    stream: Stream,
+    stream: StreamKind,
     mailbox: Arc<Mailbox>,
     idle: Arc<IdlePipes>,
     file: Option<Box<FileSink>>,
@@ -239,7 +239,7 @@ impl<G> Pump<G> {
                 tracing::error!(
                     "program \"{}\": cannot watch its {} pipe: {e}",
                     self.program,
-                    stream_name(self.stream)
+                    self.stream.as_str()
                 );
                 None
             }
@@ -366,7 +366,7 @@ impl<G> Pump<G> {
                     tracing::error!(
                         "program \"{}\": cannot read its {} pipe: {e}",
                         self.program,
-                        stream_name(self.stream)
+                        self.stream.as_str()
                     );
                     Step::Eof
                 }
@@ -396,13 +396,5 @@ impl<G> Pump<G> {
                 self.ring.push_tail(total, &tail);
             }
         }
-    }
-}
-
-/// `stdout` / `stderr`.
-pub fn stream_name(stream: Stream) -> &'static str {
-    match stream {
-        Stream::Stdout => "stdout",
-        Stream::Stderr => "stderr",
     }
 }

@@ -131,7 +131,7 @@ async fn file_gets_exact_bytes_and_the_ring_the_tail() {
     let d = data.clone();
     let t = std::thread::spawn(move || File::from(fd).write_all(&d).unwrap());
     t.join().unwrap();
-    let ring = logs.ring(Stream::Stdout);
+    let ring = logs.ring(StreamKind::Stdout);
     let want_tail = data[data.len() - 1000..].to_vec();
     wait_until("the tail buffer to catch up", T, || {
         (ring.snapshot(usize::MAX) == (want_tail.clone(), data.len() as u64)).then_some(())
@@ -152,7 +152,7 @@ async fn followers_get_every_byte() {
         c.stdout.console = ConsoleMode::Off;
     });
     let logs = ProgramLogs::new(&f.ctx, &cfg);
-    let mut follow = logs.ring(Stream::Stdout).subscribe();
+    let mut follow = logs.ring(StreamKind::Stdout).subscribe();
     let pipes = logs.open_pipes().unwrap();
     let data: Vec<u8> = (0..200_000u32)
         .flat_map(|i| format!("{i}\n").into_bytes())
@@ -180,7 +180,7 @@ async fn redirect_stderr_merges_into_stdout() {
     write(&pipes.stdout, b"out\n");
     write(&pipes.stderr, b"err\n");
     drop(pipes);
-    let stderr_ring = logs.ring(Stream::Stderr);
+    let stderr_ring = logs.ring(StreamKind::Stderr);
     drop(logs);
     f.settle().await;
     assert_eq!(f.read("out.log"), b"out\nerr\n");

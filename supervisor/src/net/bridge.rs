@@ -7,8 +7,6 @@
 //! routes so a network never shadows a route the host already uses.
 //! Blocking: called on blocking threads by the manager.
 
-use std::net::Ipv4Addr;
-
 use super::check::overlapping_route;
 use super::guard::Undo;
 use super::netlink::{Link, Netlink};
@@ -26,7 +24,7 @@ pub struct Ready {
 }
 
 /// Finds the bridge of `network`, or creates it: owner alias, gateway address
-/// `gateway/prefix`, up. A half-made bridge is deleted again.
+/// in the network's subnet, up. A half-made bridge is deleted again.
 pub fn ensure(host: &mut Netlink, network: &NetworkConfig, owner: Owner) -> Result<Ready, Error> {
     if let Some(link) = lookup(host, &network.bridge)? {
         return match link.kind.as_deref() {
@@ -60,7 +58,7 @@ pub fn ensure(host: &mut Netlink, network: &NetworkConfig, owner: Owner) -> Resu
     let undo = Undo::new(|| delete_logged(index, &network.bridge));
     let alias = owner.alias(&Role::Network(network.name.clone()));
     host.set_alias(index, &alias).map_err(step("mark"))?;
-    host.add_address(index, network.gateway, network.prefix)
+    host.add_address(index, network.gateway, network.subnet)
         .map_err(step("give the gateway address to"))?;
     host.set_up(index).map_err(step("bring up"))?;
     undo.commit();
@@ -122,11 +120,6 @@ pub fn delete_logged(index: u32, name: &str) {
     if let Err(e) = result {
         tracing::warn!("rollback: {e}");
     }
-}
-
-/// `subnet/prefix` as text.
-pub fn cidr(address: Ipv4Addr, prefix: u8) -> String {
-    format!("{address}/{prefix}")
 }
 
 #[cfg(test)]

@@ -2,13 +2,14 @@
 //! start, on reload, by `nsvisor check`): the daemon has the capabilities
 //! namespaces and netlink need, and no network's subnet overlaps a route the
 //! host already has (which would make part of the host's network unreachable
-//! or ambiguous). Config-only checks (unknown network, duplicate address,
-//! overlapping subnets, port conflicts) are made by `config/validate.rs`.
+//! or ambiguous), an overlap decided by [`Subnet::overlaps`] on the prefixes
+//! (never a text match). Config-only checks (unknown network, duplicate
+//! address, overlapping subnets, port conflicts) are made by `config/validate.rs`.
+//!
+//! [`Subnet::overlaps`]: crate::config::Subnet::overlaps
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 
-use super::bridge::cidr;
 use super::netlink::{Netlink, Route};
 use super::Error;
 use crate::config::{Config, NetworkConfig};
@@ -105,8 +106,8 @@ pub fn overlapping_route(
     Ok(
         first_conflict(&routes, network, own_bridge).map(|r| Error::SubnetOverlapsRoute {
             network: network.name.clone(),
-            subnet: cidr(network.subnet, network.prefix),
-            route: cidr(r.destination, r.prefix),
+            subnet: network.subnet.to_string(),
+            route: r.destination.to_string(),
             dev: r
                 .oif
                 .and_then(|i| names.get(&i).cloned())
@@ -122,31 +123,24 @@ fn first_conflict<'a>(
     own_bridge: Option<u32>,
 ) -> Option<&'a Route> {
     routes.iter().find(|r| {
-        r.prefix > 0
+        r.destination.prefix() > 0
             && (own_bridge.is_none() || r.oif != own_bridge)
-            && overlaps(r.destination, r.prefix, network.subnet, network.prefix)
+            && r.destination.overlaps(&network.subnet)
     })
-}
-
-/// Whether `a/ap` and `b/bp` share an address.
-pub fn overlaps(a: Ipv4Addr, ap: u8, b: Ipv4Addr, bp: u8) -> bool {
-    let shorter = ap.min(bp).min(32);
-    let mask = u32::MAX.checked_shl(32 - u32::from(shorter)).unwrap_or(0);
-    u32::from(a) & mask == u32::from(b) & mask
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Subnet;
 
-    fn ip(s: &str) -> Ipv4Addr {
-        s.parse().unwrap()
+    fn subnet(s: &str) -> Subnet {
+        Subnet::parse(s).unwrap()
     }
 
-    fn route(dst: &str, prefix: u8, oif: u32) -> Route {
+    fn route(dst: &str, oif: u32) -> Route {
         Route {
-            destination: ip(dst),
-            prefix,
+            destination: subnet(dst),
             oif: Some(oif),
         }
     }
@@ -155,27 +149,17 @@ mod tests {
         NetworkConfig {
             name: "front".into(),
             bridge: "nsvbr0".into(),
-            subnet: ip("172.20.0.0"),
-            prefix: 24,
-            gateway: ip("172.20.0.1"),
+            subnet: subnet("172.20.0.0/24"),
+            gateway: "172.20.0.1".parse().unwrap(),
         }
-    }
-
-    #[test]
-    fn overlap_is_decided_by_the_shorter_prefix() {
-        assert!(overlaps(ip("172.20.0.0"), 24, ip("172.20.0.128"), 25));
-        assert!(overlaps(ip("172.16.0.0"), 12, ip("172.20.0.0"), 24));
-        assert!(!overlaps(ip("172.20.1.0"), 24, ip("172.20.0.0"), 24));
-        assert!(overlaps(ip("10.0.0.0"), 0, ip("172.20.0.0"), 24));
-        assert!(overlaps(ip("172.20.0.5"), 32, ip("172.20.0.0"), 24));
     }
 
     #[test]
     fn default_routes_and_the_own_bridge_do_not_conflict() {
         let routes = [
-            route("0.0.0.0", 0, 2),
-            route("192.0.2.0", 24, 2),
-            route("172.20.0.0", 24, 9),
+            route("0.0.0.0/0", 2),
+            route("192.0.2.0/24", 2),
+            route("172.20.0.0/24", 9),
         ];
         assert_eq!(first_conflict(&routes, &network(), Some(9)), None);
         assert_eq!(
@@ -183,7 +167,7 @@ mod tests {
             Some(&routes[2])
         );
         assert_eq!(first_conflict(&routes, &network(), None), Some(&routes[2]));
-        let wide = [route("172.16.0.0", 12, 4)];
+        let wide = [route("172.16.0.0/12", 4)];
         assert_eq!(first_conflict(&wide, &network(), None), Some(&wide[0]));
     }
 

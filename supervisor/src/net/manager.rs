@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::bridge::{self, cidr};
+use super::bridge;
 use super::guard::Undo;
 use super::netlink::Netlink;
 use super::owner::{Owner, MARK_DIR};
@@ -306,7 +306,7 @@ impl Task {
                     netns: sandbox_netns(&spec.sandbox),
                     veth: host_veth_name(&spec.sandbox),
                     address: spec.address,
-                    prefix: network.prefix,
+                    subnet: network.subnet,
                     gateway: network.gateway,
                     bridge: ready.index,
                     owner,
@@ -318,7 +318,7 @@ impl Task {
                 "sandbox {:?}: netns {} with eth0 {} on bridge {}",
                 spec.sandbox,
                 sandbox_netns(&spec.sandbox),
-                cidr(spec.address, network.prefix),
+                network.subnet.host_cidr(spec.address),
                 network.bridge
             );
             Ok(ready.created)

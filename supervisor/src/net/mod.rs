@@ -251,7 +251,7 @@ pub fn net_info(
             sandbox: Some(spec.sandbox.clone()),
             network: Some(spec.network.clone()),
             address: Some(match networks.get(&spec.network) {
-                Some(n) => format!("{}/{}", spec.address, n.prefix),
+                Some(n) => n.subnet.host_cidr(spec.address),
                 None => spec.address.to_string(),
             }),
             ports: spec
@@ -279,15 +279,14 @@ pub fn protocol_name(protocol: Protocol) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{PortMapping, SandboxSpec};
+    use crate::config::{PortMapping, SandboxSpec, Subnet};
     use std::net::Ipv4Addr;
 
     fn networks() -> std::collections::BTreeMap<String, NetworkConfig> {
         let n = NetworkConfig {
             name: "front".into(),
             bridge: "nsvbr0".into(),
-            subnet: Ipv4Addr::new(172, 20, 0, 0),
-            prefix: 24,
+            subnet: Subnet::containing(Ipv4Addr::new(172, 20, 0, 0), 24),
             gateway: Ipv4Addr::new(172, 20, 0, 1),
         };
         [("front".to_string(), n)].into_iter().collect()

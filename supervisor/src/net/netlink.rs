@@ -29,6 +29,8 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
+use crate::config::Subnet;
+
 /// One network interface, as a link dump shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
@@ -47,10 +49,8 @@ pub struct Link {
 /// One IPv4 route of the main table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    /// Destination network.
-    pub destination: Ipv4Addr,
-    /// Destination prefix length (0 for a default route).
-    pub prefix: u8,
+    /// Destination network (`0.0.0.0/0` for a default route).
+    pub destination: Subnet,
     /// Output interface index.
     pub oif: Option<u32>,
 }
@@ -167,17 +167,18 @@ impl Netlink {
             .map(drop)
     }
 
-    /// `ip addr add ADDRESS/PREFIX dev INDEX`.
-    pub fn add_address(&mut self, index: u32, address: Ipv4Addr, prefix: u8) -> io::Result<()> {
+    /// `ip addr add ADDRESS/PREFIX broadcast + dev INDEX`, the prefix and
+    /// broadcast address those of `subnet` (which contains `address`).
+    pub fn add_address(&mut self, index: u32, address: Ipv4Addr, subnet: Subnet) -> io::Result<()> {
         let mut msg = AddressMessage::default();
         msg.header.family = AddressFamily::Inet;
-        msg.header.prefix_len = prefix;
+        msg.header.prefix_len = subnet.prefix();
         msg.header.index = index;
         msg.attributes.push(AddressAttribute::Local(address.into()));
         msg.attributes
             .push(AddressAttribute::Address(address.into()));
         msg.attributes
-            .push(AddressAttribute::Broadcast(broadcast(address, prefix)));
+            .push(AddressAttribute::Broadcast(subnet.broadcast()));
         self.create(RouteNetlinkMessage::NewAddress(msg))
     }
 
@@ -317,37 +318,17 @@ fn route_table(msg: &RouteMessage) -> u32 {
 }
 
 fn route_of(msg: &RouteMessage) -> Route {
-    let mut route = Route {
-        destination: Ipv4Addr::UNSPECIFIED,
-        prefix: msg.header.destination_prefix_length,
-        oif: None,
-    };
+    let mut destination = Ipv4Addr::UNSPECIFIED;
+    let mut oif = None;
     for attr in &msg.attributes {
         match attr {
-            RouteAttribute::Destination(RouteAddress::Inet(d)) => route.destination = *d,
-            RouteAttribute::Oif(i) => route.oif = Some(*i),
+            RouteAttribute::Destination(RouteAddress::Inet(d)) => destination = *d,
+            RouteAttribute::Oif(i) => oif = Some(*i),
             _ => {}
         }
     }
-    route
-}
-
-/// The broadcast address of `address/prefix`.
-pub fn broadcast(address: Ipv4Addr, prefix: u8) -> Ipv4Addr {
-    let host_bits = u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
-    Ipv4Addr::from(u32::from(address) | host_bits)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn broadcast_of_common_prefixes() {
-        let a = Ipv4Addr::new(172, 20, 7, 9);
-        assert_eq!(broadcast(a, 24), Ipv4Addr::new(172, 20, 7, 255));
-        assert_eq!(broadcast(a, 16), Ipv4Addr::new(172, 20, 255, 255));
-        assert_eq!(broadcast(a, 32), a);
-        assert_eq!(broadcast(a, 0), Ipv4Addr::BROADCAST);
+    Route {
+        destination: Subnet::containing(destination, msg.header.destination_prefix_length),
+        oif,
     }
 }

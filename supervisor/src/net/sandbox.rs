@@ -14,12 +14,13 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::bridge::{self, cidr};
+use super::bridge;
 use super::guard::Undo;
 use super::netlink::Netlink;
 use super::netns::{self, CreateError};
 use super::owner::{self, Owner, Role};
 use super::Error;
+use crate::config::Subnet;
 
 /// Name of `eth0`, the sandbox end of the veth pair.
 pub const SANDBOX_IF: &str = "eth0";
@@ -35,8 +36,8 @@ pub struct Plan<'a> {
     pub veth: String,
     /// Address of `eth0`.
     pub address: Ipv4Addr,
-    /// Prefix length of the network.
-    pub prefix: u8,
+    /// Subnet of the network.
+    pub subnet: Subnet,
     /// Default gateway (the bridge address).
     pub gateway: Ipv4Addr,
     /// Index of the bridge the host end joins.
@@ -123,9 +124,9 @@ pub fn create(host: &mut Netlink, plan: &Plan<'_>) -> Result<(), Error> {
         .map_err(step(format!("find {SANDBOX_IF}")))?
         .ok_or_else(|| step(format!("find {SANDBOX_IF}"))(enodev()))?
         .index;
-    let address = cidr(plan.address, plan.prefix);
+    let address = plan.subnet.host_cidr(plan.address);
     inside
-        .add_address(eth0, plan.address, plan.prefix)
+        .add_address(eth0, plan.address, plan.subnet)
         .map_err(step(format!("add address {address} to {SANDBOX_IF}")))?;
     inside
         .set_up(eth0)

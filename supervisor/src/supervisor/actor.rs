@@ -25,7 +25,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::command::{Action, Command, DaemonStats, Handle};
 use super::linger::Lingering;
-use super::planner::{Answer, ClientId, Effect, Event, Planner, Verb};
+use super::planner::{Answer, ClientId, Effect, Event, Planner};
 use super::program::{Netns, Role};
 use crate::config::{Config, ProgramName, ProgramNet};
 use crate::logs::{LogContext, ProgramLogs};
@@ -312,15 +312,10 @@ impl Supervisor {
                 wait,
                 reply,
             } => {
-                let verb = match action {
-                    Action::Start => Verb::Start,
-                    Action::Stop => Verb::Stop,
-                    _ => Verb::Restart,
-                };
                 let client = self.client(Reply::Act(reply));
                 self.handle(Event::Act {
                     client,
-                    verb,
+                    verb: action,
                     target,
                     wait,
                 });

@@ -9,33 +9,15 @@ use std::sync::Arc;
 
 use nix::sys::signal::Signal;
 use nsvisor_proto::{
-    ActionResult, ApiError, ErrorKind, Health, ProgramInfo, ReloadResult, StateEvent,
+    ActionResult, ApiError, ErrorKind, Health, ProgramInfo, ReloadResult, StateEvent, StreamKind,
+    Verb,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::logs::ring::Ring;
 
-/// An action on programs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Start (answer once RUNNING, or failed).
-    Start,
-    /// Stop (answer once STOPPED).
-    Stop,
-    /// Stop then start.
-    Restart,
-    /// Send a signal to the process (group when `stopasgroup`).
-    Signal(Signal),
-}
-
-/// Which stream of a program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    /// stdout.
-    Stdout,
-    /// stderr.
-    Stderr,
-}
+/// An action on programs: the API's verb, its signal parsed.
+pub type Action = Verb<Signal>;
 
 /// Counters of the daemon itself, for `/metrics`.
 #[derive(Debug, Clone, Default)]
@@ -90,7 +72,7 @@ pub enum Command {
         /// Program name.
         name: String,
         /// Which stream.
-        stream: Stream,
+        stream: StreamKind,
         /// Reply.
         reply: oneshot::Sender<Result<Arc<Ring>, ApiError>>,
     },
@@ -160,7 +142,7 @@ impl Handle {
     }
 
     /// Tail buffer of a program stream.
-    pub async fn tail(&self, name: &str, stream: Stream) -> Result<Arc<Ring>, ApiError> {
+    pub async fn tail(&self, name: &str, stream: StreamKind) -> Result<Arc<Ring>, ApiError> {
         let name = name.to_string();
         self.ask(|reply| Command::Tail {
             name,

@@ -26,7 +26,7 @@ fn network_table_and_defaults() {
     let front = &c.networks["front"];
     assert_eq!(front.bridge, "nsvtest0");
     assert_eq!(
-        (front.subnet, front.prefix),
+        (front.subnet.network(), front.subnet.prefix()),
         (Ipv4Addr::new(172, 30, 5, 0), 24)
     );
     assert_eq!(front.gateway, Ipv4Addr::new(172, 30, 5, 254));

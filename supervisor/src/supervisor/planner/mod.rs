@@ -38,6 +38,7 @@ use nsvisor_proto::{
     ActionResult, ApiError, ErrorKind, ExitStatus, Health, ProgramInfo, ReloadResult, State,
 };
 
+use super::command::Action;
 use super::machine::{Effect as MachineEffect, Input, ProgramState};
 use super::program::{Netns, Program, Role};
 use crate::config::{Config, NetworkConfig, ProgramConfig, ProgramName, SandboxSpec};
@@ -48,17 +49,6 @@ use waiters::Waiter;
 
 /// Identifies a client waiting for an answer; the actor keeps its reply channel.
 pub type ClientId = u64;
-
-/// An action a client asks for on a target (a name, `GROUP:*`, a group, `all`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
-    /// Start (answer once RUNNING, or failed).
-    Start,
-    /// Stop (answer once STOPPED).
-    Stop,
-    /// Stop then start.
-    Restart,
-}
 
 /// What happened, as the planner sees it.
 #[derive(Debug)]
@@ -100,8 +90,9 @@ pub enum Event {
     Act {
         /// Who asks.
         client: ClientId,
-        /// What.
-        verb: Verb,
+        /// What (a signal is sent by the actor itself: its answer is the
+        /// syscall's outcome).
+        verb: Action,
         /// On what.
         target: String,
         /// Answer once the goal is reached (else at once).

@@ -10,8 +10,9 @@ use std::time::Instant;
 
 use nsvisor_proto::{ActionResult, ApiError, ErrorKind, ProgramInfo, State};
 
-use super::{Answer, ClientId, Effect, Planner, StopPlan, Verb};
+use super::{Answer, ClientId, Effect, Planner, StopPlan};
 use crate::config::ProgramName;
+use crate::supervisor::command::Action as Verb;
 use crate::supervisor::machine::{Input, ProgramState};
 use crate::supervisor::program::{Gate, Program};
 
@@ -82,6 +83,10 @@ impl Planner {
         let goal = match verb {
             Verb::Start | Verb::Restart => Goal::Running,
             Verb::Stop => Goal::Stopped,
+            Verb::Signal(_) => {
+                let e = ApiError::new(ErrorKind::BadRequest, "signals are not planned");
+                return self.answer(client, Err(e));
+            }
         };
         match verb {
             Verb::Start => {
@@ -109,7 +114,7 @@ impl Planner {
                 self.stop_plans.push(StopPlan::new(&names, &tiers));
                 self.advance_stop_plans(now);
             }
-            Verb::Stop => {
+            Verb::Stop | Verb::Signal(_) => {
                 for n in &names {
                     self.stop_now(n, now);
                 }

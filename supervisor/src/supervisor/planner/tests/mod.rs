@@ -19,8 +19,9 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use nsvisor_proto::{ActionResult, ApiError, ExitStatus, ReloadResult, State};
 
-use super::{Answer, ClientId, Effect, Event, Planner, Verb};
+use super::{Answer, ClientId, Effect, Event, Planner};
 use crate::config::{AutoRestart, Config, NetworkConfig, ProgramConfig, ProgramNet, SandboxSpec};
+use crate::supervisor::command::Action as Verb;
 use crate::supervisor::program::Netns;
 
 /// A program config for tests: `startsecs = 0`, restarts on unexpected exits.
@@ -46,8 +47,7 @@ fn network() -> NetworkConfig {
     NetworkConfig {
         name: "net0".into(),
         bridge: "nsv-test0".into(),
-        subnet: [172, 30, 5, 0].into(),
-        prefix: 24,
+        subnet: "172.30.5.0/24".parse().expect("subnet"),
         gateway: [172, 30, 5, 254].into(),
     }
 }
