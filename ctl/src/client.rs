@@ -31,6 +31,13 @@ pub enum CtlError {
     },
     /// The daemon answered with an error.
     Api(ApiError),
+    /// The daemon stopped (or began to) while a command followed its output.
+    Stopped {
+        /// Socket path.
+        socket: PathBuf,
+        /// What was being followed, e.g. `"web"'s stdout`.
+        following: String,
+    },
     /// The answer could not be understood.
     Protocol {
         /// Socket path.
@@ -65,6 +72,11 @@ impl std::fmt::Display for CtlError {
                 )
             }
             CtlError::Api(e) => f.write_str(&e.message),
+            CtlError::Stopped { socket, following } => write!(
+                f,
+                "the nsvisor daemon at {} stopped while following {following}",
+                socket.display()
+            ),
             CtlError::Protocol { socket, message } => {
                 write!(f, "unexpected answer from {}: {message}", socket.display())
             }

@@ -79,6 +79,15 @@ struct Ctx {
 /// stdout went away (`| head`): stop quietly.
 struct Closed;
 
+/// How a streamed answer ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The daemon ended the stream.
+    ByDaemon,
+    /// Our stdout was closed.
+    ByReader,
+}
+
 impl Ctx {
     /// Reports a failure on stderr and gives its exit code.
     fn fail(&self, e: &CtlError) -> Exit {
@@ -89,6 +98,7 @@ impl Ctx {
                     api.message.clone(),
                 ),
                 CtlError::Unreachable { .. } => ("unreachable".into(), e.to_string()),
+                CtlError::Stopped { .. } => ("daemon_stopped".into(), e.to_string()),
                 CtlError::Protocol { .. } => ("protocol".into(), e.to_string()),
             };
             eprintln!(
@@ -214,17 +224,41 @@ impl Ctx {
     async fn tail(&self, name: &str, stream: StreamKind, query: &Query) -> Result<Exit, CtlError> {
         let route = Route::Logs(name.to_string(), stream);
         let json = self.json;
-        self.stream(&route, query, |chunk: Bytes| {
-            if json {
-                let data = String::from_utf8_lossy(&chunk);
-                let line =
-                    serde_json::json!({ "name": name, "stream": stream.as_str(), "data": data });
-                write_out(format!("{line}\n").as_bytes())
-            } else {
-                write_out(&chunk)
-            }
-        })
-        .await
+        let follow = query.flag(Param::Follow, false).unwrap_or(false);
+        let ended = self
+            .stream(&route, query, |chunk: Bytes| {
+                if json {
+                    let data = String::from_utf8_lossy(&chunk);
+                    let line =
+                        serde_json::json!({ "name": name, "stream": stream.as_str(), "data": data });
+                    write_out(format!("{line}\n").as_bytes())
+                } else {
+                    write_out(&chunk)
+                }
+            })
+            .await?;
+        if follow && ended == Ended::ByDaemon {
+            self.check_daemon_goes_on(&format!("{name:?}'s {}", stream.as_str()))
+                .await?;
+        }
+        Ok(Exit::Success)
+    }
+
+    /// After a followed stream ended: fine when the daemon goes on (the
+    /// program's output ended for good: removed by a reload, or its logging
+    /// changed); an error when the daemon stopped or is stopping, so a script
+    /// following output learns that it was cut short.
+    async fn check_daemon_goes_on(&self, following: &str) -> Result<(), CtlError> {
+        let stopped = || CtlError::Stopped {
+            socket: self.client.socket().to_owned(),
+            following: following.to_string(),
+        };
+        match self.health_of_daemon().await {
+            Ok(h) if !h.shutting_down => Ok(()),
+            Ok(_) | Err(CtlError::Unreachable { .. }) => Err(stopped()),
+            Err(CtlError::Api(e)) if e.kind == ErrorKind::ShuttingDown => Err(stopped()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn events(&self) -> Result<Exit, CtlError> {
@@ -242,7 +276,8 @@ impl Ctx {
             }
             Ok(())
         })
-        .await
+        .await?;
+        Ok(Exit::Success)
     }
 
     /// GETs a streamed answer and hands each chunk to `sink` until it ends.
@@ -251,7 +286,7 @@ impl Ctx {
         route: &Route,
         query: &Query,
         mut sink: impl FnMut(Bytes) -> Result<(), Closed>,
-    ) -> Result<Exit, CtlError> {
+    ) -> Result<Ended, CtlError> {
         let res = self.client.send(route, query, None).await?;
         if !res.status().is_success() {
             let status = res.status().as_u16();
@@ -264,7 +299,7 @@ impl Ctx {
                 Ok(frame) => {
                     if let Ok(data) = frame.into_data() {
                         if sink(data).is_err() {
-                            return Ok(Exit::Success);
+                            return Ok(Ended::ByReader);
                         }
                     }
                 }
@@ -279,7 +314,7 @@ impl Ctx {
                 }
             }
         }
-        Ok(Exit::Success)
+        Ok(Ended::ByDaemon)
     }
 
     async fn health_of_daemon(&self) -> Result<Health, CtlError> {
@@ -362,7 +397,7 @@ fn selects(name: &str, p: &ProgramInfo) -> bool {
 
 fn exit_of(e: &CtlError) -> Exit {
     match e {
-        CtlError::Unreachable { .. } => Exit::Unreachable,
+        CtlError::Unreachable { .. } | CtlError::Stopped { .. } => Exit::Unreachable,
         CtlError::Api(api) => match api.kind {
             ErrorKind::NotFound => Exit::NoSuchProgram,
             ErrorKind::PermissionDenied => Exit::Unreachable,

@@ -27,7 +27,8 @@ pub enum Exit {
     NotRunning = 3,
     /// A program name is unknown.
     NoSuchProgram = 4,
-    /// The daemon cannot be reached (or refused this user).
+    /// The daemon cannot be reached (or refused this user), or it stopped
+    /// while `tail -f` followed a program.
     Unreachable = 5,
 }
 
@@ -38,7 +39,7 @@ Exit codes:
   2  usage error
   3  status/health/pid: a named program (health: an autostart program) is not running
   4  unknown program name
-  5  the daemon cannot be reached (or refused this user)";
+  5  the daemon cannot be reached (or refused this user), or it stopped during tail -f";
 
 /// Control a running nsvisor daemon.
 #[derive(Debug, Parser)]

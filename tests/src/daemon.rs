@@ -29,8 +29,10 @@ pub struct DaemonBuilder {
     config: String,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
+    env_removed: Vec<OsString>,
     pid1: bool,
     inherited: Vec<nix::sys::signal::Signal>,
+    open_files: Option<u64>,
     stderr: Option<std::os::fd::OwnedFd>,
 }
 
@@ -64,6 +66,12 @@ impl DaemonBuilder {
         self
     }
 
+    /// An environment variable the daemon must not inherit from the test.
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.env_removed.push(key.as_ref().to_os_string());
+        self
+    }
+
     /// Run the daemon as PID 1 of a new PID namespace (`unshare --pid --fork
     /// --mount-proc`; root only).
     pub fn pid1(mut self, pid1: bool) -> Self {
@@ -75,6 +83,13 @@ impl DaemonBuilder {
     /// parent might (the daemon must not pass that on to its programs).
     pub fn inherit_ignored_and_blocked(mut self, signals: &[nix::sys::signal::Signal]) -> Self {
         self.inherited.extend_from_slice(signals);
+        self
+    }
+
+    /// Start the daemon with its soft open-files limit (`RLIMIT_NOFILE`) lowered
+    /// to `soft` (the hard limit stays), to see what `minfds` does.
+    pub fn open_files_limit(mut self, soft: u64) -> Self {
+        self.open_files = Some(soft);
         self
     }
 
@@ -108,10 +123,16 @@ impl DaemonBuilder {
             Command::new(nsvisor_bin())
         };
         cmd.arg("-c").arg(&config).args(&self.args);
+        for key in &self.env_removed {
+            cmd.env_remove(key);
+        }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.current_dir(&dir).stdin(Stdio::null());
         if !self.inherited.is_empty() {
             ignore_and_block_in_child(&mut cmd, &self.inherited);
+        }
+        if let Some(soft) = self.open_files {
+            lower_open_files_in_child(&mut cmd, soft);
         }
         cmd.stdout(File::create(dir.join("daemon.stdout")).expect("cannot create daemon.stdout"));
         match self.stderr {
@@ -148,6 +169,27 @@ fn ignore_and_block_in_child(cmd: &mut Command, signals: &[nix::sys::signal::Sig
                 libc::signal(*sig, libc::SIG_IGN);
             }
             libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+}
+
+/// Makes the spawned child start with a soft `RLIMIT_NOFILE` of `soft`.
+fn lower_open_files_in_child(cmd: &mut Command, soft: u64) {
+    use std::os::unix::process::CommandExt;
+    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .expect("cannot read the open-files limit");
+    let limit = libc::rlimit {
+        rlim_cur: soft.min(hard),
+        rlim_max: hard,
+    };
+    // SAFETY: between fork and exec the closure only calls setrlimit, which is
+    // async-signal-safe, on a value prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
@@ -221,8 +263,10 @@ impl Daemon {
             config: String::new(),
             args: Vec::new(),
             env: Vec::new(),
+            env_removed: Vec::new(),
             pid1: false,
             inherited: Vec::new(),
+            open_files: None,
             stderr: None,
         }
     }

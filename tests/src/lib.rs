@@ -59,6 +59,23 @@ pub fn wait_record(file: &Path, event: &str, timeout: Duration) -> Record {
     })
 }
 
+/// The lines of the daemon's text log without their timestamps, each as
+/// `LEVEL message fields...` (`"WARN no programs configured; ..."`), so tests can
+/// compare whole lines. Lines that do not start with a timestamp (program
+/// output on the console) are left out.
+pub fn log_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|line| {
+            let (stamp, rest) = line.split_once(' ')?;
+            let is_stamp = stamp.len() >= 20
+                && stamp.ends_with('Z')
+                && stamp.as_bytes().get(10) == Some(&b'T')
+                && stamp[..4].bytes().all(|b| b.is_ascii_digit());
+            is_stamp.then(|| rest.trim_start().to_string())
+        })
+        .collect()
+}
+
 /// Quotes a string as a TOML basic string (`"..."`).
 pub fn toml_quote(s: impl AsRef<OsStr>) -> String {
     let s = s.as_ref().to_string_lossy();
@@ -99,6 +116,20 @@ mod tests {
     #[test]
     fn toml_quoting() {
         assert_eq!(toml_quote("a\"b\\c"), r#""a\"b\\c""#);
+    }
+
+    #[test]
+    fn log_lines_drop_timestamps_and_console_output() {
+        let log = "2026-12-01T08:10:44.903974Z  INFO control API listening socket=/s\n\
+                   web | a program line\n\
+                   2026-12-01T08:10:45.943153Z  WARN changes to [supervisor] take effect\n";
+        assert_eq!(
+            log_lines(log),
+            [
+                "INFO control API listening socket=/s",
+                "WARN changes to [supervisor] take effect"
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `nsvisorctl` end to end: every command against a real daemon, its output
 //! (text and `--json`) and its exit code (0 ok, 1 action failed, 2 usage,
-//! 3 not running, 4 unknown program, 5 daemon unreachable).
+//! 3 not running, 4 unknown program, 5 daemon unreachable), and how it finds
+//! the daemon's socket. `signal` in detail is in `ctl_signal.rs`, `events` and
+//! `tail -f` in `ctl_follow.rs`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -418,6 +420,20 @@ fn usage_errors_version_and_completions() {
         help.stdout.contains("Exit codes:")
             && help.stdout.contains("5  the daemon cannot be reached")
     );
+    let alone = ctl_at(nowhere, &["version"]);
+    assert_eq!(
+        (alone.code, alone.stdout.as_str()),
+        (5, concat!("nsvisorctl ", env!("CARGO_PKG_VERSION"), "\n")),
+        "the client's version even without a daemon"
+    );
+    assert_eq!(
+        alone.stderr,
+        format!(
+            "nsvisorctl: cannot reach the nsvisor daemon at {nowhere}: No such file or directory (os error 2)\n  \
+             no socket there: is nsvisor running, and does its [supervisor] socket match \
+             (-s/--socket or NSVISOR_SOCKET)?\n"
+        )
+    );
     let unreachable = ctl_at(nowhere, &["status"]);
     assert_eq!(unreachable.code, 5);
     assert!(
@@ -495,6 +511,7 @@ fn tail_shows_output_and_follows_it_until_the_daemon_stops() {
         .arg(d.socket())
         .args(["tail", "-f", "-n", "1", "talker"])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("cannot run nsvisorctl tail -f");
     let lines = lines_of(&mut follow);
@@ -510,5 +527,60 @@ fn tail_shows_output_and_follows_it_until_the_daemon_stops() {
     let status = wait_until("tail -f to end with the daemon", T, || {
         follow.try_wait().expect("wait")
     });
-    assert_eq!(status.code(), Some(0));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(
+        &mut follow.stderr.take().expect("stderr is piped"),
+        &mut stderr,
+    )
+    .expect("read tail's stderr");
+    assert_eq!(
+        (status.code(), stderr),
+        (
+            Some(5),
+            format!(
+                "nsvisorctl: the nsvisor daemon at {} stopped while following \"talker\"'s stdout\n",
+                d.socket().display()
+            )
+        ),
+        "the daemon going away cuts the follow short: an error"
+    );
+}
+
+#[test]
+fn the_default_socket_is_found_without_s() {
+    // $XDG_RUNTIME_DIR/nsvisor.sock, for a user other than root (root's
+    // default, /run/nsvisor.sock, belongs to the host). As root, the client
+    // runs as nobody, allowed on the socket.
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let b = Daemon::builder();
+    std::fs::set_permissions(b.dir(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let runtime_dir = b.dir().to_path_buf();
+    let socket = runtime_dir.join("nsvisor.sock");
+    let d = b
+        .config(&format!(
+            "[supervisor]\nsocket = {}\nsocket_mode = \"0666\"\nallowed_uids = [65534]\n\n{}",
+            nsvisor_tests::toml_quote(&socket),
+            three_kinds()
+        ))
+        .start();
+    let web = d.wait_state("web", State::Running, T);
+    let mut cmd = Command::new(nsvisorctl_bin());
+    cmd.args(["pid", "web"])
+        .env_remove("NSVISOR_SOCKET")
+        .env("XDG_RUNTIME_DIR", &runtime_dir)
+        .stdin(Stdio::null());
+    if nsvisor_tests::is_root() {
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().expect("cannot run nsvisorctl");
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        ),
+        (Some(0), format!("{}\n", web.pid.expect("a pid"))),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -1,5 +1,6 @@
 //! Program states seen from outside: every supervisord transition, start/stop
-//! through the API, backoff delays, FATAL, and SIGKILL after `stopwaitsecs`.
+//! through the API, backoff delays, FATAL, `stopsignal`, and SIGKILL after
+//! `stopwaitsecs`.
 //!
 //! Each test starts the real daemon on a small config of `testprog` programs and
 //! watches `GET /v1/programs/{name}`, the event stream, and the record files
@@ -196,15 +197,78 @@ fn failed_starts_back_off_longer_each_time_then_fatal_until_started_again() {
 fn starting_exit_is_backoff_and_stop_in_backoff_is_immediate() {
     let d = Daemon::start(&program_toml(
         "a",
-        &["exit", "1"],
-        "startsecs = 1\nstartretries = 100",
+        &["record", "{dir}/a.rec", "exit", "1"],
+        "autostart = false\nstartsecs = 1\nstartretries = 100",
     ));
-    d.wait_state("a", State::Backoff, T);
+    let mut events = d.events();
+    let (status, body) = d.post("/v1/programs/a/start?wait=false", "");
+    assert_eq!(status, 200, "{body}");
+    // The third failed start waits 3 s before the next try: a stop that
+    // waited for it, or for anything else, would answer seconds later.
+    let mut backoffs = Vec::new();
+    while backoffs.len() < 3 {
+        let ev = events.wait_for("a →BACKOFF", T, |e| e.name == "a");
+        match (ev.from, ev.to) {
+            (State::Stopped | State::Backoff, State::Starting) => {}
+            (State::Starting, State::Backoff) => backoffs.push(ev),
+            other => panic!("unexpected transition {other:?}: {:?}", events.seen),
+        }
+    }
+    let t0 = Instant::now();
     let (status, body) = d.post("/v1/programs/a/stop", "");
+    let took = t0.elapsed();
     let results = actions(status, &body);
     assert!(results[0].ok, "{body}");
     assert_eq!(results[0].program.state, State::Stopped);
+    let stopped = events.wait_for("a →STOPPED", T, |e| e.name == "a");
+    assert_eq!(
+        (stopped.from, stopped.to),
+        (State::Backoff, State::Stopped),
+        "straight from BACKOFF: {:?}",
+        events.seen
+    );
+    let after = stopped.time_ms - backoffs[2].time_ms;
+    assert!(
+        after < 1500 && took < Duration::from_millis(1500),
+        "STOPPED {after} ms into a 3 s backoff, the stop answered after {took:?}"
+    );
+    assert_eq!(starts(&read_records(&d.dir().join("a.rec"))).len(), 3);
     assert_eq!(d.status("a").map(|i| i.state), Some(State::Stopped));
+}
+
+#[test]
+fn a_stopsignal_other_than_term_is_what_the_program_gets() {
+    let d = Daemon::start(&program_toml(
+        "a",
+        &[
+            "exit-on",
+            "INT",
+            "0",
+            "trap",
+            "TERM",
+            "record",
+            "{dir}/a.rec",
+            "sleep",
+            "forever",
+        ],
+        "startsecs = 0\nstopsignal = \"INT\"\nstopwaitsecs = 10",
+    ));
+    d.wait_state("a", State::Running, T);
+    nsvisor_tests::wait_record(&d.dir().join("a.rec"), "start", T);
+    let t0 = Instant::now();
+    let (status, body) = d.post("/v1/programs/a/stop", "");
+    let took = t0.elapsed();
+    let results = actions(status, &body);
+    assert!(results[0].ok, "{body}");
+    assert_eq!(
+        results[0].program.exit_status,
+        Some(ExitStatus::Code(0)),
+        "a ended by itself on INT, not by SIGKILL: {body}"
+    );
+    assert!(took < Duration::from_secs(5), "stop took {took:?}");
+    let recs = read_records(&d.dir().join("a.rec"));
+    let seen: Vec<&str> = recs.iter().map(|r| r.event.as_str()).collect();
+    assert_eq!(seen, ["start", "signal INT", "exit 0"], "no TERM, only INT");
 }
 
 #[test]

@@ -19,7 +19,9 @@ mod netkit;
 
 use netkit::*;
 use nsvisor_proto::State;
-use nsvisor_tests::{nsvisor_bin, require_root, toml_quote, wait_until, Daemon, KillOnDrop};
+use nsvisor_tests::{
+    log_lines, nsvisor_bin, require_root, toml_quote, wait_until, Daemon, KillOnDrop,
+};
 
 #[test]
 fn a_program_joins_an_existing_named_namespace() {
@@ -262,17 +264,25 @@ fn a_subnet_overlapping_a_host_route_is_refused_at_start() {
         .output()
         .unwrap();
     assert_eq!(check.status.code(), Some(2), "{check:?}");
-    let check_err = String::from_utf8_lossy(&check.stderr);
-    assert!(check_err.contains("overlaps the host route"), "{check_err}");
-    assert_eq!(status.code(), Some(1));
-    let err = d.stderr();
     let subnet = format!("{}/24", n.addr(0));
-    assert!(
-        err.contains(&format!(
-            "network \"{}\": subnet {subnet} overlaps the host route {subnet} (dev {squatter})",
-            n.name()
-        )),
-        "{err}"
+    let problem = format!(
+        "network \"{}\": subnet {subnet} overlaps the host route {subnet} (dev {squatter}); \
+         choose another subnet",
+        n.name()
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&check.stderr),
+        format!(
+            "{}: {problem}\nnsvisor: the host cannot give this configuration its networks\n",
+            d.dir().join("nsvisor.toml").display()
+        ),
+        "nsvisor check"
+    );
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(
+        log_lines(&d.stderr()),
+        [format!("ERROR {problem}")],
+        "the daemon's whole log"
     );
     n.assert_gone(&["app"]);
 }
@@ -296,14 +306,20 @@ fn a_mapped_port_in_use_fails_the_start_naming_the_port() {
         );
     let mut d = Daemon::start(&config);
     let out = d.ctl(&["start", "web"]);
-    assert!(!out.status.success());
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        text.contains(&format!(
-            "cannot listen on port 127.0.0.1:{port}/tcp: Address already in use"
-        )),
-        "{text}"
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        ),
+        (
+            Some(1),
+            format!(
+                "web: ERROR (program \"web\": cannot listen on port 127.0.0.1:{port}/tcp: \
+                 Address already in use (os error 98))\n"
+            ),
+            String::new()
+        )
     );
     assert_eq!(d.status("web").unwrap().state, State::Stopped);
     d.terminate();
@@ -325,9 +341,33 @@ fn conflicting_ports_and_overlapping_networks_are_config_errors() {
         + &n.program("b", "b", 3, &["sleep"], "ports = [\"9999:81\"]");
     let mut d = Daemon::builder().config(&config).spawn();
     assert_eq!(d.wait_exit(T).code(), Some(2));
-    let err = d.stderr();
-    assert!(err.contains("overlap"), "{err}");
-    assert!(err.contains("9999"), "{err}");
+    let path = d.dir().join("nsvisor.toml");
+    let text = std::fs::read_to_string(&path).expect("the config");
+    // Each error: `file:line:col: message`, the line, a caret under the column.
+    let error = |source: &str, message: &str| {
+        let line = 1 + text
+            .lines()
+            .position(|l| l == source)
+            .unwrap_or_else(|| panic!("{source:?} not in the config"));
+        let gutter = " ".repeat(line.to_string().len());
+        format!(
+            "{}:{line}:10: {message}\n {line} | {source}\n {gutter} |          ^\n",
+            path.display()
+        )
+    };
+    let subnet = n.addr(0);
+    let want = error(
+        &format!("subnet = \"{subnet}/25\""),
+        &format!(
+            "subnet: {subnet}/25 overlaps network \"{}\" ({subnet}/24)",
+            n.name()
+        ),
+    ) + &error(
+        "ports = [\"9999:81\"]",
+        "program \"b\": ports: host port 0.0.0.0:9999/tcp is already mapped by program \"a\" \
+         (127.0.0.1:9999)",
+    ) + "nsvisor: 2 errors in the configuration\n";
+    assert_eq!(d.stderr(), want);
 }
 
 #[test]
@@ -359,12 +399,13 @@ fn a_network_config_without_privileges_fails_with_what_is_needed() {
             .unwrap()
     };
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(
-            "the network settings of program \"web\" need CAP_NET_ADMIN and CAP_SYS_ADMIN"
-        ) && err.contains("run nsvisor as root"),
-        "{err}"
+    assert_eq!(
+        log_lines(&String::from_utf8_lossy(&out.stderr)),
+        [
+            "ERROR the network settings of program \"web\" need CAP_NET_ADMIN and CAP_SYS_ADMIN, \
+             which this process does not have: run nsvisor as root \
+             (in a container: --cap-add NET_ADMIN --cap-add SYS_ADMIN)"
+        ]
     );
     n.assert_gone(&["web"]);
 }

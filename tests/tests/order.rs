@@ -1,14 +1,16 @@
 //! Start and stop order: a program starts only once everything in its
-//! `depends_on` is RUNNING, and on shutdown it stops before what it depends on.
+//! `depends_on` is RUNNING, and on shutdown it stops before what it depends on;
+//! without `depends_on`, lower `priority` starts first.
 //!
 //! Times come from the record files `testprog` writes (wall-clock ms of its
-//! start, of each signal received, of its exit).
+//! start, of each signal received, of its exit); the order of spawns from the
+//! daemon's log, which it writes in order.
 
 use std::path::Path;
 use std::time::Duration;
 
 use nsvisor_proto::State;
-use nsvisor_tests::{program_toml, read_records, wait_record, Daemon};
+use nsvisor_tests::{log_lines, program_toml, read_records, wait_record, Daemon};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -70,4 +72,43 @@ fn depends_on_orders_start_and_reverse_orders_stop() {
         web_exit - db_term
     );
     time_of(&dir.join("db.rec"), "exit 0");
+}
+
+#[test]
+fn lower_priority_starts_first() {
+    // Neither name order nor file order is priority order.
+    let programs = [("b", 30), ("d", 10), ("a", 20), ("c", -5)];
+    let config: String = programs
+        .iter()
+        .map(|(name, prio)| {
+            program_toml(
+                name,
+                &["sleep", "forever"],
+                &format!("startsecs = 0\npriority = {prio}"),
+            )
+        })
+        .collect();
+    let d = Daemon::start(&config);
+    let mut pids = Vec::new();
+    for (name, _) in programs {
+        pids.push((
+            name,
+            d.wait_state(name, State::Running, T).pid.expect("a pid"),
+        ));
+    }
+    let spawned = nsvisor_tests::wait_until("four spawns in the daemon's log", T, || {
+        let lines: Vec<String> = log_lines(&d.stderr())
+            .into_iter()
+            .filter(|l| l.starts_with("INFO spawned program="))
+            .collect();
+        (lines.len() >= programs.len()).then_some(lines)
+    });
+    let expected: Vec<String> = ["c", "d", "a", "b"]
+        .iter()
+        .map(|name| {
+            let pid = pids.iter().find(|(n, _)| n == name).expect("started").1;
+            format!("INFO spawned program=\"{name}\" pid={pid}")
+        })
+        .collect();
+    assert_eq!(spawned, expected, "spawned in priority order");
 }

@@ -1,14 +1,17 @@
 //! How programs are started: clean signal mask and dispositions, `directory`,
-//! `umask`, `environment` (plus `NSVISOR_PROGRAM`), and `user`.
+//! `umask`, `environment` (plus `NSVISOR_PROGRAM` and `NSVISOR_PROCESS_NUM`),
+//! `user` (with its `HOME`, `USER`, `LOGNAME`), and the open-files limit
+//! `minfds` gives them.
 //!
 //! Each program runs `testprog report FILE`, which writes what it sees
 //! (`/proc/self/status` fields, cwd, ids, environment) as one JSON object.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use nsvisor_proto::State;
 use nsvisor_tests::{program_toml, require_root, testprog, toml_quote, wait_until, Daemon};
 use serde_json::Value;
 
@@ -78,34 +81,146 @@ fn directory_umask_and_environment_take_effect() {
 }
 
 #[test]
-fn user_switches_uid_gid_and_groups() {
-    if !require_root("user_switches_uid_gid_and_groups") {
-        return;
+fn numprocs_replicas_get_their_process_num() {
+    let d = Daemon::start(&program_toml(
+        "pool",
+        &[
+            "report",
+            "{dir}/report{process_num}.json",
+            "sleep",
+            "forever",
+        ],
+        "startsecs = 0\nnumprocs = 3\nnumprocs_start = 4",
+    ));
+    for k in 4..7 {
+        let report = read_report(&d.dir().join(format!("report{k}.json")));
+        assert_eq!(
+            report["env"]["NSVISOR_PROCESS_NUM"],
+            k.to_string(),
+            "pool:{k}"
+        );
+        assert_eq!(report["env"]["NSVISOR_PROGRAM"], format!("pool:{k}"));
     }
-    // `nobody` must reach the binary and the report dir: copy testprog into an
-    // open directory.
-    let b = Daemon::builder();
+}
+
+/// The soft and hard "Max open files" of a process, from `/proc/PID/limits`.
+fn open_files_limit(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("read limits");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or_else(|| panic!("no open-files line in {text}"));
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (nums[0], nums[1])
+}
+
+#[test]
+fn minfds_raises_the_open_files_limit_programs_get() {
+    // The daemon starts with a low soft limit; minfds stays within the hard
+    // limit, so raising it needs no privilege.
+    let (_, hard) = open_files_limit(std::process::id());
+    let want = hard.min(1000);
+    let d = Daemon::builder()
+        .open_files_limit(want / 4)
+        .config(&format!(
+            "[supervisor]\nminfds = {want}\n\n{}",
+            program_toml("p", &["sleep", "forever"], "startsecs = 0")
+        ))
+        .start();
+    let pid = d.wait_state("p", State::Running, T).pid.expect("a pid");
+    assert_eq!(
+        open_files_limit(pid),
+        (want, hard),
+        "the program's soft limit is minfds"
+    );
+    assert_eq!(open_files_limit(d.pid()), (want, hard), "the daemon's own");
+}
+
+/// A directory `nobody` can reach holding a copy of testprog: (dir, binary).
+fn open_dir_with_testprog(b: &nsvisor_tests::DaemonBuilder) -> (PathBuf, PathBuf) {
     let open = b.dir().join("open");
     std::fs::create_dir(&open).expect("mkdir");
     std::fs::set_permissions(b.dir(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
     let bin = open.join("testprog");
     std::fs::copy(testprog(), &bin).expect("copy testprog");
-    let report = open.join("report.json");
-    let command = format!(
-        "[{}, \"report\", {}, \"sleep\", \"forever\"]",
-        toml_quote(&bin),
-        toml_quote(&report)
-    );
+    (open, bin)
+}
+
+/// `[programs.NAME]` running `bin report REPORT sleep forever` as `nobody`.
+fn reporter_as_nobody(name: &str, bin: &Path, report: &Path, extra: &str) -> String {
+    format!(
+        "[programs.{name}]\ncommand = [{}, \"report\", {}, \"sleep\", \"forever\"]\n\
+         startsecs = 0\nuser = \"nobody\"\n{extra}\n\n",
+        toml_quote(bin),
+        toml_quote(report)
+    )
+}
+
+fn nobody() -> nix::unistd::User {
+    nix::unistd::User::from_name("nobody")
+        .expect("the user database")
+        .expect("a user nobody")
+}
+
+#[test]
+fn user_sets_home_user_and_logname_unless_environment_does() {
+    if !require_root("user_sets_home_user_and_logname_unless_environment_does") {
+        return;
+    }
+    let b = Daemon::builder();
+    let (open, bin) = open_dir_with_testprog(&b);
+    let (plain, custom) = (open.join("plain.json"), open.join("custom.json"));
     let _daemon = b
-        .config(&format!(
-            "[programs.nobody]\ncommand = {command}\nstartsecs = 0\nuser = \"nobody\"\n"
-        ))
+        .env("HOME", "/root")
+        .env("USER", "root")
+        .env("LOGNAME", "root")
+        .config(
+            &(reporter_as_nobody("plain", &bin, &plain, "")
+                + &reporter_as_nobody(
+                    "custom",
+                    &bin,
+                    &custom,
+                    "environment = { HOME = \"/srv/custom\" }",
+                )),
+        )
+        .start();
+    let home = nobody().dir.to_string_lossy().into_owned();
+    let env = &read_report(&plain)["env"];
+    assert_eq!(
+        (&env["HOME"], &env["USER"], &env["LOGNAME"]),
+        (
+            &Value::from(home.as_str()),
+            &Value::from("nobody"),
+            &Value::from("nobody")
+        ),
+        "nobody's, not the daemon's"
+    );
+    let env = &read_report(&custom)["env"];
+    assert_eq!(
+        (&env["HOME"], &env["USER"]),
+        (&Value::from("/srv/custom"), &Value::from("nobody")),
+        "environment wins"
+    );
+}
+
+#[test]
+fn user_switches_uid_gid_and_groups() {
+    if !require_root("user_switches_uid_gid_and_groups") {
+        return;
+    }
+    // `nobody` must reach the binary and the report dir.
+    let b = Daemon::builder();
+    let (open, bin) = open_dir_with_testprog(&b);
+    let report = open.join("report.json");
+    let _daemon = b
+        .config(&reporter_as_nobody("nobody", &bin, &report, ""))
         .start();
     let report = read_report(&report);
-    let nobody = nix::unistd::User::from_name("nobody")
-        .expect("the user database")
-        .expect("a user nobody");
+    let nobody = nobody();
     let (uid, gid) = (nobody.uid.as_raw(), nobody.gid.as_raw());
     assert_eq!(report["uid"], uid, "{report}");
     assert_eq!(report["euid"], uid);

@@ -1,13 +1,14 @@
 //! Reload (SIGHUP, or `POST /v1/reload`): added programs start, removed ones
 //! stop, changed ones restart with a new pid, unchanged ones keep running
-//! untouched; an invalid new config is rejected and nothing changes.
+//! untouched; an invalid new config is rejected and nothing changes; changes
+//! to `[supervisor]` wait for the next start of the daemon (and it says so).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nsvisor_proto::{ReloadResult, State};
-use nsvisor_tests::{program_toml, wait_until, Daemon};
+use nsvisor_tests::{log_lines, program_toml, wait_until, Daemon};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -110,4 +111,45 @@ fn invalid_config_is_rejected_and_nothing_changes() {
     assert!(d.status("add").is_none() && d.status("broken").is_none());
     let (status, _) = d.get("/v1/health");
     assert_eq!(status, 200, "the daemon still serves");
+}
+
+#[test]
+fn supervisor_changes_are_ignored_and_the_daemon_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+    let programs = config(&["keep"], "1");
+    let d = Daemon::start(&format!(
+        "[supervisor]\nsocket_mode = \"0600\"\nlog_level = \"info\"\n\n{programs}"
+    ));
+    let before = running_pids(&d, &["keep"]);
+    let warning = "WARN changes to [supervisor] take effect at the next start of the daemon";
+    assert!(!log_lines(&d.stderr()).iter().any(|l| l == warning));
+
+    d.write_config(&format!(
+        "[supervisor]\nsocket_mode = \"0666\"\nlog_level = \"error\"\n\n{programs}"
+    ));
+    let (status, body) = d.post("/v1/reload", "");
+    assert_eq!(status, 200, "{body}");
+    let diff: ReloadResult = serde_json::from_value(body.clone()).expect("a ReloadResult");
+    assert_eq!(diff, ReloadResult::default(), "no program changed: {body}");
+    wait_until("the warning in the daemon's log", T, || {
+        log_lines(&d.stderr())
+            .iter()
+            .any(|l| l == warning)
+            .then_some(())
+    });
+    let mode = std::fs::metadata(d.socket())
+        .expect("the socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "socket_mode is unchanged");
+    assert_eq!(running_pids(&d, &["keep"]), before, "keep kept its process");
+    // log_level is unchanged: an INFO line still gets logged.
+    let (status, body) = d.post("/v1/programs/keep/stop", "");
+    assert_eq!(status, 200, "{body}");
+    wait_until("an INFO line after the reload", T, || {
+        log_lines(&d.stderr())
+            .iter()
+            .any(|l| l == "INFO RUNNING -> STOPPING program=\"keep\"")
+            .then_some(())
+    });
 }

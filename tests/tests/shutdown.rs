@@ -1,14 +1,14 @@
-//! Graceful shutdown: SIGTERM stops every program (in parallel within a tier),
-//! a second SIGTERM does not cut anyone's grace short, the daemon exits only
-//! after its programs, with 0; a `critical` program ending for good shuts the
-//! daemon down with that program's status.
+//! Graceful shutdown: SIGTERM, SIGINT and SIGQUIT stop every program (in
+//! parallel within a tier), a second SIGTERM does not cut anyone's grace short,
+//! the daemon exits only after its programs, with 0; a `critical` program
+//! ending for good shuts the daemon down with that program's status.
 
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nsvisor_proto::State;
 use nsvisor_tests::{
-    proc_state, program_toml, read_records, wait_record, wait_until, Daemon, Record,
+    log_lines, proc_state, program_toml, read_records, wait_record, wait_until, Daemon, Record,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -54,6 +54,49 @@ fn second_sigterm_does_not_cut_the_grace_short() {
     let terms = recs.iter().filter(|r| r.event == "signal TERM").count();
     assert_eq!(terms, 1, "the second SIGTERM only logs: {recs:?}");
     assert_eq!(proc_state(pid), None, "the daemon exited after its program");
+}
+
+#[test]
+fn sigint_and_sigquit_shut_down_gracefully_and_exit_0() {
+    for (sig, name) in [(Signal::SIGINT, "SIGINT"), (Signal::SIGQUIT, "SIGQUIT")] {
+        let mut d = Daemon::start(&program_toml(
+            "slow",
+            &[
+                "term-exit",
+                "0",
+                "--after",
+                "0.5",
+                "record",
+                "{dir}/slow.rec",
+                "sleep",
+                "forever",
+            ],
+            "startsecs = 0\nstopwaitsecs = 10",
+        ));
+        let pid = d.wait_state("slow", State::Running, T).pid.expect("a pid");
+        let rec = d.dir().join("slow.rec");
+        wait_record(&rec, "start", T);
+        d.signal(sig);
+        let status = d.wait_exit(Duration::from_secs(20));
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{name}: a requested shutdown exits 0"
+        );
+        let events: Vec<String> = read_records(&rec).into_iter().map(|r| r.event).collect();
+        assert_eq!(
+            events,
+            ["start", "signal TERM", "exit 0"],
+            "{name}: slow got its stopsignal and ended by itself"
+        );
+        assert_eq!(proc_state(pid), None, "{name}: slow was reaped");
+        let why = format!("INFO shutting down (received {name})");
+        assert!(
+            log_lines(&d.stderr()).contains(&why),
+            "{name}: the log says why:\n{}",
+            d.stderr()
+        );
+    }
 }
 
 #[test]

@@ -1,12 +1,14 @@
-//! Sidecar mode (`nsvisor -c FILE -- CMD`), critical programs that go FATAL,
-//! `priority` order, and the demo config users start with.
+//! Sidecar mode (`nsvisor -c FILE -- CMD`, with `--grace` as CMD's stop
+//! grace), critical programs that go FATAL, `priority` order, and the demo
+//! config users start with.
 
-use std::time::Duration;
+use std::ffi::OsStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
 use nsvisor_proto::State;
 use nsvisor_tests::{
-    program_toml, read_records, testprog, wait_record, wait_until, Daemon, Record,
+    is_alive, program_toml, read_records, testprog, wait_record, wait_until, Daemon, Record,
 };
 
 const T: Duration = Duration::from_secs(15);
@@ -90,6 +92,43 @@ fn sigterm_stops_command_and_programs_and_exits_0() {
         has(&side, "signal TERM"),
         "the sidecar got SIGTERM: {side:?}"
     );
+}
+
+#[test]
+fn grace_is_how_long_the_command_gets_before_sigkill() {
+    let b = Daemon::builder().config(&program_toml(
+        "side",
+        &["term-exit", "0", "sleep", "forever"],
+        "startsecs = 0",
+    ));
+    let rec = b.dir().join("main.rec");
+    let mut d = b
+        .args(["--grace", "1", "--"])
+        .args([testprog().as_os_str(), OsStr::new("ignore-term")])
+        .args([OsStr::new("record"), rec.as_os_str()])
+        .args(["sleep", "forever"])
+        .start();
+    let pid = d.wait_state("main", State::Running, T).pid.expect("a pid");
+    wait_record(&rec, "start", T);
+    d.signal(Signal::SIGTERM);
+    let term = wait_record(&rec, "signal TERM", T);
+    wait_until("the command to be killed", T, || {
+        (!is_alive(pid)).then_some(())
+    });
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis() as u64;
+    let after = now - term.ms;
+    assert!(
+        after >= 950,
+        "killed {after} ms after SIGTERM, before the 1 s grace"
+    );
+    assert!(
+        after < 3000,
+        "killed only {after} ms after SIGTERM, the grace is 1 s"
+    );
+    assert_eq!(d.wait_exit(T).code(), Some(0), "a requested shutdown");
 }
 
 #[test]

@@ -1,15 +1,16 @@
 //! Single-command mode (`nsvisor -- CMD ARGS...`), the tini contract: exit with
 //! CMD's status (128+N when killed by signal N, 126 not executable, 127 not
 //! found), forward signals to CMD, and clean up what CMD leaves in its process
-//! group.
+//! group (SIGTERM, then SIGKILL after `--grace` / `shutdown_grace`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::ExitStatus;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
 use nsvisor_tests::{
-    proc_state, read_lines, read_records, testprog, wait_until, Daemon, KillOnDrop,
+    is_alive, proc_state, read_lines, read_records, testprog, wait_record, wait_until, Daemon,
+    KillOnDrop,
 };
 
 const T: Duration = Duration::from_secs(15);
@@ -155,5 +156,63 @@ fn leftovers_of_the_command_group_are_terminated() {
     assert_eq!(pids.len(), 2);
     for pid in pids {
         assert_eq!(proc_state(pid), None, "grandchild {pid} was left running");
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis() as u64
+}
+
+/// CMD exits 0 and leaves a child in its group that ignores SIGTERM: the child
+/// gets SIGTERM at once and SIGKILL one grace later, set by `--grace 1` or by
+/// `[supervisor] shutdown_grace = 1` (the default, 5 s, would fail the bound).
+#[test]
+fn a_leftover_ignoring_sigterm_is_killed_after_the_grace_not_before() {
+    for (how, args, config) in [
+        ("--grace 1", &["--grace", "1"][..], ""),
+        (
+            "shutdown_grace = 1",
+            &[][..],
+            "[supervisor]\nshutdown_grace = 1\n",
+        ),
+    ] {
+        let b = Daemon::builder();
+        let rec = b.dir().join("cmd.rec");
+        let gc = b.dir().join("gc");
+        let mut d = b
+            .config(config)
+            .args(args)
+            .args(["--".as_ref(), testprog().as_os_str()])
+            .args(["ignore-term".as_ref(), "record".as_ref(), rec.as_os_str()])
+            .args(["grandchildren".as_ref(), "1".as_ref(), gc.as_os_str()])
+            .args(["--keep-traps", "exit", "0"])
+            .spawn();
+        let leftover: u32 = wait_until("the leftover's pid", T, || {
+            read_lines(&gc).first().and_then(|l| l.parse().ok())
+        });
+        let _guard = KillOnDrop(vec![leftover]);
+        let term = wait_record(&rec, "signal TERM", T);
+        assert_eq!(term.pid, leftover, "{how}: the leftover got SIGTERM");
+        wait_until("the leftover to be killed", T, || {
+            (!is_alive(leftover)).then_some(())
+        });
+        let after = unix_ms() - term.ms;
+        assert!(
+            after >= 950,
+            "{how}: killed {after} ms after SIGTERM, before the 1 s grace"
+        );
+        assert!(
+            after < 3000,
+            "{how}: killed only {after} ms after SIGTERM, the grace is 1 s"
+        );
+        assert_eq!(
+            d.wait_exit(T).code(),
+            Some(0),
+            "{how}: CMD's status; stderr: {}",
+            d.stderr()
+        );
     }
 }

@@ -117,7 +117,7 @@ mod tests {
     async fn events_end_when_the_api_closes() {
         let (tx, rx) = broadcast::channel(8);
         let (stop, stopped) = watch::channel(false);
-        let res = events(rx, stopped);
+        let mut body = events(rx, stopped).into_body();
         let event = StateEvent {
             name: "web".into(),
             from: nsvisor_proto::State::Starting,
@@ -127,18 +127,23 @@ mod tests {
             time_ms: 1,
         };
         tx.send(event.clone()).expect("a receiver exists");
-        stop.send(true).expect("a receiver exists");
-        let body = res
-            .into_body()
-            .collect()
+        let line = body
+            .frame()
             .await
+            .expect("a frame")
             .expect("infallible")
-            .to_bytes();
-        // The stop may win over the queued event; either way the body ends.
-        if !body.is_empty() {
-            let parsed: StateEvent = serde_json::from_slice(&body).expect("one JSON line");
-            assert_eq!(parsed, event);
-        }
+            .into_data()
+            .expect("data");
+        let mut want = serde_json::to_vec(&event).expect("serialisable");
+        want.push(b'\n');
+        assert_eq!(line, Bytes::from(want), "one JSON line per event");
+
+        // The broadcast stays open (`tx` lives): only the API closing ends the body.
+        stop.send(true).expect("a receiver exists");
+        let end = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame())
+            .await
+            .expect("the body ends once the API closes");
+        assert!(end.is_none(), "no frame after the close: {end:?}");
         drop(tx);
     }
 }

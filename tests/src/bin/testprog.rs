@@ -18,13 +18,17 @@
 //! term-exit CODE [--after SECS]
 //!                          on SIGTERM wait SECS (default 0; further signals are only
 //!                          recorded), then exit CODE
+//! exit-on SIG CODE         on SIG (INT, USR1, 2 ...): record it, then exit CODE
 //! print-lines N [--rate PER_SEC] [--stderr] [--prefix TEXT]
 //!                          print "<prefix>line <i>" for i in 1..=N
 //! stderr-lines N           same as `print-lines N --stderr`
 //! partial-line TEXT        write TEXT to stdout without a newline
 //! cat FILE                 copy FILE's bytes to stdout
-//! grandchildren N FILE     fork N children that stay in our process group and sleep
-//!                          forever; append their pids to FILE, one per line
+//! grandchildren N FILE [--keep-traps]
+//!                          fork N children that stay in our process group and sleep
+//!                          forever; append their pids to FILE, one per line. With
+//!                          --keep-traps they keep the signals trapped so far (and
+//!                          record them) instead of taking the default actions
 //! orphans N [--linger SECS]
 //!                          make N orphans (double fork; the middle process exits at
 //!                          once); each sleeps SECS (default 0), records "orphan-exit"
@@ -71,6 +75,7 @@ struct Prog {
     record: Option<PathBuf>,
     trapped: Vec<Signal>,
     term_exit: Option<(i32, Duration)>,
+    exit_on: Vec<(Signal, i32)>,
     exit_at: Option<(Instant, i32)>,
 }
 
@@ -115,6 +120,12 @@ fn run_step(prog: &mut Prog, step: &str, args: &mut Args) {
             prog.term_exit = Some((code, Duration::from_secs_f64(after)));
             prog.trap(Signal::SIGTERM);
         }
+        "exit-on" => {
+            let sig = parse_signal(&args.value(step));
+            let code = parse_num(step, &args.value(step));
+            prog.exit_on.push((sig, code));
+            prog.trap(sig);
+        }
         "print-lines" | "stderr-lines" => {
             let n: u64 = parse_num(step, &args.value(step));
             let rate: Option<f64> = args.option("--rate").map(|v| parse_num(step, &v));
@@ -136,7 +147,8 @@ fn run_step(prog: &mut Prog, step: &str, args: &mut Args) {
         "grandchildren" => {
             let n: u32 = parse_num(step, &args.value(step));
             let file = PathBuf::from(args.value(step));
-            prog.grandchildren(n, &file);
+            let keep_traps = args.flag("--keep-traps");
+            prog.grandchildren(n, &file, keep_traps);
         }
         "orphans" => {
             let n: u32 = parse_num(step, &args.value(step));
@@ -222,6 +234,9 @@ impl Prog {
                     self.exit_at = Some((Instant::now() + after, code));
                 }
             }
+            if let Some((_, code)) = self.exit_on.iter().find(|(s, _)| *s == sig) {
+                self.exit(*code);
+            }
         }
     }
 
@@ -245,11 +260,15 @@ impl Prog {
         let _ = out.flush();
     }
 
-    fn grandchildren(&mut self, n: u32, file: &Path) {
+    fn grandchildren(&mut self, n: u32, file: &Path, keep_traps: bool) {
         for _ in 0..n {
-            // SAFETY: testprog is single-threaded; the child only resets signals and pauses.
+            // SAFETY: testprog is single-threaded; the child resets signals and pauses,
+            // or keeps its traps and idles.
             match unsafe { fork() } {
                 Ok(ForkResult::Child) => {
+                    if keep_traps {
+                        self.idle(None);
+                    }
                     self.reset_traps();
                     loop {
                         nix::unistd::pause();
