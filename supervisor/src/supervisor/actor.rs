@@ -188,7 +188,7 @@ impl Supervisor {
                 group,
             } => {
                 if let Err(e) = sys::send_signal(pid, signal, group) {
-                    tracing::warn!(program = %name, "cannot send {signal} to pid {pid}: {e}");
+                    tracing::warn!(program = name.as_str(), "cannot send {signal} to pid {pid}: {e}");
                 }
             }
             Effect::Timer { at, name } => self.timers.push(Reverse((at, TimerKey::Program(name)))),
@@ -225,7 +225,7 @@ impl Supervisor {
                 let done = self.net.release(&name);
                 tokio::spawn(async move {
                     for e in done.await {
-                        tracing::error!(program = %name, "{e}");
+                        tracing::error!(program = name.as_str(), "{e}");
                     }
                 });
             }
@@ -442,7 +442,7 @@ impl Supervisor {
             Some(ProgramNet::Join { netns }) => match crate::net::open_netns(netns) {
                 Ok(fd) => Some(fd),
                 Err(e) => {
-                    tracing::error!(program = %name, "{e}");
+                    tracing::error!(program = name.as_str(), "{e}");
                     return failed(name, e.to_string(), 1);
                 }
             },
@@ -494,7 +494,7 @@ impl Supervisor {
         drop(pipes);
         match spawned {
             Ok(pid) => {
-                tracing::info!(program = %name, pid = pid.as_raw(), "spawned");
+                tracing::info!(program = name.as_str(), pid = pid.as_raw(), "spawned");
                 Event::Spawned {
                     name,
                     pid,
@@ -502,7 +502,7 @@ impl Supervisor {
                 }
             }
             Err(e) => {
-                tracing::error!(program = %name, "{e}");
+                tracing::error!(program = name.as_str(), "{e}");
                 Event::SpawnFailed {
                     name,
                     error: e.to_string(),

@@ -183,7 +183,7 @@ impl Planner {
         self.set_gate(name, Gate::Idle);
         self.dirty.insert(name.to_string());
         tracing::info!(
-            program = name,
+            program = %name,
             "configuration changed: starting with the new one"
         );
         if autostart {

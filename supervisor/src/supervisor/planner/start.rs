@@ -222,7 +222,7 @@ impl Planner {
 
     fn blocked(&self, name: &str, dep: &str, state: State) -> Gate {
         let why = format!("dependency {dep} is {state}");
-        tracing::warn!(program = name, "not started: {why}");
+        tracing::warn!(program = %name, "not started: {why}");
         Gate::Blocked(why)
     }
 
