@@ -188,7 +188,10 @@ impl Supervisor {
                 group,
             } => {
                 if let Err(e) = sys::send_signal(pid, signal, group) {
-                    tracing::warn!(program = name.as_str(), "cannot send {signal} to pid {pid}: {e}");
+                    tracing::warn!(
+                        program = name.as_str(),
+                        "cannot send {signal} to pid {pid}: {e}"
+                    );
                 }
             }
             Effect::Timer { at, name } => self.timers.push(Reverse((at, TimerKey::Program(name)))),

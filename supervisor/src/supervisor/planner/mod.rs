@@ -315,7 +315,6 @@ impl Planner {
                 result,
             } => self.sandbox_ready(&name, ticket, result, now),
         }
-        self.settle(now);
         self.flush_spawns(now);
         std::mem::take(&mut self.out)
     }

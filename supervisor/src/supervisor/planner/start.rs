@@ -43,6 +43,10 @@ impl Planner {
         if prog.gate == Gate::Spawning {
             return;
         }
+        // The latest request wins over a stop plan still on its way.
+        for plan in &mut self.stop_plans {
+            plan.forget(name);
+        }
         let waiting: Vec<ProgramName> = prog
             .cfg
             .depends_on
@@ -231,7 +235,13 @@ impl Planner {
     /// same event may have stopped a dependency, begun a shutdown, or stopped,
     /// removed or changed the program itself.
     pub(super) fn flush_spawns(&mut self, now: Instant) {
-        while !self.to_spawn.is_empty() {
+        let mut rounds = 0u32;
+        loop {
+            rounds += 1;
+            debug_assert!(rounds < 10_000, "spawns do not settle: {:?}", self.to_spawn);
+            self.settle(now);
+            let mut ready = Vec::new();
+            let mut held = false;
             for name in std::mem::take(&mut self.to_spawn) {
                 let Some(p) = self
                     .programs
@@ -242,21 +252,32 @@ impl Planner {
                 };
                 let unwanted = p.lifecycle != Lifecycle::Active
                     || self.stop_plans.iter().any(|plan| plan.is_current(&name));
-                let netns = match &p.sandbox {
-                    Sandbox::Ready(_, netns) => Some(netns.clone()),
-                    _ => None,
-                };
                 if unwanted {
+                    held = true;
                     self.set_gate(&name, Gate::Idle);
                     self.drive(&name, Input::Stop, now);
                 } else if self.shutdown.is_none() && self.obstacle(&name, false).is_none() {
-                    self.out.push(Effect::Spawn { name, netns });
+                    ready.push(name);
                 } else {
+                    held = true;
                     self.set_gate(&name, Gate::Idle);
                     self.spawn_through_gates(&name, now);
                 }
             }
-            self.settle(now);
+            if !held && self.to_spawn.is_empty() && self.dirty.is_empty() {
+                // Nothing changed while checking: every gate is still open.
+                for name in ready {
+                    let netns = match self.programs.get(&name).map(|p| &p.sandbox) {
+                        Some(Sandbox::Ready(_, netns)) => Some(netns.clone()),
+                        _ => None,
+                    };
+                    self.out.push(Effect::Spawn { name, netns });
+                }
+                return;
+            }
+            // Something changed: check the ready ones again with the rest.
+            ready.append(&mut self.to_spawn);
+            self.to_spawn = ready;
         }
     }
 

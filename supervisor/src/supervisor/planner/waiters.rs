@@ -97,6 +97,9 @@ impl Planner {
             Verb::Restart => {
                 for n in &names {
                     if self.programs[n].has_process() {
+                        for plan in &mut self.stop_plans {
+                            plan.forget(n);
+                        }
                         self.set_gate(n, Gate::Idle);
                         self.drive(n, Input::Restart, now);
                     } else {

@@ -130,7 +130,10 @@ impl World {
     /// events they cause at once), checking the invariants on each.
     fn on(&mut self, event: Event) {
         let mut queue = std::collections::VecDeque::from([event]);
+        let mut steps = 0;
         while let Some(event) = queue.pop_front() {
+            steps += 1;
+            assert!(steps < 100_000, "events keep causing events");
             let effects = self.planner.on(event, self.now);
             for effect in effects {
                 if let Some(next) = self.perform(effect) {
@@ -328,7 +331,8 @@ impl World {
     /// Moves the clock on by `d`, firing the timers that fall due, in order.
     fn advance(&mut self, d: Duration) {
         let end = self.now + d;
-        loop {
+        for step in 0.. {
+            assert!(step < 100_000, "timers keep firing: {:?}", self.timers);
             self.timers.sort();
             match self.timers.first() {
                 Some((at, _)) if *at <= end => {
