@@ -348,6 +348,10 @@ impl Planner {
     /// process or a spawn under way); `None` before.
     pub fn exit_code(&self) -> Option<i32> {
         let s = self.shutdown.as_ref()?;
+        // Cheap first: a live process is in `pids` (this runs after every event).
+        if !self.pids.is_empty() {
+            return None;
+        }
         self.programs
             .values()
             .all(|p| !p.is_live())
