@@ -6,6 +6,10 @@
 //! run's leftovers → open the control socket → start the supervisor task (which
 //! starts the programs) → wait for it to finish a shutdown → close the control
 //! socket → return the exit code.
+//!
+//! Inside, `supervisor::` is the heart: a pure per-program machine, a pure
+//! planner for every rule between programs, and the actor task that carries
+//! out their effects. `sys::` is the only module allowed `unsafe`.
 #![deny(unsafe_code)]
 
 pub mod api;
