@@ -266,8 +266,9 @@ impl Supervisor {
             return;
         };
         if signal == Signal::SIGCHLD {
-            for (pid, status) in reaper::reap_all() {
-                self.handle(Event::Exited { pid, status });
+            let statuses = reaper::reap_all();
+            if !statuses.is_empty() {
+                self.handle(Event::Reaped(statuses));
             }
             self.lingering.prune();
             return;

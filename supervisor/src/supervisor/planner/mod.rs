@@ -75,13 +75,9 @@ pub enum Event {
         /// The child that failed after the fork, to be reaped.
         pid: Option<Pid>,
     },
-    /// The reaper collected a status.
-    Exited {
-        /// Process.
-        pid: Pid,
-        /// How it ended.
-        status: ExitStatus,
-    },
+    /// The reaper collected these statuses in one pass (handled together:
+    /// the rules between programs run once for the batch).
+    Reaped(Vec<(Pid, ExitStatus)>),
     /// A timer armed for this program fired.
     Tick(ProgramName),
     /// A signal reached the daemon (other than SIGCHLD, which only reaps).
@@ -295,7 +291,11 @@ impl Planner {
                 }
                 self.spawn_done(&name, Input::SpawnFailed(error), now);
             }
-            Event::Exited { pid, status } => self.exited(pid, status, now),
+            Event::Reaped(statuses) => {
+                for (pid, status) in statuses {
+                    self.exited(pid, status, now);
+                }
+            }
             Event::Tick(name) => self.drive(&name, Input::Tick, now),
             Event::Signal(signal) => self.signal(signal, now),
             Event::Act {

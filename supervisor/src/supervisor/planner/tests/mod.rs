@@ -318,7 +318,7 @@ impl World {
             .pid(name)
             .unwrap_or_else(|| panic!("{name} has no process"));
         self.live.remove(&pid);
-        self.on(Event::Exited { pid, status });
+        self.on(Event::Reaped(vec![(pid, status)]));
     }
 
     fn pid(&self, name: &str) -> Option<Pid> {
@@ -402,7 +402,7 @@ impl World {
     }
 
     /// Every live process exits the way a well-behaved one does after its
-    /// stop signal (status 0 if it got one, else by SIGKILL).
+    /// stop signal, all reaped in one pass.
     fn exit_all_signalled(&mut self) {
         let signalled: Vec<Pid> = self
             .live
@@ -410,13 +410,17 @@ impl World {
             .filter(|pid| self.signalled.contains(pid))
             .copied()
             .collect();
-        for pid in signalled {
-            self.live.remove(&pid);
-            self.on(Event::Exited {
-                pid,
-                status: ExitStatus::Code(0),
-            });
+        if signalled.is_empty() {
+            return;
         }
+        for pid in &signalled {
+            self.live.remove(pid);
+        }
+        let statuses = signalled
+            .into_iter()
+            .map(|pid| (pid, ExitStatus::Code(0)))
+            .collect();
+        self.on(Event::Reaped(statuses));
     }
 }
 

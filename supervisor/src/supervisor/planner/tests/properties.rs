@@ -106,6 +106,8 @@ enum Op {
     Act(Verb, usize, bool),
     ActAll(Verb, bool),
     Exit(usize, i32),
+    /// Every process that got a signal exits, reaped in one pass.
+    ExitSignalled,
     Advance(u64),
     Sandbox(usize, bool),
     /// Reload with program `usize` toggled present/absent and another changed.
@@ -119,6 +121,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (verb.clone(), 0..5usize, any::<bool>()).prop_map(|(v, i, w)| Op::Act(v, i, w)),
         1 => (verb, any::<bool>()).prop_map(|(v, w)| Op::ActAll(v, w)),
         4 => (0..5usize, prop_oneof![Just(0), Just(1), Just(137)]).prop_map(|(i, c)| Op::Exit(i, c)),
+        1 => Just(Op::ExitSignalled),
         4 => prop_oneof![Just(100u64), Just(1000), Just(5000)].prop_map(Op::Advance),
         2 => (0..5usize, proptest::bool::weighted(0.8)).prop_map(|(i, ok)| Op::Sandbox(i, ok)),
         1 => (0..5usize, 0..5usize).prop_map(|(a, b)| Op::Reload(a, b)),
@@ -163,6 +166,7 @@ proptest! {
                         w.exit(NAMES[i % n], ExitStatus::Code(code));
                     }
                 }
+                Op::ExitSignalled => w.exit_all_signalled(),
                 Op::Advance(ms) => w.advance(Duration::from_millis(ms)),
                 Op::Sandbox(i, ok) => {
                     if w.sandbox_asks.iter().any(|(name, _)| name == NAMES[i % n]) {
