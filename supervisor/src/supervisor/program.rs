@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use nsvisor_proto::{format_uptime, NetInfo, ProgramInfo, State};
 
 use super::machine::{Machine, Policy, ProgramState};
-use crate::config::{ProgramConfig, SandboxSpec};
+use crate::config::ProgramConfig;
 
 /// Whether a start the program wants can happen now.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -70,22 +70,18 @@ pub enum Role {
 #[derive(Debug, Clone)]
 pub struct Netns(pub Arc<OwnedFd>);
 
-/// The program's network sandbox, as far as the planner knows it.
+/// The program's network sandbox, as far as the planner knows it: always
+/// for its current config's spec (a reload that changes the config resets it).
 #[derive(Debug, Clone, Default)]
 pub enum Sandbox {
     /// None asked for (no sandbox, or not needed yet).
     #[default]
     Absent,
-    /// Asked of the network task, for this spec, as request `ticket`
-    /// (answers to older requests are ignored).
-    Preparing {
-        /// What was asked for.
-        spec: SandboxSpec,
-        /// Which request.
-        ticket: u64,
-    },
-    /// Built for this spec; spawns enter this namespace.
-    Ready(SandboxSpec, Netns),
+    /// Asked of the network task as request `ticket` (answers to older
+    /// requests are ignored).
+    Preparing(u64),
+    /// Built; spawns enter this namespace.
+    Ready(Netns),
 }
 
 /// A program and everything the planner tracks about it.

@@ -140,11 +140,8 @@ impl Planner {
         let Some(prog) = self.programs.get_mut(name) else {
             return;
         };
-        let spec = match &prog.sandbox {
-            Sandbox::Preparing {
-                spec,
-                ticket: asked,
-            } if *asked == ticket => spec.clone(),
+        match prog.sandbox {
+            Sandbox::Preparing(asked) if asked == ticket => {}
             _ => {
                 // An answer for settings changed since, or for a program
                 // removed and added again: a newer request follows.
@@ -153,11 +150,11 @@ impl Planner {
                 }
                 return;
             }
-        };
+        }
         let waiting = prog.gate == Gate::WaitingForNetwork;
         match result {
             Ok(netns) => {
-                prog.sandbox = Sandbox::Ready(spec, netns);
+                prog.sandbox = Sandbox::Ready(netns);
                 if waiting {
                     self.set_gate(name, Gate::Idle);
                     self.drive(name, Input::Start, now);
@@ -196,10 +193,10 @@ impl Planner {
             return None;
         };
         match &prog.sandbox {
-            Sandbox::Ready(built, _) if built == spec => None,
-            Sandbox::Preparing { spec: asked, .. } if asked == spec => Some(Obstacle::Network),
-            _ if !pull => Some(Obstacle::Network),
-            _ => {
+            Sandbox::Ready(_) => None,
+            Sandbox::Preparing(_) => Some(Obstacle::Network),
+            Sandbox::Absent if !pull => Some(Obstacle::Network),
+            Sandbox::Absent => {
                 let spec = spec.clone();
                 let Some(network) = self.config.networks.get(&spec.network).cloned() else {
                     // Validation guarantees the network exists.
@@ -208,10 +205,7 @@ impl Planner {
                 self.tickets += 1;
                 let ticket = self.tickets;
                 if let Some(p) = self.programs.get_mut(name) {
-                    p.sandbox = Sandbox::Preparing {
-                        spec: spec.clone(),
-                        ticket,
-                    };
+                    p.sandbox = Sandbox::Preparing(ticket);
                 }
                 self.out.push(Effect::EnsureSandbox {
                     name: name.to_string(),
@@ -268,7 +262,7 @@ impl Planner {
                 // Nothing changed while checking: every gate is still open.
                 for name in ready {
                     let netns = match self.programs.get(&name).map(|p| &p.sandbox) {
-                        Some(Sandbox::Ready(_, netns)) => Some(netns.clone()),
+                        Some(Sandbox::Ready(netns)) => Some(netns.clone()),
                         _ => None,
                     };
                     self.out.push(Effect::Spawn { name, netns });
