@@ -195,7 +195,7 @@ impl Supervisor {
                 }
             }
             Effect::Timer { at, name } => self.timers.push(Reverse((at, TimerKey::Program(name)))),
-            Effect::Answer { client, answer } => match (self.clients.remove(&client), answer) {
+            Effect::Answer { client, answer } => match (self.clients.remove(&client), *answer) {
                 (Some(Reply::Act(tx)), Answer::Act(a)) => drop(tx.send(a)),
                 (Some(Reply::Reload(tx)), Answer::Reload(a)) => drop(tx.send(a)),
                 (reply, answer) => {

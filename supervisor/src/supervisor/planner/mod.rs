@@ -172,17 +172,18 @@ pub enum Effect {
     Answer {
         /// Who.
         client: ClientId,
-        /// What.
-        answer: Answer,
+        /// What (boxed, like the sandbox request: effects are queued by
+        /// the thousand at start-up, so every variant stays small).
+        answer: Box<Answer>,
     },
     /// Build the program's sandbox, then report [`Event::SandboxReady`].
     EnsureSandbox {
         /// Program.
         name: ProgramName,
         /// Its spec.
-        spec: SandboxSpec,
+        spec: Box<SandboxSpec>,
         /// The network it joins.
-        network: NetworkConfig,
+        network: Box<NetworkConfig>,
         /// Identifies the request in the answer.
         ticket: u64,
     },

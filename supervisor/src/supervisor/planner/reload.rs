@@ -114,7 +114,7 @@ impl Planner {
         match client {
             Some(client) => self.out.push(Effect::Answer {
                 client,
-                answer: Answer::Reload(result),
+                answer: Box::new(Answer::Reload(result)),
             }),
             None => match result {
                 Ok(diff) => tracing::info!(

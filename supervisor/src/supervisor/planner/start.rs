@@ -209,8 +209,8 @@ impl Planner {
                 }
                 self.out.push(Effect::EnsureSandbox {
                     name: name.to_string(),
-                    spec,
-                    network,
+                    spec: Box::new(spec),
+                    network: Box::new(network),
                     ticket,
                 });
                 Some(Obstacle::Network)

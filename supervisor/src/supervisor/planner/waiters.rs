@@ -217,7 +217,7 @@ impl Planner {
     fn answer(&mut self, client: ClientId, result: Result<Vec<ActionResult>, ApiError>) {
         self.out.push(Effect::Answer {
             client,
-            answer: Answer::Act(result),
+            answer: Box::new(Answer::Act(result)),
         });
     }
 }

@@ -202,7 +202,7 @@ impl World {
             }
             Effect::Timer { at, name } => self.timers.push((at, name)),
             Effect::Answer { client, answer } => {
-                let got = match answer {
+                let got = match *answer {
                     Answer::Act(a) => Got::Act(a),
                     Answer::Reload(r) => Got::Reload(r),
                 };
