@@ -4,6 +4,7 @@
 //!
 //! Called by `validate::load` after replicas are expanded. Pure.
 
+use super::ProgramName;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::Diag;
@@ -15,10 +16,10 @@ use super::suggest::did_you_mean;
 /// whose table had errors already reported) are skipped silently.
 pub(super) fn resolve(
     diag: &mut Diag,
-    instances: &mut BTreeMap<String, Instance>,
+    instances: &mut BTreeMap<ProgramName, Instance>,
     broken: &BTreeSet<String>,
 ) {
-    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Vec<ProgramName>> = BTreeMap::new();
     for (name, inst) in instances.iter() {
         groups
             .entry(inst.config.group.clone())
@@ -26,18 +27,18 @@ pub(super) fn resolve(
             .push(name.clone());
     }
     let mut known: Vec<&str> = groups.keys().map(String::as_str).collect();
-    known.extend(instances.keys().map(String::as_str));
+    known.extend(instances.keys().map(ProgramName::as_str));
     known.sort_unstable();
     known.dedup();
 
     // name -> [(dependency, where it was written)]
-    let mut edges: BTreeMap<String, Vec<(String, Loc)>> = BTreeMap::new();
+    let mut edges: BTreeMap<ProgramName, Vec<(ProgramName, Loc)>> = BTreeMap::new();
     for (name, inst) in instances.iter() {
-        let mut out: Vec<(String, Loc)> = Vec::new();
+        let mut out: Vec<(ProgramName, Loc)> = Vec::new();
         for (dep, loc) in &inst.depends_on {
             let targets = match groups.get(dep) {
                 Some(members) => members.clone(),
-                None if instances.contains_key(dep) => vec![dep.clone()],
+                None if instances.contains_key(dep.as_str()) => vec![dep.as_str().into()],
                 None if broken.contains(dep) => continue,
                 None => {
                     diag.error(
@@ -61,7 +62,7 @@ pub(super) fn resolve(
     }
     report_cycles(diag, &edges);
     for (name, inst) in instances.iter_mut() {
-        let mut deps: Vec<String> = edges[name].iter().map(|(d, _)| d.clone()).collect();
+        let mut deps: Vec<ProgramName> = edges[name].iter().map(|(d, _)| d.clone()).collect();
         deps.sort();
         inst.config.depends_on = deps;
     }
@@ -69,7 +70,7 @@ pub(super) fn resolve(
 
 /// Depth-first search; each back edge closes a cycle, reported unless it
 /// touches a program already named in a reported cycle.
-fn report_cycles(diag: &mut Diag, edges: &BTreeMap<String, Vec<(String, Loc)>>) {
+fn report_cycles(diag: &mut Diag, edges: &BTreeMap<ProgramName, Vec<(ProgramName, Loc)>>) {
     #[derive(Clone, Copy, PartialEq)]
     enum Color {
         White,

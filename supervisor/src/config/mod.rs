@@ -13,6 +13,7 @@ mod deps;
 mod env;
 mod error;
 mod main_program;
+mod name;
 mod net;
 mod program;
 mod raw;
@@ -36,10 +37,8 @@ use nix::sys::signal::Signal;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use main_program::{main_program, MAIN_PROGRAM};
+pub use name::ProgramName;
 pub use subnet::{ParseSubnetError, Subnet};
-
-/// Unique program name (`web`, or `web:0` for replicas).
-pub type ProgramName = String;
 
 /// A whole, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -311,7 +310,7 @@ impl ProgramConfig {
             tail_bytes: 64 * 1024,
         };
         ProgramConfig {
-            name: name.to_string(),
+            name: name.into(),
             group: name.to_string(),
             process_num: 0,
             command,

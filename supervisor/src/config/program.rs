@@ -443,7 +443,7 @@ impl Template {
         (self.numprocs_start..=last)
             .map(|k| {
                 let name = if self.numprocs == 1 {
-                    group.clone()
+                    group.to_string()
                 } else {
                     format!("{group}:{k}")
                 };
@@ -455,7 +455,7 @@ impl Template {
     fn instance(&self, name: String, k: u32, sup: &SupervisorConfig) -> Instance {
         let sub = |s: &str| substitute(s, k);
         let mut config = self.base.clone();
-        config.group = self.base.name.clone();
+        config.group = self.base.name.to_string();
         config.process_num = k;
         config.command = self.base.command.iter().map(|w| sub(w)).collect();
         config.directory = self
@@ -503,7 +503,7 @@ impl Template {
                 .collect(),
         };
         let log_loc = |l: &Option<Located>| l.as_ref().map_or(self.loc, |(_, loc)| *loc);
-        config.name = name;
+        config.name = name.into();
         Instance {
             config,
             net,

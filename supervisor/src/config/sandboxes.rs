@@ -8,6 +8,7 @@
 //! lowest usable address of their network that is neither the gateway nor
 //! any static address.
 
+use super::ProgramName;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -33,7 +34,7 @@ struct Member<'a> {
 pub(super) fn resolve(
     diag: &mut Diag,
     networks: &Networks,
-    instances: &mut BTreeMap<String, Instance>,
+    instances: &mut BTreeMap<ProgramName, Instance>,
 ) {
     let mut sandboxes: BTreeMap<String, Vec<Member>> = BTreeMap::new();
     for (name, inst) in instances.iter() {
@@ -97,7 +98,7 @@ pub(super) fn resolve(
         })
         .collect();
     for (program, spec) in placed {
-        if let Some(inst) = instances.get_mut(&program) {
+        if let Some(inst) = instances.get_mut(program.as_str()) {
             inst.config.net = Some(ProgramNet::Sandbox(spec));
         }
     }

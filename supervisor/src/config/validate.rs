@@ -10,6 +10,7 @@
 //! → duplicate log files. The only system calls are reading files and
 //! expanding include globs (DESIGN rule 6).
 
+use super::ProgramName;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -275,7 +276,7 @@ fn expand_includes(
 }
 
 /// Two streams (of any programs) writing the same log file is an error.
-fn check_log_files(diag: &mut Diag, instances: &BTreeMap<String, Instance>) {
+fn check_log_files(diag: &mut Diag, instances: &BTreeMap<ProgramName, Instance>) {
     let mut owners: BTreeMap<&Path, (&str, &str)> = BTreeMap::new();
     for (name, inst) in instances {
         let streams = [

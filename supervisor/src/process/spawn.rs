@@ -205,7 +205,7 @@ fn environment(cfg: &ProgramConfig, ids: Option<&Ids>) -> Vec<Vec<u8>> {
     for (k, v) in &cfg.environment {
         env.insert(k.clone().into_bytes(), v.clone().into_bytes());
     }
-    env.insert(b"NSVISOR_PROGRAM".to_vec(), cfg.name.clone().into_bytes());
+    env.insert(b"NSVISOR_PROGRAM".to_vec(), cfg.name.as_bytes().to_vec());
     env.insert(
         b"NSVISOR_PROCESS_NUM".to_vec(),
         cfg.process_num.to_string().into_bytes(),

@@ -235,7 +235,7 @@ impl Supervisor {
             Effect::DropLogs(name) => drop(self.program_logs.remove(&name)),
             Effect::Publish(change) => {
                 let _ = self.events.send(StateEvent {
-                    name: change.name,
+                    name: change.name.to_string(),
                     from: change.from,
                     to: change.to,
                     pid: change.pid.map(|p| p.as_raw() as u32),
@@ -354,7 +354,7 @@ impl Supervisor {
                     )),
                     Some(p) => Ok(self
                         .program_logs
-                        .entry(name)
+                        .entry(p.cfg.name.clone())
                         .or_insert_with(|| ProgramLogs::new(&self.logs, &p.cfg))
                         .ring(stream)),
                 };
@@ -413,7 +413,7 @@ impl Supervisor {
                 None => (false, format!("not running ({})", p.state())),
             };
             results.push(ActionResult {
-                name: name.clone(),
+                name: name.to_string(),
                 ok,
                 message,
                 program: p.info(now),

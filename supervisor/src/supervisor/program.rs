@@ -174,7 +174,7 @@ impl Program {
         };
         let pid = self.machine.state().pid().map(|p| p.as_raw() as u32);
         ProgramInfo {
-            name: self.cfg.name.clone(),
+            name: self.cfg.name.to_string(),
             group: self.cfg.group.clone(),
             state,
             pid,

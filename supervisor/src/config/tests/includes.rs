@@ -117,7 +117,7 @@ fn the_documented_complete_example_is_valid() {
         Ok(c) => c,
         Err(e) => panic!("the example in docs/configuration.md is invalid:\n{e}"),
     };
-    let names: Vec<_> = c.programs.keys().map(String::as_str).collect();
+    let names: Vec<_> = c.programs.keys().map(|k| k.as_str()).collect();
     assert_eq!(
         names,
         [

@@ -373,7 +373,7 @@ impl Planner {
                 } => !p.machine.policy().expected(*status),
                 _ => true,
             })
-            .map(|p| p.cfg.name.clone())
+            .map(|p| p.cfg.name.to_string())
             .collect();
         Health {
             healthy: not_running.is_empty() && self.shutdown.is_none(),
@@ -391,7 +391,7 @@ impl Planner {
             return Ok(self.programs.keys().cloned().collect());
         }
         if self.programs.contains_key(target) {
-            return Ok(vec![target.to_string()]);
+            return Ok(vec![self.key(target)]);
         }
         // `GROUP:*`, or a group name alone (all of its replicas, like supervisorctl).
         let group = target.strip_suffix(":*").unwrap_or(target);
@@ -406,6 +406,14 @@ impl Planner {
         } else {
             Ok(names)
         }
+    }
+
+    /// The table's own copy of a program's name: a reference count, not a
+    /// new string.
+    fn key(&self, name: &str) -> ProgramName {
+        self.programs
+            .get_key_value(name)
+            .map_or_else(|| name.into(), |(key, _)| key.clone())
     }
 
     fn boot(&mut self, now: Instant) {
@@ -464,7 +472,7 @@ impl Planner {
             return;
         };
         self.out.push(Effect::Signal {
-            name: MAIN_PROGRAM.to_string(),
+            name: MAIN_PROGRAM.into(),
             pid,
             signal,
             group: !self.single_child,
@@ -482,13 +490,13 @@ impl Planner {
         let effects = prog.machine.on(input, now);
         let after = prog.state();
         if before != after {
-            self.dirty.insert(name.to_string());
+            self.dirty.insert(self.key(name));
             let prog = &self.programs[name];
             tracing::info!(program = name, "{before} -> {after}");
             let ended = matches!(before, State::Starting | State::Running | State::Stopping)
                 && !after.has_process();
             self.out.push(Effect::Publish(Change {
-                name: name.to_string(),
+                name: self.key(name),
                 from: before,
                 to: after,
                 pid: prog.machine.state().pid(),
@@ -503,14 +511,14 @@ impl Planner {
             match effect {
                 MachineEffect::Spawn => self.spawn_through_gates(name, now),
                 MachineEffect::Signal { pid, signal, group } => self.out.push(Effect::Signal {
-                    name: name.to_string(),
+                    name: self.key(name),
                     pid,
                     signal,
                     group,
                 }),
                 MachineEffect::Timer(at) => self.out.push(Effect::Timer {
                     at,
-                    name: name.to_string(),
+                    name: self.key(name),
                 }),
                 MachineEffect::Finished => self.on_finished(name, now),
             }

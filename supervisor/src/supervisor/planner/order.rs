@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::ProgramConfig;
+use crate::config::{ProgramConfig, ProgramName};
 
 /// `(depth, priority)` of a program.
 pub type Tier = (u32, i32);
@@ -18,17 +18,17 @@ pub type Tier = (u32, i32);
 /// Tier of every program in `programs` (dependencies outside the map count as depth 0).
 pub fn tiers<'a>(
     programs: impl IntoIterator<Item = &'a ProgramConfig> + Clone,
-) -> BTreeMap<String, Tier> {
+) -> BTreeMap<ProgramName, Tier> {
     let by_name: BTreeMap<&str, &ProgramConfig> = programs
         .clone()
         .into_iter()
         .map(|p| (p.name.as_str(), p))
         .collect();
-    let mut depth: BTreeMap<String, u32> = BTreeMap::new();
+    let mut depth: BTreeMap<ProgramName, u32> = BTreeMap::new();
     fn depth_of(
         name: &str,
         by_name: &BTreeMap<&str, &ProgramConfig>,
-        memo: &mut BTreeMap<String, u32>,
+        memo: &mut BTreeMap<ProgramName, u32>,
         guard: u32,
     ) -> u32 {
         if let Some(d) = memo.get(name) {
@@ -46,7 +46,7 @@ pub fn tiers<'a>(
                 .max()
                 .unwrap_or(0)
         };
-        memo.insert(name.to_string(), d);
+        memo.insert(name.into(), d);
         d
     }
     programs
@@ -59,8 +59,8 @@ pub fn tiers<'a>(
 }
 
 /// Names sorted in start order.
-pub fn start_order(tiers: &BTreeMap<String, Tier>) -> Vec<String> {
-    let mut names: Vec<(&Tier, &String)> = tiers.iter().map(|(n, t)| (t, n)).collect();
+pub fn start_order(tiers: &BTreeMap<ProgramName, Tier>) -> Vec<ProgramName> {
+    let mut names: Vec<(&Tier, &ProgramName)> = tiers.iter().map(|(n, t)| (t, n)).collect();
     names.sort();
     names.into_iter().map(|(_, n)| n.clone()).collect()
 }
@@ -69,15 +69,15 @@ pub fn start_order(tiers: &BTreeMap<String, Tier>) -> Vec<String> {
 #[derive(Debug, Clone)]
 pub struct StopPlan {
     /// Remaining tiers, the next one to stop last.
-    pending: Vec<Vec<String>>,
+    pending: Vec<Vec<ProgramName>>,
     /// The tier being stopped now.
-    current: Vec<String>,
+    current: Vec<ProgramName>,
 }
 
 impl StopPlan {
     /// A plan for `names`, ordered by `tiers`.
-    pub fn new(names: &[String], tiers: &BTreeMap<String, Tier>) -> StopPlan {
-        let mut grouped: BTreeMap<Tier, Vec<String>> = BTreeMap::new();
+    pub fn new(names: &[ProgramName], tiers: &BTreeMap<ProgramName, Tier>) -> StopPlan {
+        let mut grouped: BTreeMap<Tier, Vec<ProgramName>> = BTreeMap::new();
         for n in names {
             let t = tiers.get(n).copied().unwrap_or((0, 999));
             grouped.entry(t).or_default().push(n.clone());
@@ -91,7 +91,7 @@ impl StopPlan {
 
     /// Advances while the current tier is down; returns the names to send a
     /// stop to now. `is_down(name)` tells whether a program has no process left.
-    pub fn advance(&mut self, is_down: impl Fn(&str) -> bool) -> Vec<String> {
+    pub fn advance(&mut self, is_down: impl Fn(&str) -> bool) -> Vec<ProgramName> {
         let mut to_stop = Vec::new();
         loop {
             self.current.retain(|n| !is_down(n));
@@ -135,7 +135,7 @@ mod tests {
     fn prog(name: &str, prio: i32, deps: &[&str]) -> ProgramConfig {
         let mut p = ProgramConfig::with_defaults(name, vec!["true".into()]);
         p.priority = prio;
-        p.depends_on = deps.iter().map(|s| s.to_string()).collect();
+        p.depends_on = deps.iter().map(|s| ProgramName::from(*s)).collect();
         p
     }
 
@@ -162,13 +162,13 @@ mod tests {
             prog("web", 999, &["a"]),
         ];
         let t = tiers(ps.iter());
-        let names: Vec<String> = t.keys().cloned().collect();
+        let names: Vec<ProgramName> = t.keys().cloned().collect();
         let mut plan = StopPlan::new(&names, &t);
         let mut down: BTreeSet<String> = BTreeSet::new();
         assert_eq!(plan.advance(|n| down.contains(n)), vec!["web"]);
         assert_eq!(
             plan.advance(|n| down.contains(n)),
-            Vec::<String>::new(),
+            Vec::<ProgramName>::new(),
             "waits for web"
         );
         down.insert("web".into());
@@ -188,7 +188,7 @@ mod tests {
     fn already_down_tiers_are_skipped_at_once() {
         let ps = [prog("x", 1, &[]), prog("y", 2, &[])];
         let t = tiers(ps.iter());
-        let names: Vec<String> = t.keys().cloned().collect();
+        let names: Vec<ProgramName> = t.keys().cloned().collect();
         let mut plan = StopPlan::new(&names, &t);
         assert_eq!(plan.advance(|_| true), vec!["y", "x"]);
         assert!(plan.done());

@@ -55,7 +55,7 @@ impl Planner {
             if !new_programs.contains_key(&name) {
                 self.set_lifecycle(&name, Lifecycle::Removing);
                 to_stop.push(name.clone());
-                diff.removed.push(name);
+                diff.removed.push(name.to_string());
             }
         }
         for (name, cfg) in new_programs {
@@ -65,7 +65,7 @@ impl Planner {
                 .get(&name)
                 .filter(|p| p.role == Role::Configured)
             else {
-                diff.added.push(name.clone());
+                diff.added.push(name.to_string());
                 let autostart = cfg.autostart;
                 self.programs
                     .insert(name.clone(), Program::new(cfg, Role::Configured));
@@ -77,14 +77,14 @@ impl Planner {
             match &p.lifecycle {
                 // Re-added while its old self is still stopping: a replacement.
                 Lifecycle::Removing => {
-                    diff.added.push(name.clone());
+                    diff.added.push(name.to_string());
                     self.set_lifecycle(&name, Lifecycle::Replacing(Box::new(cfg)));
                 }
                 // The config it runs with, or will once a pending change applies.
                 Lifecycle::Replacing(next) if **next == cfg => {}
                 Lifecycle::Active if p.cfg == cfg => {}
                 _ => {
-                    diff.changed.push(name.clone());
+                    diff.changed.push(name.to_string());
                     self.set_lifecycle(&name, Lifecycle::Replacing(Box::new(cfg)));
                     to_stop.push(name.clone());
                 }
@@ -160,13 +160,14 @@ impl Planner {
 
     /// Swaps in `cfg` for a program that has no process, and starts it when autostart.
     fn replace(&mut self, name: &str, cfg: ProgramConfig, now: Instant) {
+        let key = self.key(name);
         let Some(p) = self.programs.get_mut(name) else {
             return;
         };
         p.machine = Machine::new(Policy::of(&cfg));
         if !ProgramLogs::serves_both(&p.cfg, &cfg) {
             // New output settings: new pumps (the old ones finish on their own).
-            self.out.push(Effect::DropLogs(name.to_string()));
+            self.out.push(Effect::DropLogs(key.clone()));
         }
         let net_changed = p.cfg.net != cfg.net;
         let had_net = p.cfg.net.is_some();
@@ -177,11 +178,11 @@ impl Planner {
             p.sandbox = Sandbox::Absent;
             p.net = crate::net::net_info(&p.cfg, &self.config.networks);
             if had_net {
-                self.out.push(Effect::ReleaseSandbox(name.to_string()));
+                self.out.push(Effect::ReleaseSandbox(key.clone()));
             }
         }
         self.set_gate(name, Gate::Idle);
-        self.dirty.insert(name.to_string());
+        self.dirty.insert(key);
         tracing::info!(
             program = %name,
             "configuration changed: starting with the new one"
@@ -195,7 +196,7 @@ impl Planner {
     pub(super) fn set_lifecycle(&mut self, name: &str, lifecycle: Lifecycle) {
         if let Some(p) = self.programs.get_mut(name) {
             p.lifecycle = lifecycle;
-            self.dirty.insert(name.to_string());
+            self.dirty.insert(self.key(name));
         }
     }
 }

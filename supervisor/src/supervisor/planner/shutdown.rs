@@ -10,6 +10,7 @@
 use std::time::Instant;
 
 use super::{Planner, StopPlan};
+use crate::config::ProgramName;
 use crate::supervisor::machine::Input;
 use crate::supervisor::program::Lifecycle;
 
@@ -31,7 +32,7 @@ impl Planner {
         }
         tracing::info!("shutting down ({why})");
         self.shutdown = Some(ShutdownState { code });
-        let names: Vec<String> = self.programs.keys().cloned().collect();
+        let names: Vec<ProgramName> = self.programs.keys().cloned().collect();
         for name in &names {
             self.drive(name, Input::DisableAutorestart, now);
             self.cancel_start(name);

@@ -88,7 +88,7 @@ impl Planner {
         match self.obstacle(name, true) {
             None => {
                 self.set_gate(name, Gate::Spawning);
-                self.to_spawn.push(name.to_string());
+                self.to_spawn.push(self.key(name));
             }
             Some(obstacle) => {
                 // The machine stays STOPPED (a due retry or restart is
@@ -208,7 +208,7 @@ impl Planner {
                     p.sandbox = Sandbox::Preparing(ticket);
                 }
                 self.out.push(Effect::EnsureSandbox {
-                    name: name.to_string(),
+                    name: self.key(name),
                     spec: Box::new(spec),
                     network: Box::new(network),
                     ticket,
@@ -310,7 +310,7 @@ impl Planner {
         if let Some(p) = self.programs.get_mut(name) {
             if p.gate != gate {
                 p.gate = gate;
-                self.dirty.insert(name.to_string());
+                self.dirty.insert(self.key(name));
             }
         }
     }

@@ -136,7 +136,7 @@ impl Planner {
                 .iter()
                 .filter_map(|n| self.programs.get(n))
                 .map(|p| ActionResult {
-                    name: p.cfg.name.clone(),
+                    name: p.cfg.name.to_string(),
                     ok: true,
                     message: "requested".into(),
                     program: p.info(now),
@@ -174,7 +174,7 @@ impl Planner {
                     None => removed_info(&name),
                 };
                 w.results.push(ActionResult {
-                    name,
+                    name: name.to_string(),
                     ok,
                     message,
                     program,
@@ -203,7 +203,7 @@ impl Planner {
                     None => removed_info(&name),
                 };
                 results.push(ActionResult {
-                    name,
+                    name: name.to_string(),
                     ok: false,
                     message: why.to_string(),
                     program,

@@ -20,14 +20,16 @@ use nix::unistd::Pid;
 use nsvisor_proto::{ActionResult, ApiError, ExitStatus, ReloadResult, State};
 
 use super::{Answer, ClientId, Effect, Event, Planner};
-use crate::config::{AutoRestart, Config, NetworkConfig, ProgramConfig, ProgramNet, SandboxSpec};
+use crate::config::{
+    AutoRestart, Config, NetworkConfig, ProgramConfig, ProgramName, ProgramNet, SandboxSpec,
+};
 use crate::supervisor::command::Action as Verb;
 use crate::supervisor::program::Netns;
 
 /// A program config for tests: `startsecs = 0`, restarts on unexpected exits.
 fn prog(name: &str, deps: &[&str]) -> ProgramConfig {
     let mut p = ProgramConfig::with_defaults(name, vec![format!("/bin/{name}")]);
-    p.depends_on = deps.iter().map(|d| d.to_string()).collect();
+    p.depends_on = deps.iter().map(|d| ProgramName::from(*d)).collect();
     p.startsecs = Duration::ZERO;
     p.startretries = 2;
     p.autorestart = AutoRestart::Unexpected;
@@ -55,7 +57,7 @@ fn network() -> NetworkConfig {
 /// Puts `p` on `net0` with its own sandbox.
 fn sandboxed(mut p: ProgramConfig, last_octet: u8) -> ProgramConfig {
     p.net = Some(ProgramNet::Sandbox(SandboxSpec {
-        sandbox: p.name.clone(),
+        sandbox: p.name.to_string(),
         network: "net0".into(),
         address: [172, 30, 5, last_octet].into(),
         ports: Vec::new(),
@@ -76,25 +78,25 @@ struct World {
     now: Instant,
     next_pid: i32,
     /// Live processes and their program.
-    live: BTreeMap<Pid, String>,
+    live: BTreeMap<Pid, ProgramName>,
     /// Armed timers.
-    timers: Vec<(Instant, String)>,
+    timers: Vec<(Instant, ProgramName)>,
     /// Programs whose spawns fail (exec error, code 127).
-    failing: BTreeSet<String>,
+    failing: BTreeSet<ProgramName>,
     /// Every answer, per client (more than one is a bug the checks catch).
     answers: BTreeMap<ClientId, Vec<Got>>,
     next_client: ClientId,
     /// Spawns in order (program names).
-    spawns: Vec<String>,
+    spawns: Vec<ProgramName>,
     /// Signals sent, in order: (program, signal, group).
-    signals: Vec<(String, Signal, bool)>,
+    signals: Vec<(ProgramName, Signal, bool)>,
     /// Live processes that got a signal.
     signalled: BTreeSet<Pid>,
     /// Processes whose stop began before the shutdown (their SIGKILL after
     /// `stopwaitsecs` continues that stop).
     stopping_before_shutdown: BTreeSet<Pid>,
     /// Sandboxes asked for and not answered yet: (program, ticket).
-    sandbox_asks: Vec<(String, u64)>,
+    sandbox_asks: Vec<(ProgramName, u64)>,
     /// Effects other than the above, in order, as debug text.
     other: Vec<String>,
     /// Whether the last event began a shutdown (spawns after it are bugs).

@@ -152,7 +152,7 @@ proptest! {
         let mut w = World::new(world_config(&specs, &present, &variants));
         for (i, s) in specs.iter().enumerate() {
             if s.fails {
-                w.failing.insert(NAMES[i].to_string());
+                w.failing.insert(NAMES[i].into());
             }
         }
         let mut clients = Vec::new();

@@ -357,7 +357,7 @@ fn a_spawn_reported_after_its_stop_tier_began_is_stopped_at_once() {
     let mut w = World::new(config([crit.clone(), prog("other", &[])]));
     w.failing.insert("crit".into());
     let effects = w.planner.on(Event::Boot, w.now);
-    let spawns: Vec<String> = effects
+    let spawns: Vec<ProgramName> = effects
         .iter()
         .filter_map(|e| match e {
             Effect::Spawn { name, .. } => Some(name.clone()),
@@ -436,8 +436,8 @@ fn single_command_mode_forwards_every_signal_and_lingers() {
     assert_eq!(
         w.signals,
         [
-            ("main".to_string(), Signal::SIGHUP, true),
-            ("main".to_string(), Signal::SIGTERM, true)
+            ("main".into(), Signal::SIGHUP, true),
+            ("main".into(), Signal::SIGTERM, true)
         ]
     );
     assert!(!w.planner.shutting_down(), "the command decides");
