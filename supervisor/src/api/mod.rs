@@ -3,7 +3,7 @@
 //! [`serve`] binds the socket ([`socket`]: stale-socket replacement, mode,
 //! owner), then runs the accept loop ([`server`]): every connection's peer
 //! credentials are checked ([`peer`]) before hyper serves it, and each request
-//! is turned into a supervisor [`Command`](crate::supervisor::command::Command)
+//! is turned into a supervisor [`Command`](crate::supervisor::handle::Command)
 //! by [`routes`] (paths and queries parsed with `nsvisor_proto`'s `Route` and
 //! `Query`, the definition `nsvisorctl` builds with) through the [`Handle`]. Streaming answers (`tail -f`, events)
 //! live in [`stream`], Prometheus text in [`metrics`].
@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::SupervisorConfig;
-use crate::supervisor::command::Handle;
+use crate::supervisor::handle::Handle;
 
 pub use peer::Access;
 pub use server::Limits;

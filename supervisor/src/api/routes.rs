@@ -26,7 +26,7 @@ use tokio::sync::{watch, Semaphore};
 use super::reply::{self, Reply};
 use super::{metrics, stream};
 use crate::logs::ring;
-use crate::supervisor::command::{Action, Handle};
+use crate::supervisor::handle::{Action, Handle};
 
 /// Largest request body accepted (bytes).
 pub const MAX_BODY: usize = 64 * 1024;

@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 use super::peer::{Access, Verdict};
 use super::reply::{self, Body};
 use super::routes::{self, Api};
-use crate::supervisor::command::Handle;
+use crate::supervisor::handle::Handle;
 
 /// Bounds that protect the daemon from its clients.
 #[derive(Debug, Clone)]

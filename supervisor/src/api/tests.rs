@@ -26,7 +26,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::{serve_with, ApiServer, Limits};
 use crate::config::SupervisorConfig;
 use crate::logs::ring::Ring;
-use crate::supervisor::command::{Action, Command, DaemonStats, Handle};
+use crate::supervisor::handle::{Action, Command, DaemonStats, Handle};
 
 type Rings = Arc<Mutex<HashMap<String, Arc<Ring>>>>;
 

@@ -14,7 +14,7 @@ mod env;
 mod error;
 mod main_program;
 mod name;
-mod net;
+mod networks;
 mod program;
 mod raw;
 mod read;

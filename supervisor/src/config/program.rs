@@ -3,7 +3,7 @@
 //! (`numprocs`), with `{process_num}` substituted.
 //!
 //! Cross-program checks (`depends_on`, networks, duplicate log files) happen
-//! later in `deps.rs`, `net.rs` and `validate.rs`, on the expanded instances.
+//! later in `deps.rs`, `networks.rs` and `validate.rs`, on the expanded instances.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::error::Diag;
-use super::net::{check_host, parse_ipv4, Networks};
+use super::networks::{check_host, parse_ipv4, Networks};
 use super::program::{Instance, Located};
 use super::raw::Loc;
 use super::suggest::did_you_mean;

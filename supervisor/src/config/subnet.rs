@@ -1,7 +1,7 @@
 //! [`Subnet`]: an IPv4 network address and prefix length, and all the
 //! address arithmetic of the daemon (mask, broadcast, host range, overlap).
 //!
-//! Parsed once, in `config/net.rs`, from `subnet = "a.b.c.d/p"`; read by the
+//! Parsed once, in `config/networks.rs`, from `subnet = "a.b.c.d/p"`; read by the
 //! sandbox checks in `config/`, by `net/` (host route overlaps, bridge and
 //! sandbox addresses) and by netlink (the broadcast of an address it adds).
 //! Invariant: the host bits of the address are zero and the prefix is at most

@@ -18,7 +18,7 @@ use super::error::Diag;
 use super::program::{self, Instance};
 use super::raw::{self, FileId, Loc, Node, Table, Value};
 use super::suggest::did_you_mean;
-use super::{deps, env, net, sandboxes, supervisor, units};
+use super::{deps, env, networks, sandboxes, supervisor, units};
 use super::{Config, ConfigError, ConfigErrors, LogFile};
 
 const TOP: &[&str] = &["supervisor", "programs", "networks"];
@@ -58,7 +58,7 @@ pub(super) fn load(
     }
     let sup = section.config;
     let network_defs = unique(&mut diag, parts.networks, "network");
-    let networks = net::read_networks(&mut diag, &network_defs);
+    let networks = networks::read_networks(&mut diag, &network_defs);
 
     let mut broken = BTreeSet::new();
     let mut instances = BTreeMap::new();

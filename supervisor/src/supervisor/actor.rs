@@ -23,7 +23,7 @@ use nix::sys::signal::Signal;
 use nsvisor_proto::{ActionResult, ApiError, ErrorKind, ReloadResult, StateEvent};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::command::{Action, Command, DaemonStats, Handle};
+use super::handle::{Action, Command, DaemonStats, Handle};
 use super::linger::Lingering;
 use super::planner::{Answer, ClientId, Effect, Event, Planner};
 use super::program::{Netns, Role};

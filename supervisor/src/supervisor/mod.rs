@@ -9,12 +9,12 @@
 //!   timers, background answers), asks the planner, and carries out the
 //!   effects (spawn, signal, timers, sandboxes, answers, publishing).
 //!
-//! `program.rs` is a program as the planner holds it; `command.rs` is how the
+//! `program.rs` is a program as the planner holds it; `handle.rs` is how the
 //! rest of the daemon talks to the task; `linger.rs` is what is left of the
 //! main program's process group after it exits.
 
 mod actor;
-pub mod command;
+pub mod handle;
 mod linger;
 pub mod machine;
 pub mod planner;

@@ -38,7 +38,7 @@ use nsvisor_proto::{
     ActionResult, ApiError, ErrorKind, ExitStatus, Health, ProgramInfo, ReloadResult, State,
 };
 
-use super::command::Action;
+use super::handle::Action;
 use super::machine::{Effect as MachineEffect, Input, ProgramState};
 use super::program::{Netns, Program, Role};
 use crate::config::{Config, NetworkConfig, ProgramConfig, ProgramName, SandboxSpec};

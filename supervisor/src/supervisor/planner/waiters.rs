@@ -12,7 +12,7 @@ use nsvisor_proto::{ActionResult, ApiError, ErrorKind, ProgramInfo, State};
 
 use super::{Answer, ClientId, Effect, Planner, StopPlan};
 use crate::config::ProgramName;
-use crate::supervisor::command::Action as Verb;
+use crate::supervisor::handle::Action as Verb;
 use crate::supervisor::machine::{Input, ProgramState};
 use crate::supervisor::program::{Gate, Program};
 

@@ -23,7 +23,7 @@ use super::{Answer, ClientId, Effect, Event, Planner};
 use crate::config::{
     AutoRestart, Config, NetworkConfig, ProgramConfig, ProgramName, ProgramNet, SandboxSpec,
 };
-use crate::supervisor::command::Action as Verb;
+use crate::supervisor::handle::Action as Verb;
 use crate::supervisor::program::Netns;
 
 /// A program config for tests: `startsecs = 0`, restarts on unexpected exits.
