@@ -248,6 +248,15 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// The value of a metric without labels in `GET /metrics`.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.request("GET", "/metrics", "").text();
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))?;
+        value.trim().parse().ok()
+    }
+
     /// Starts a daemon on this config; see [`DaemonBuilder`].
     pub fn start(toml_body: &str) -> Daemon {
         Daemon::builder().config(toml_body).start()

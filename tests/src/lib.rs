@@ -76,6 +76,21 @@ pub fn log_lines(log: &str) -> Vec<String> {
         .collect()
 }
 
+/// The lines a child prints on stdout, as they come (read on a thread).
+pub fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::{BufRead, BufReader};
+    let out = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Quotes a string as a TOML basic string (`"..."`).
 pub fn toml_quote(s: impl AsRef<OsStr>) -> String {
     let s = s.as_ref().to_string_lossy();

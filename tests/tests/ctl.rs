@@ -4,13 +4,11 @@
 //! the daemon's socket. `signal` in detail is in `ctl_signal.rs`, `events` and
 //! `tail -f` in `ctl_follow.rs`.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nsvisor_proto::{ActionResult, Health, ProgramInfo, ReloadResult, State, StateEvent};
-use nsvisor_tests::{nsvisorctl_bin, testprog_cmd, wait_until, Daemon};
+use nsvisor_tests::{lines_of, nsvisorctl_bin, testprog_cmd, wait_until, Daemon};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -70,29 +68,6 @@ fn rewrite_config(d: &Daemon, programs: &str) {
     let socket = nsvisor_tests::toml_quote(d.socket());
     let body = format!("[supervisor]\nsocket = {socket}\n\n{programs}");
     std::fs::write(d.dir().join("nsvisor.toml"), body).expect("cannot write the config");
-}
-
-/// The lines a child prints, as they come (read on a thread).
-fn lines_of(child: &mut std::process::Child) -> mpsc::Receiver<String> {
-    let out = child.stdout.take().expect("stdout is piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// The value of a metric without labels in `GET /metrics`.
-fn metric(d: &Daemon, name: &str) -> Option<f64> {
-    let text = d.request("GET", "/metrics", "").text();
-    let value = text
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))?;
-    value.trim().parse().ok()
 }
 
 fn json<T: serde::de::DeserializeOwned>(out: &Out) -> T {
@@ -346,7 +321,7 @@ fn events_follow_state_changes_until_the_daemon_stops() {
     let mut d = Daemon::start(&three_kinds());
     d.wait_state("web", State::Running, T);
     let followers = "nsvisor_api_event_followers";
-    let before = metric(&d, followers).expect("the followers metric");
+    let before = d.metric(followers).expect("the followers metric");
     let mut events = Command::new(nsvisorctl_bin())
         .arg("-s")
         .arg(d.socket())
@@ -356,7 +331,7 @@ fn events_follow_state_changes_until_the_daemon_stops() {
         .expect("cannot run nsvisorctl events");
     let lines = lines_of(&mut events);
     wait_until("nsvisorctl events to subscribe", T, || {
-        (metric(&d, followers) == Some(before + 1.0)).then_some(())
+        (d.metric(followers) == Some(before + 1.0)).then_some(())
     });
     assert_eq!(ctl(&d, &["start", "idle"]).code, 0);
     assert_eq!(ctl(&d, &["stop", "idle"]).code, 0);

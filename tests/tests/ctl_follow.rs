@@ -2,13 +2,12 @@
 //! program it follows (the output ended for good while the daemon goes on:
 //! exit 0). `tail -f` when the daemon stops (exit 5) is in `ctl.rs`.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use nsvisor_proto::{State, StateEvent};
-use nsvisor_tests::{nsvisorctl_bin, program_toml, wait_until, Daemon};
+use nsvisor_tests::{lines_of, nsvisorctl_bin, program_toml, wait_until, Daemon};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -25,33 +24,10 @@ fn spawn_ctl(d: &Daemon, args: &[&str]) -> Child {
         .expect("cannot run nsvisorctl")
 }
 
-/// The lines a child prints on stdout, as they come (read on a thread).
-fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
-    let out = child.stdout.take().expect("stdout is piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// The value of a metric without labels in `GET /metrics`.
-fn metric(d: &Daemon, name: &str) -> Option<f64> {
-    let text = d.request("GET", "/metrics", "").text();
-    let value = text
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))?;
-    value.trim().parse().ok()
-}
-
 /// Waits until `n` more clients follow the event stream than `before`.
 fn wait_followers(d: &Daemon, before: f64, n: f64) {
     wait_until("the event followers to subscribe", T, || {
-        (metric(d, "nsvisor_api_event_followers") == Some(before + n)).then_some(())
+        (d.metric("nsvisor_api_event_followers") == Some(before + n)).then_some(())
     });
 }
 
@@ -110,7 +86,9 @@ fn events_as_text_one_line_per_change_with_its_utc_time() {
         &["term-exit", "0", "sleep", "forever"],
         "startsecs = 0\nautostart = false",
     ));
-    let before = metric(&d, "nsvisor_api_event_followers").expect("the followers metric");
+    let before = d
+        .metric("nsvisor_api_event_followers")
+        .expect("the followers metric");
     let mut reference = d.events();
     let mut events = spawn_ctl(&d, &["events"]);
     let lines = lines_of(&mut events);
