@@ -1,6 +1,8 @@
 //! Start and stop order: a program starts only once everything in its
-//! `depends_on` is RUNNING, and on shutdown it stops before what it depends on;
-//! without `depends_on`, lower `priority` starts first.
+//! `depends_on` is RUNNING (or meets the condition the table form gives it,
+//! such as a one-shot migration completing successfully), and on shutdown it
+//! stops before what it depends on; without `depends_on`, lower `priority`
+//! starts first.
 //!
 //! Times come from the record files `testprog` writes (wall-clock ms of its
 //! start, of each signal received, of its exit); the order of spawns from the
@@ -111,4 +113,51 @@ fn lower_priority_starts_first() {
         })
         .collect();
     assert_eq!(spawned, expected, "spawned in priority order");
+}
+
+/// A one-shot migration (testprog: sleep, then exit with `code`) and a web
+/// program that waits for it to complete successfully.
+fn migration_config(code: &str) -> String {
+    let mut config = program_toml(
+        "migrate",
+        &["record", "{dir}/migrate.rec", "sleep", "0.5", "exit", code],
+        "startsecs = 0\nautorestart = \"never\"",
+    );
+    config += &program_toml(
+        "web",
+        &["record", "{dir}/web.rec", "sleep", "forever"],
+        "startsecs = 0\ndepends_on = { migrate = \"completed_successfully\" }",
+    );
+    config
+}
+
+#[test]
+fn web_starts_once_its_migration_completed_successfully() {
+    let d = Daemon::start(&migration_config("0"));
+    let web = d.wait_state("web", State::Running, T);
+    assert_eq!(d.status("migrate").map(|p| p.state), Some(State::Exited));
+    let dir = d.dir().to_path_buf();
+    let migrate_exit = wait_record(&dir.join("migrate.rec"), "exit 0", T).ms;
+    let web_start = wait_record(&dir.join("web.rec"), "start", T).ms;
+    assert!(
+        web_start >= migrate_exit,
+        "web started at {web_start}, before the migration ended at {migrate_exit}"
+    );
+    assert!(web.pid.is_some());
+}
+
+#[test]
+fn web_stays_stopped_when_its_migration_fails_and_says_why() {
+    let d = Daemon::start(&migration_config("3"));
+    d.wait_state("migrate", State::Exited, T);
+    let web = nsvisor_tests::wait_until("web to say why it is not started", T, || {
+        d.status("web")
+            .filter(|p| p.description.starts_with("dependency"))
+    });
+    assert_eq!(web.state, State::Stopped);
+    assert_eq!(
+        web.description,
+        "dependency migrate did not complete successfully (exit status 3)"
+    );
+    assert!(!d.dir().join("web.rec").exists(), "web never ran");
 }

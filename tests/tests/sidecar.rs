@@ -224,6 +224,11 @@ fn demo_config_runs_as_documented() {
     for name in ["clock", "greeter", "worker", "crasher"] {
         d.wait_state(name, State::Running, T);
     }
+    assert_eq!(
+        d.status("oneshot").map(|p| p.state),
+        Some(State::Exited),
+        "greeter runs only after oneshot completed"
+    );
     wait_until("oneshot to finish", T, || {
         d.status("oneshot")
             .filter(|p| p.state == State::Exited)

@@ -1,10 +1,10 @@
 //! `depends_on`: resolves names (a group means all its replicas, else a unique
-//! name) into unique names stored in [`super::ProgramConfig::depends_on`],
+//! name), each with its condition, into [`super::ProgramConfig::depends_on`],
 //! and rejects unknown names and cycles (each cycle reported once, with its path).
 //!
 //! Called by `validate::load` after replicas are expanded. Pure.
 
-use super::ProgramName;
+use super::{Condition, Dependency, ProgramName};
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::Diag;
@@ -31,11 +31,12 @@ pub(super) fn resolve(
     known.sort_unstable();
     known.dedup();
 
-    // name -> [(dependency, where it was written)]
+    // name -> [(dependency, where it was written)], and the conditions
     let mut edges: BTreeMap<ProgramName, Vec<(ProgramName, Loc)>> = BTreeMap::new();
+    let mut conditions: BTreeMap<(ProgramName, ProgramName), Condition> = BTreeMap::new();
     for (name, inst) in instances.iter() {
         let mut out: Vec<(ProgramName, Loc)> = Vec::new();
-        for (dep, loc) in &inst.depends_on {
+        for (dep, condition, loc) in &inst.depends_on {
             let targets = match groups.get(dep) {
                 Some(members) => members.clone(),
                 None if instances.contains_key(dep.as_str()) => vec![dep.as_str().into()],
@@ -54,6 +55,7 @@ pub(super) fn resolve(
             };
             for t in targets {
                 if !out.iter().any(|(d, _)| *d == t) {
+                    conditions.insert((name.clone(), t.clone()), *condition);
                     out.push((t, *loc));
                 }
             }
@@ -62,8 +64,14 @@ pub(super) fn resolve(
     }
     report_cycles(diag, &edges);
     for (name, inst) in instances.iter_mut() {
-        let mut deps: Vec<ProgramName> = edges[name].iter().map(|(d, _)| d.clone()).collect();
-        deps.sort();
+        let mut deps: Vec<Dependency> = edges[name]
+            .iter()
+            .map(|(d, _)| Dependency {
+                name: d.clone(),
+                condition: conditions[&(name.clone(), d.clone())],
+            })
+            .collect();
+        deps.sort_by(|a, b| a.name.cmp(&b.name));
         inst.config.depends_on = deps;
     }
 }

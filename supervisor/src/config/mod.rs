@@ -177,7 +177,7 @@ pub struct ProgramConfig {
     /// Lower starts first, stops last (default 999).
     pub priority: i32,
     /// Unique names of programs that must be RUNNING before this one starts.
-    pub depends_on: Vec<ProgramName>,
+    pub depends_on: Vec<Dependency>,
     /// When it ends for good, the daemon shuts down with its status.
     pub critical: bool,
     /// Merge stderr into stdout.
@@ -190,6 +190,62 @@ pub struct ProgramConfig {
     pub net: Option<ProgramNet>,
     /// Where this program was defined (for messages).
     pub source: PathBuf,
+}
+
+/// A program this one waits for before it starts, and for what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    /// The program depended on (a unique instance name).
+    pub name: ProgramName,
+    /// What it must reach first.
+    pub condition: Condition,
+}
+
+/// What a dependency must reach before its dependant is spawned
+/// (`depends_on = { NAME = "CONDITION" }`; the list form means `ready`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Condition {
+    /// It has a process (STARTING or RUNNING).
+    Started,
+    /// It is RUNNING (up for `startsecs`).
+    Running,
+    /// It is RUNNING and ready (a program without readiness checks is ready
+    /// once RUNNING). The list form `depends_on = ["db"]` means this.
+    Ready,
+    /// It exited on its own and will not be restarted, whatever its status.
+    Completed,
+    /// It exited on its own with one of its `exitcodes`, and will not be
+    /// restarted (a one-shot job such as a migration).
+    CompletedSuccessfully,
+}
+
+impl Dependency {
+    /// A dependency on `name` for `condition`.
+    pub fn on(name: impl Into<ProgramName>, condition: Condition) -> Dependency {
+        Dependency {
+            name: name.into(),
+            condition,
+        }
+    }
+}
+
+impl Condition {
+    /// Every condition with its config name.
+    pub const NAMES: [(&'static str, Condition); 5] = [
+        ("started", Condition::Started),
+        ("running", Condition::Running),
+        ("ready", Condition::Ready),
+        ("completed", Condition::Completed),
+        ("completed_successfully", Condition::CompletedSuccessfully),
+    ];
+
+    /// Its name in the config.
+    pub fn name(self) -> &'static str {
+        Condition::NAMES
+            .iter()
+            .find(|(_, c)| *c == self)
+            .map_or("ready", |(n, _)| n)
+    }
 }
 
 /// Network placement of one program.

@@ -13,7 +13,7 @@ use super::raw::{Loc, Node, Table, Value};
 use super::read::Reader;
 use super::suggest::did_you_mean;
 use super::units::{self, Conv};
-use super::{AutoRestart, LogFile, ProgramConfig, StreamLog, SupervisorConfig};
+use super::{AutoRestart, Condition, LogFile, ProgramConfig, StreamLog, SupervisorConfig};
 
 const KEYS: &[&str] = &[
     "command",
@@ -55,6 +55,10 @@ const KEYS: &[&str] = &[
 /// A string as written (before `{process_num}` substitution) and where.
 pub(super) type Located = (String, Loc);
 
+/// One `depends_on` entry as written: a program or group name, the
+/// condition, and where it is written.
+pub(super) type DependsOn = (String, Condition, Loc);
+
 /// Network keys of a program, checked for consistency but not yet resolved.
 #[derive(Debug, Default)]
 pub(super) struct NetKeys {
@@ -75,7 +79,7 @@ pub(super) struct Template {
     pub loc: Loc,
     pub numprocs: u32,
     pub numprocs_start: u32,
-    pub depends_on: Vec<Located>,
+    pub depends_on: Vec<DependsOn>,
     pub directory: Option<String>,
     pub stdout_logfile: Option<Located>,
     pub stderr_logfile: Option<Located>,
@@ -89,7 +93,7 @@ pub(super) struct Template {
 pub(super) struct Instance {
     pub config: ProgramConfig,
     pub net: NetKeys,
-    pub depends_on: Vec<Located>,
+    pub depends_on: Vec<DependsOn>,
     pub loc: Loc,
     /// Where each stream's log file was configured (for duplicate messages).
     pub log_locs: [Loc; 2],
@@ -166,9 +170,24 @@ pub(super) fn read(
     }
     let mut depends_on = Vec::new();
     if let Some(node) = r.node("depends_on") {
-        for item in units::items(node) {
-            if let Some(dep) = r.check("depends_on", item, units::non_empty_string(item)) {
-                depends_on.push((dep, item.loc));
+        match &node.value {
+            // `{ NAME = "CONDITION", ... }`
+            Value::Table(table) => {
+                for entry in &table.entries {
+                    let condition =
+                        r.check("depends_on", &entry.node, units::condition(&entry.node));
+                    if let Some(condition) = condition {
+                        depends_on.push((entry.key.clone(), condition, entry.key_loc));
+                    }
+                }
+            }
+            // `["NAME", ...]`: each must be ready.
+            _ => {
+                for item in units::items(node) {
+                    if let Some(dep) = r.check("depends_on", item, units::non_empty_string(item)) {
+                        depends_on.push((dep, Condition::Ready, item.loc));
+                    }
+                }
             }
         }
     }

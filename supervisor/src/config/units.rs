@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 
 use super::raw::{Node, Value};
 use super::suggest::did_you_mean;
-use super::{ConsoleMode, UserSpec};
+use super::{Condition, ConsoleMode, UserSpec};
 
 /// Result of a conversion: the message does not name the key.
 pub(super) type Conv<T> = Result<T, String>;
@@ -207,6 +207,33 @@ pub(super) fn console(node: &Node) -> Conv<ConsoleMode> {
         },
         _ => expected("\"prefixed\", \"raw\", \"off\" or a boolean", node),
     }
+}
+
+/// A `depends_on` condition: `"started"`, `"running"`, `"ready"`,
+/// `"completed"` or `"completed_successfully"`.
+pub(super) fn condition(node: &Node) -> Conv<Condition> {
+    let names: Vec<&str> = Condition::NAMES.iter().map(|(n, _)| *n).collect();
+    let Value::Str(s) = &node.value else {
+        return expected(
+            "a condition (\"ready\", \"completed_successfully\", ...)",
+            node,
+        );
+    };
+    Condition::NAMES
+        .iter()
+        .find(|(n, _)| *n == s)
+        .map(|(_, c)| *c)
+        .ok_or_else(|| {
+            format!(
+                "unknown condition \"{s}\", expected one of {}{}",
+                names
+                    .iter()
+                    .map(|n| format!("\"{n}\""))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                did_you_mean(s, &names)
+            )
+        })
 }
 
 /// `"name"`, `"1000"`, `"name:group"` (or an integer uid).

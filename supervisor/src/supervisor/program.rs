@@ -203,7 +203,13 @@ impl Program {
             }
             (Gate::Blocked(why), _) => why.clone(),
             (Gate::WaitingForDeps, _) => {
-                format!("waiting for {}", self.cfg.depends_on.join(", "))
+                let names: Vec<&str> = self
+                    .cfg
+                    .depends_on
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect();
+                format!("waiting for {}", names.join(", "))
             }
             (Gate::WaitingForNetwork, _) => "waiting for its network sandbox".to_string(),
             (Gate::Spawning, _) => "spawning".to_string(),

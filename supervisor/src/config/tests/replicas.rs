@@ -33,8 +33,15 @@ fn a_single_process_keeps_the_plain_name() {
 #[test]
 fn depends_on_groups_and_unique_names() {
     let c = ok("[programs.db]\ncommand = \"x\"\nnumprocs = 2\n[programs.cache]\ncommand = \"x\"\n[programs.web]\ncommand = \"x\"\ndepends_on = [\"db\", \"cache\", \"db:1\"]\n[programs.one]\ncommand = \"x\"\ndepends_on = \"db:0\"\n");
-    assert_eq!(c.programs["web"].depends_on, vec!["cache", "db:0", "db:1"]);
-    assert_eq!(c.programs["one"].depends_on, vec!["db:0"]);
+    let names = |p: &str| -> Vec<String> {
+        c.programs[p]
+            .depends_on
+            .iter()
+            .map(|d| d.name.to_string())
+            .collect()
+    };
+    assert_eq!(names("web"), ["cache", "db:0", "db:1"]);
+    assert_eq!(names("one"), ["db:0"]);
     assert!(c.programs["db:0"].depends_on.is_empty());
 }
 
@@ -86,4 +93,38 @@ fn replica_addresses_and_ports_use_process_num() {
     assert_eq!(s.sandbox, "w-1");
     assert_eq!(s.address.to_string(), "172.31.9.11");
     assert_eq!(s.ports[0].host_port, 8001);
+}
+
+#[test]
+fn depends_on_table_gives_each_dependency_its_condition() {
+    use crate::config::{Condition, Dependency};
+    let c = ok("[programs.migrate]\ncommand = \"x\"\nstartsecs = 0\n[programs.db]\ncommand = \"x\"\nnumprocs = 2\n[programs.web]\ncommand = \"x\"\ndepends_on = { migrate = \"completed_successfully\", db = \"running\" }\n[programs.list]\ncommand = \"x\"\ndepends_on = [\"migrate\"]\n");
+    assert_eq!(
+        c.programs["web"].depends_on,
+        [
+            Dependency::on("db:0", Condition::Running),
+            Dependency::on("db:1", Condition::Running),
+            Dependency::on("migrate", Condition::CompletedSuccessfully),
+        ]
+    );
+    assert_eq!(
+        c.programs["list"].depends_on,
+        [Dependency::on("migrate", Condition::Ready)],
+        "the list form means ready"
+    );
+}
+
+#[test]
+fn a_misspelt_condition_is_an_error_with_a_suggestion() {
+    let e = error("[programs.db]\ncommand = \"x\"\n[programs.web]\ncommand = \"x\"\ndepends_on = { db = \"compleated\" }\n");
+    assert_at(
+        &e,
+        5,
+        21,
+        "depends_on: unknown condition \"compleated\", expected one of \"started\", \"running\", \"ready\", \"completed\", \"completed_successfully\" (did you mean \"completed\"?)",
+    );
+    let e = error("[programs.db]\ncommand = \"x\"\n[programs.web]\ncommand = \"x\"\ndepends_on = { db = true }\n");
+    assert_at(&e, 5, 21, "depends_on: expected a condition");
+    let e = error("[programs.web]\ncommand = \"x\"\ndepends_on = { bd = \"ready\" }\n");
+    assert_at(&e, 3, 16, "depends_on: unknown program \"bd\"");
 }

@@ -41,8 +41,8 @@ pub fn tiers<'a>(
         } else {
             p.depends_on
                 .iter()
-                .filter(|d| by_name.contains_key(d.as_str()))
-                .map(|d| depth_of(d, by_name, memo, guard + 1) + 1)
+                .filter(|d| by_name.contains_key(d.name.as_str()))
+                .map(|d| depth_of(&d.name, by_name, memo, guard + 1) + 1)
                 .max()
                 .unwrap_or(0)
         };
@@ -135,7 +135,10 @@ mod tests {
     fn prog(name: &str, prio: i32, deps: &[&str]) -> ProgramConfig {
         let mut p = ProgramConfig::with_defaults(name, vec!["true".into()]);
         p.priority = prio;
-        p.depends_on = deps.iter().map(|s| ProgramName::from(*s)).collect();
+        p.depends_on = deps
+            .iter()
+            .map(|d| crate::config::Dependency::on(*d, crate::config::Condition::Ready))
+            .collect();
         p
     }
 

@@ -13,19 +13,19 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use nsvisor_proto::State;
-
 use super::{Effect, Planner};
-use crate::config::{ProgramName, ProgramNet};
+use crate::config::{Condition, ProgramName, ProgramNet};
 use crate::supervisor::machine::Input;
-use crate::supervisor::program::{Gate, Lifecycle, Netns, Sandbox};
+use crate::supervisor::machine::ProgramState;
+use crate::supervisor::program::{Gate, Lifecycle, Netns, Program, Sandbox};
 
 /// What stands between a program and its spawn.
 enum Obstacle {
-    /// Some dependencies are not RUNNING yet.
+    /// Some dependencies do not meet their condition yet.
     Deps,
-    /// This dependency failed for good: the start cannot happen.
-    FailedDep(ProgramName, State),
+    /// A dependency can never meet its condition (why, in words): the start
+    /// cannot happen.
+    FailedDep(String),
     /// Its sandbox is not built (and is being asked for).
     Network,
 }
@@ -53,10 +53,10 @@ impl Planner {
             .iter()
             .filter(|d| {
                 self.programs
-                    .get(*d)
-                    .is_some_and(|p| p.state() != State::Running)
+                    .get(&d.name)
+                    .is_some_and(|p| !matches!(standing(p, d.condition), Standing::Met))
             })
-            .cloned()
+            .map(|d| d.name.clone())
             .collect();
         if prog.has_process() || waiting.is_empty() {
             // The gates are checked again at the spawn itself.
@@ -97,7 +97,7 @@ impl Planner {
                 let gate = match obstacle {
                     Obstacle::Deps => Gate::WaitingForDeps,
                     Obstacle::Network => Gate::WaitingForNetwork,
-                    Obstacle::FailedDep(dep, state) => self.blocked(name, &dep, state),
+                    Obstacle::FailedDep(why) => self.blocked(name, why),
                 };
                 self.set_gate(name, gate);
             }
@@ -105,20 +105,20 @@ impl Planner {
     }
 
     /// Dependants waiting for one of `changed`: start them once every
-    /// dependency is RUNNING; block them when one failed for good.
+    /// dependency meets its condition; block them when one never will.
     pub(super) fn start_ready_dependents(&mut self, changed: &BTreeSet<ProgramName>, now: Instant) {
         let waiting: Vec<ProgramName> = self
             .programs
             .values()
             .filter(|p| p.gate == Gate::WaitingForDeps)
-            .filter(|p| p.cfg.depends_on.iter().any(|d| changed.contains(d)))
+            .filter(|p| p.cfg.depends_on.iter().any(|d| changed.contains(&d.name)))
             .map(|p| p.cfg.name.clone())
             .collect();
         for name in waiting {
             match self.obstacle(&name, false) {
                 Some(Obstacle::Deps) => {}
-                Some(Obstacle::FailedDep(dep, state)) => {
-                    let gate = self.blocked(&name, &dep, state);
+                Some(Obstacle::FailedDep(why)) => {
+                    let gate = self.blocked(&name, why);
                     self.set_gate(&name, gate);
                 }
                 Some(Obstacle::Network) | None => {
@@ -176,14 +176,13 @@ impl Planner {
         let prog = self.programs.get(name)?;
         let mut waiting = false;
         for dep in &prog.cfg.depends_on {
-            let Some(d) = self.programs.get(dep) else {
+            let Some(d) = self.programs.get(&dep.name) else {
                 continue;
             };
-            match d.state() {
-                State::Running => {}
-                State::Fatal => return Some(Obstacle::FailedDep(dep.clone(), State::Fatal)),
-                s if d.is_down() => return Some(Obstacle::FailedDep(dep.clone(), s)),
-                _ => waiting = true,
+            match standing(d, dep.condition) {
+                Standing::Met => {}
+                Standing::Waiting => waiting = true,
+                Standing::Never(why) => return Some(Obstacle::FailedDep(why)),
             }
         }
         if waiting {
@@ -218,8 +217,7 @@ impl Planner {
         }
     }
 
-    fn blocked(&self, name: &str, dep: &str, state: State) -> Gate {
-        let why = format!("dependency {dep} is {state}");
+    fn blocked(&self, name: &str, why: String) -> Gate {
         tracing::warn!(program = %name, "not started: {why}");
         Gate::Blocked(why)
     }
@@ -313,5 +311,52 @@ impl Planner {
                 self.dirty.insert(self.key(name));
             }
         }
+    }
+}
+
+/// Where a dependency stands against a condition.
+#[derive(Debug, PartialEq, Eq)]
+enum Standing {
+    Met,
+    /// Not yet, but it may.
+    Waiting,
+    /// It never will without a new start (why, in words).
+    Never(String),
+}
+
+/// Where `dep` stands against `condition`. A dependency that is down for
+/// good (FATAL, stopped, exited with no restart coming) never meets a
+/// condition it has not met; a one-shot job meets `completed` when it exits.
+fn standing(dep: &Program, condition: Condition) -> Standing {
+    use ProgramState as S;
+    let name = &dep.cfg.name;
+    let state = dep.machine.state();
+    let down = || {
+        if dep.is_down() || matches!(state, S::Fatal { .. }) {
+            Standing::Never(format!("dependency {name} is {}", dep.state()))
+        } else {
+            Standing::Waiting
+        }
+    };
+    match (condition, state) {
+        (Condition::Started, S::Starting { .. } | S::Running { .. }) => Standing::Met,
+        // A program without readiness checks is ready once RUNNING.
+        (Condition::Running | Condition::Ready, S::Running { .. }) => Standing::Met,
+        (
+            Condition::Completed | Condition::CompletedSuccessfully,
+            S::Exited {
+                status,
+                restart_at: None,
+            },
+        ) if !dep.gate.is_waiting() => {
+            if condition == Condition::Completed || dep.machine.policy().expected(*status) {
+                Standing::Met
+            } else {
+                Standing::Never(format!(
+                    "dependency {name} did not complete successfully ({status})"
+                ))
+            }
+        }
+        _ => down(),
     }
 }

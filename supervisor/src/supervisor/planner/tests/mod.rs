@@ -21,15 +21,20 @@ use nsvisor_proto::{ActionResult, ApiError, ExitStatus, ReloadResult, State};
 
 use super::{Answer, ClientId, Effect, Event, Planner};
 use crate::config::{
-    AutoRestart, Config, NetworkConfig, ProgramConfig, ProgramName, ProgramNet, SandboxSpec,
+    AutoRestart, Condition, Config, Dependency, NetworkConfig, ProgramConfig, ProgramName,
+    ProgramNet, SandboxSpec,
 };
 use crate::supervisor::handle::Action as Verb;
+use crate::supervisor::machine::ProgramState;
 use crate::supervisor::program::Netns;
 
 /// A program config for tests: `startsecs = 0`, restarts on unexpected exits.
 fn prog(name: &str, deps: &[&str]) -> ProgramConfig {
     let mut p = ProgramConfig::with_defaults(name, vec![format!("/bin/{name}")]);
-    p.depends_on = deps.iter().map(|d| ProgramName::from(*d)).collect();
+    p.depends_on = deps
+        .iter()
+        .map(|d| Dependency::on(*d, Condition::Ready))
+        .collect();
     p.startsecs = Duration::ZERO;
     p.startretries = 2;
     p.autorestart = AutoRestart::Unexpected;
@@ -224,25 +229,36 @@ impl World {
         None
     }
 
-    /// No program spawns before its dependencies are RUNNING.
+    /// No program spawns before each dependency meets its condition.
     fn check_deps_running(&self, name: &str) {
         let p = self.planner.program(name).expect("spawned program exists");
         for dep in &p.cfg.depends_on {
-            if let Some(d) = self.planner.program(dep) {
-                assert_eq!(
-                    d.state(),
-                    State::Running,
-                    "{name} spawned while its dependency {dep} is {}",
-                    d.state()
-                );
-            }
+            let Some(d) = self.planner.program(&dep.name) else {
+                continue;
+            };
+            let met = match (dep.condition, d.machine.state()) {
+                (Condition::Started, s) => s.pid().is_some() && d.state() != State::Stopping,
+                (Condition::Running | Condition::Ready, s) => s.kind() == State::Running,
+                (Condition::Completed, s) => s.kind() == State::Exited,
+                (Condition::CompletedSuccessfully, ProgramState::Exited { status, .. }) => {
+                    d.machine.policy().expected(*status)
+                }
+                (Condition::CompletedSuccessfully, _) => false,
+            };
+            assert!(
+                met,
+                "{name} spawned while its dependency {} is {} (condition {})",
+                dep.name,
+                d.state(),
+                dep.condition.name()
+            );
         }
     }
 
     /// During shutdown nothing is signalled while a dependant still has a process.
     fn check_no_live_dependant(&self, name: &str) {
         for p in self.planner.programs() {
-            if p.cfg.depends_on.iter().any(|d| d == name) {
+            if p.cfg.depends_on.iter().any(|d| d.name == name) {
                 assert!(
                     !p.has_process(),
                     "{name} signalled during shutdown while {} (which depends on it) is {}",

@@ -1,12 +1,12 @@
 //! Invariants over random event sequences (proptest).
 //!
 //! A random set of up to five programs (random dependencies on earlier ones,
-//! priorities, `startsecs`, restart policies, retries, spawn failures,
+//! each with a random condition, priorities, `startsecs`, restart policies, retries, spawn failures,
 //! sandboxes, `critical`) gets a random sequence of client actions, exits,
 //! timer advances, sandbox answers, reloads and signals, then a SIGTERM after
 //! which every signalled process exits. [`World`] checks at every effect:
-//! at most one live process per program; no spawn before the program's
-//! dependencies are RUNNING; during shutdown no program is signalled while a
+//! at most one live process per program; no spawn before each of the
+//! program's dependencies meets its condition; during shutdown no program is signalled while a
 //! dependant has a process (except the SIGKILL that ends a stop begun before
 //! the shutdown, e.g. by `nsvisorctl stop db`); nothing spawned once shutdown began; exit allowed
 //! only with no process left; no client answered twice. At the end: the
@@ -20,7 +20,7 @@ const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
 
 #[derive(Debug, Clone)]
 struct Spec {
-    deps: Vec<usize>,
+    deps: Vec<(usize, Condition)>,
     priority: i32,
     startsecs: u64,
     autorestart: AutoRestart,
@@ -33,7 +33,13 @@ struct Spec {
 
 fn spec(i: usize) -> impl Strategy<Value = Spec> {
     (
-        proptest::collection::vec(0..i.max(1), 0..=i.min(2)),
+        proptest::collection::vec(
+            (
+                0..i.max(1),
+                proptest::sample::select(Condition::NAMES.map(|(_, c)| c).to_vec()),
+            ),
+            0..=i.min(2),
+        ),
         prop_oneof![Just(1), Just(999)],
         0u64..=1,
         prop_oneof![
@@ -73,13 +79,12 @@ fn spec(i: usize) -> impl Strategy<Value = Spec> {
 }
 
 fn program(i: usize, s: &Spec, present: &[bool], variant: u8) -> ProgramConfig {
-    let deps: Vec<&str> = s
-        .deps
-        .iter()
-        .filter(|d| present[**d])
-        .map(|d| NAMES[*d])
-        .collect();
-    let mut p = prog(NAMES[i], &deps);
+    let mut p = prog(NAMES[i], &[]);
+    for (d, condition) in &s.deps {
+        if present[*d] && !p.depends_on.iter().any(|x| x.name == NAMES[*d]) {
+            p.depends_on.push(Dependency::on(NAMES[*d], *condition));
+        }
+    }
     p.priority = s.priority;
     p.startsecs = Duration::from_secs(s.startsecs);
     p.autorestart = s.autorestart;

@@ -1,6 +1,7 @@
 //! One test per cross-program rule.
 
 use super::*;
+use crate::config::{Condition, Dependency};
 use crate::supervisor::program::Gate;
 use nsvisor_proto::ErrorKind;
 
@@ -466,4 +467,91 @@ fn restart_all_restarts_dependants_after_their_dependencies() {
         results(&w, client),
         owned(&[("db", true, "started"), ("web", true, "started")])
     );
+}
+
+/// `prog` depending on `deps` with their conditions.
+fn prog_on(name: &str, deps: &[(&str, Condition)]) -> ProgramConfig {
+    let mut p = prog(name, &[]);
+    p.depends_on = deps.iter().map(|(d, c)| Dependency::on(*d, *c)).collect();
+    p
+}
+
+/// A one-shot job: RUNNING at once, never restarted, exit 0 expected.
+fn oneshot(name: &str) -> ProgramConfig {
+    let mut p = prog(name, &[]);
+    p.autorestart = AutoRestart::Never;
+    p
+}
+
+#[test]
+fn a_successful_one_shot_migration_starts_its_dependant() {
+    let web = prog_on("web", &[("migrate", Condition::CompletedSuccessfully)]);
+    let mut w = World::new(config([oneshot("migrate"), web]));
+    w.boot();
+    assert_eq!(w.spawns, ["migrate"]);
+    assert_eq!(w.state("migrate"), State::Running);
+    assert_eq!(w.description("web"), "waiting for migrate");
+    w.exit("migrate", code(0));
+    assert_eq!(w.state("migrate"), State::Exited);
+    assert_eq!(w.spawns, ["migrate", "web"]);
+    assert_eq!(w.state("web"), State::Running);
+    // web's automatic restarts do not run the migration again.
+    w.exit("web", code(1));
+    assert_eq!(w.spawns, ["migrate", "web", "web"]);
+}
+
+#[test]
+fn a_failed_one_shot_migration_leaves_its_dependant_stopped_saying_why() {
+    let web = prog_on("web", &[("migrate", Condition::CompletedSuccessfully)]);
+    let mut w = World::new(config([oneshot("migrate"), web]));
+    w.boot();
+    let client = w.act(Verb::Start, "web", true);
+    w.exit("migrate", code(2));
+    let why = "dependency migrate did not complete successfully (exit status 2)";
+    assert_eq!(w.description("web"), why);
+    assert_eq!(results(&w, client), owned(&[("web", false, why)]));
+    assert_eq!(w.spawns, ["migrate"]);
+    // Starting web by hand runs the migration again first.
+    let again = w.act(Verb::Start, "web", true);
+    assert_eq!(w.spawns, ["migrate", "migrate"]);
+    w.exit("migrate", code(0));
+    assert_eq!(results(&w, again), owned(&[("web", true, "started")]));
+}
+
+#[test]
+fn completed_takes_any_exit_status() {
+    let after = prog_on("report", &[("job", Condition::Completed)]);
+    let mut w = World::new(config([oneshot("job"), after]));
+    w.boot();
+    w.exit("job", code(7));
+    assert_eq!(w.state("report"), State::Running);
+}
+
+#[test]
+fn started_needs_a_process_running_needs_startsecs() {
+    let mut db = prog("db", &[]);
+    db.startsecs = Duration::from_secs(3);
+    let mut w = World::new(config([
+        db,
+        prog_on("early", &[("db", Condition::Started)]),
+        prog_on("late", &[("db", Condition::Running)]),
+    ]));
+    w.boot();
+    assert_eq!(w.state("db"), State::Starting);
+    assert_eq!(w.state("early"), State::Running, "db has a process");
+    assert_eq!(w.state("late"), State::Stopped);
+    w.advance(Duration::from_secs(3));
+    assert_eq!(w.state("late"), State::Running);
+}
+
+#[test]
+fn a_completed_dependency_is_not_run_again_by_an_explicit_start() {
+    let mut web = prog_on("web", &[("migrate", Condition::CompletedSuccessfully)]);
+    web.autostart = false;
+    let mut w = World::new(config([oneshot("migrate"), web]));
+    w.boot();
+    w.exit("migrate", code(0));
+    let client = w.act(Verb::Start, "web", true);
+    assert_eq!(results(&w, client), owned(&[("web", true, "started")]));
+    assert_eq!(w.spawns, ["migrate", "web"]);
 }
