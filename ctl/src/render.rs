@@ -163,6 +163,7 @@ mod tests {
             restarts: 0,
             autostart: true,
             description: description.into(),
+            ready: false,
             net: None,
         }
     }

@@ -150,6 +150,10 @@ pub struct ProgramInfo {
     pub autostart: bool,
     /// A line like supervisorctl's: `pid 42, uptime 0:01:02`.
     pub description: String,
+    /// RUNNING and passing every readiness check (a program without
+    /// readiness checks is ready once RUNNING).
+    #[serde(default)]
+    pub ready: bool,
     /// Network sandbox, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net: Option<NetInfo>,

@@ -15,6 +15,7 @@
 pub mod api;
 pub mod config;
 pub mod daemon_log;
+pub mod health;
 pub mod logs;
 pub mod net;
 pub mod process;

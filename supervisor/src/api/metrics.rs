@@ -49,6 +49,7 @@ pub fn render(
     let restarts = Family::<Labels, Counter>::default();
     let started = Family::<Labels, Gauge>::default();
     let exit = Family::<Labels, Gauge>::default();
+    let ready = Family::<Labels, Gauge>::default();
     for p in programs {
         let labels = || {
             vec![
@@ -64,6 +65,7 @@ pub fn render(
         restarts
             .get_or_create(&labels())
             .inc_by(u64::from(p.restarts));
+        ready.get_or_create(&labels()).set(i64::from(p.ready));
         if let Some(t) = p.started_at {
             started
                 .get_or_create(&labels())
@@ -78,6 +80,11 @@ pub fn render(
         "program_state",
         "1 for the state the program is in, 0 for the others",
         state,
+    );
+    registry.register(
+        "program_ready",
+        "1 when the program is RUNNING and passes its readiness checks, else 0",
+        ready,
     );
     registry.register(
         "program_restarts",
@@ -151,6 +158,7 @@ mod tests {
             restarts: 3,
             autostart: true,
             description: String::new(),
+            ready: false,
             net: None,
         };
         let stats = DaemonStats {
@@ -166,6 +174,7 @@ mod tests {
             r#"nsvisor_program_state{name="web:0",group="web",state="EXITED"} 1"#,
             r#"nsvisor_program_state{name="web:0",group="web",state="RUNNING"} 0"#,
             r#"nsvisor_program_restarts_total{name="web:0",group="web"} 3"#,
+            r#"nsvisor_program_ready{name="web:0",group="web"} 0"#,
             r#"nsvisor_program_start_time_seconds{name="web:0",group="web"} 1700000000"#,
             r#"nsvisor_program_last_exit_status{name="web:0",group="web"} 137"#,
             "nsvisor_orphans_reaped_total 5",

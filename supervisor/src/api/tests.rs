@@ -46,6 +46,7 @@ fn program(name: &str, group: &str, state: State) -> ProgramInfo {
         } else {
             String::new()
         },
+        ready: state == State::Running,
         net: None,
     }
 }

@@ -9,6 +9,7 @@
 //! Callers: `lib.rs` (start-up, `check`, reload) and the supervisor (diffing
 //! program configs on reload via `PartialEq`).
 
+mod checks;
 mod deps;
 mod env;
 mod error;
@@ -178,6 +179,8 @@ pub struct ProgramConfig {
     pub priority: i32,
     /// Unique names of programs that must be RUNNING before this one starts.
     pub depends_on: Vec<Dependency>,
+    /// `[[programs.NAME.checks]]`: readiness and liveness checks.
+    pub checks: Vec<CheckConfig>,
     /// When it ends for good, the daemon shuts down with its status.
     pub critical: bool,
     /// Merge stderr into stdout.
@@ -190,6 +193,88 @@ pub struct ProgramConfig {
     pub net: Option<ProgramNet>,
     /// Where this program was defined (for messages).
     pub source: PathBuf,
+}
+
+/// One readiness or liveness check of a program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckConfig {
+    /// What passing means.
+    pub purpose: Purpose,
+    /// How to check.
+    pub kind: CheckKind,
+    /// Time between checks once the check has passed (before that, at most 1 s).
+    pub period: Duration,
+    /// A check that takes longer fails.
+    pub timeout: Duration,
+    /// After a spawn, failures during this long do not count.
+    pub start_period: Duration,
+    /// Consecutive passes that make the check pass.
+    pub success_threshold: u32,
+    /// Consecutive failures that make the check fail.
+    pub failure_threshold: u32,
+    /// What a failing liveness check does.
+    pub on_failure: OnFailure,
+}
+
+impl CheckConfig {
+    /// A check with the default timing (Kubernetes' probe defaults).
+    pub fn new(purpose: Purpose, kind: CheckKind) -> CheckConfig {
+        CheckConfig {
+            purpose,
+            kind,
+            period: Duration::from_secs(10),
+            timeout: Duration::from_secs(1),
+            start_period: Duration::ZERO,
+            success_threshold: 1,
+            failure_threshold: 3,
+            on_failure: OnFailure::Restart,
+        }
+    }
+}
+
+/// What a check says about its program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Passing means ready (to serve, to be depended on).
+    Readiness,
+    /// Failing means broken: `on_failure` acts.
+    Liveness,
+}
+
+/// How a check checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// A TCP connection to HOST:PORT succeeds.
+    Tcp {
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// `GET http://HOST:PORT/PATH` answers with a status in `status`.
+    Http {
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Path (with query).
+        path: String,
+        /// Passing statuses, inclusive.
+        status: (u16, u16),
+    },
+}
+
+/// What a failing liveness check does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Restart the program (its stop signal, then a new start).
+    Restart,
+    /// Stop it.
+    Stop,
+    /// Shut the whole daemon down (exit code 1).
+    Shutdown,
+    /// Only report it.
+    Ignore,
 }
 
 /// A program this one waits for before it starts, and for what.
@@ -385,6 +470,7 @@ impl ProgramConfig {
             killasgroup: false,
             priority: 999,
             depends_on: Vec::new(),
+            checks: Vec::new(),
             critical: false,
             redirect_stderr: false,
             stdout: stream.clone(),

@@ -34,6 +34,7 @@ const KEYS: &[&str] = &[
     "numprocs",
     "numprocs_start",
     "depends_on",
+    "checks",
     "critical",
     "redirect_stderr",
     "stdout_logfile",
@@ -190,6 +191,9 @@ pub(super) fn read(
                 }
             }
         }
+    }
+    if let Some(node) = r.node("checks") {
+        base.checks = super::checks::read(&mut r, node);
     }
     set(&mut base.critical, r.get("critical", units::boolean));
 

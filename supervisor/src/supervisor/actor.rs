@@ -49,6 +49,8 @@ pub struct RunOptions {
 enum TimerKey {
     /// A program's state machine.
     Program(ProgramName),
+    /// A program's check (index, epoch).
+    Check(ProgramName, usize, u64),
     /// SIGKILL what is left of a finished main program's group.
     Linger,
 }
@@ -195,6 +197,20 @@ impl Supervisor {
                 }
             }
             Effect::Timer { at, name } => self.timers.push(Reverse((at, TimerKey::Program(name)))),
+            Effect::CheckTimer {
+                at,
+                name,
+                index,
+                epoch,
+            } => self
+                .timers
+                .push(Reverse((at, TimerKey::Check(name, index, epoch)))),
+            Effect::RunCheck {
+                name,
+                index,
+                epoch,
+                netns,
+            } => self.run_check(name, index, epoch, netns),
             Effect::Answer { client, answer } => match (self.clients.remove(&client), *answer) {
                 (Some(Reply::Act(tx)), Answer::Act(a)) => drop(tx.send(a)),
                 (Some(Reply::Reload(tx)), Answer::Reload(a)) => drop(tx.send(a)),
@@ -295,6 +311,9 @@ impl Supervisor {
         for key in due {
             match key {
                 TimerKey::Program(name) => self.handle(Event::Tick(name)),
+                TimerKey::Check(name, index, epoch) => {
+                    self.handle(Event::CheckDue { name, index, epoch })
+                }
                 TimerKey::Linger => self.lingering.kill_due(now),
             }
         }
@@ -367,6 +386,30 @@ impl Supervisor {
         self.next_client += 1;
         self.clients.insert(self.next_client, reply);
         self.next_client
+    }
+
+    /// Runs a check in a short-lived task; its result comes back as
+    /// [`Event::CheckDone`].
+    fn run_check(&mut self, name: ProgramName, index: usize, epoch: u64, netns: Option<Netns>) {
+        let Some(check) = self
+            .planner
+            .program(&name)
+            .and_then(|p| p.cfg.checks.get(index))
+        else {
+            return;
+        };
+        let (kind, timeout) = (check.kind.clone(), check.timeout);
+        let jobs = self.jobs.clone();
+        tokio::spawn(async move {
+            let (passed, detail) = crate::health::run(&kind, timeout, netns.map(|n| n.0)).await;
+            let _ = jobs.send(Event::CheckDone {
+                name,
+                index,
+                epoch,
+                passed,
+                detail,
+            });
+        });
     }
 
     /// Reads the config file again on a blocking thread; the result comes

@@ -14,7 +14,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use nsvisor_proto::{format_uptime, NetInfo, ProgramInfo, State};
 
 use super::machine::{Machine, Policy, ProgramState};
-use crate::config::ProgramConfig;
+use super::planner::HealthState;
+use crate::config::{ProgramConfig, Purpose};
 
 /// Whether a start the program wants can happen now.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -105,6 +106,8 @@ pub struct Program {
     pub spawn_error_code: Option<i32>,
     /// Its network, as `status` shows it.
     pub net: Option<NetInfo>,
+    /// Its checks' results for the current process.
+    pub health: HealthState,
 }
 
 impl Program {
@@ -120,7 +123,34 @@ impl Program {
             started_wall: None,
             spawn_error_code: None,
             net: None,
+            health: HealthState::default(),
         }
+    }
+
+    /// RUNNING, and every readiness check passes (a program without
+    /// readiness checks is ready once RUNNING).
+    pub fn ready(&self) -> bool {
+        matches!(self.machine.state(), ProgramState::Running { .. })
+            && self
+                .cfg
+                .checks
+                .iter()
+                .zip(&self.health.checks)
+                .all(|(c, s)| c.purpose != Purpose::Readiness || s.passing())
+    }
+
+    /// Why it is not ready while RUNNING: the last result of a failing
+    /// readiness check.
+    fn not_ready_because(&self) -> Option<String> {
+        if self.ready() {
+            return None;
+        }
+        self.cfg
+            .checks
+            .iter()
+            .zip(&self.health.checks)
+            .find(|(c, s)| c.purpose == Purpose::Readiness && !s.passing())
+            .map(|(_, s)| s.last().unwrap_or("not checked yet").to_string())
     }
 
     /// The wire state.
@@ -186,6 +216,7 @@ impl Program {
             exit_status: self.machine.last_exit(),
             restarts: self.machine.restarts(),
             autostart: self.cfg.autostart,
+            ready: self.ready(),
             description: self.describe(pid, uptime, now),
             net: self.net.clone(),
         }
@@ -193,11 +224,17 @@ impl Program {
 
     fn describe(&self, pid: Option<u32>, uptime: Option<u64>, now: Instant) -> String {
         match (&self.gate, self.machine.state()) {
-            (_, ProgramState::Running { .. }) => format!(
-                "pid {}, uptime {}",
-                pid.unwrap_or_default(),
-                format_uptime(uptime.unwrap_or_default())
-            ),
+            (_, ProgramState::Running { .. }) => {
+                let running = format!(
+                    "pid {}, uptime {}",
+                    pid.unwrap_or_default(),
+                    format_uptime(uptime.unwrap_or_default())
+                );
+                match self.not_ready_because() {
+                    Some(why) => format!("{running}, not ready ({why})"),
+                    None => running,
+                }
+            }
             (_, ProgramState::Starting { .. } | ProgramState::Stopping { .. }) => {
                 format!("pid {}", pid.unwrap_or_default())
             }

@@ -20,6 +20,7 @@
 //! and stop plans), `waiters.rs` (clients waiting for an outcome),
 //! `reload.rs` (config diffs), `shutdown.rs` (shutdown, `critical`, exit).
 
+mod health;
 mod order;
 mod reload;
 mod shutdown;
@@ -40,9 +41,10 @@ use nsvisor_proto::{
 
 use super::handle::Action;
 use super::machine::{Effect as MachineEffect, Input, ProgramState};
-use super::program::{Netns, Program, Role};
+use super::program::{Netns, Program, Role, Sandbox};
 use crate::config::{Config, NetworkConfig, ProgramConfig, ProgramName, SandboxSpec};
 
+pub use health::{CheckState, HealthState};
 pub use order::{start_order, tiers, StopPlan, Tier};
 use shutdown::ShutdownState;
 use waiters::Waiter;
@@ -80,6 +82,28 @@ pub enum Event {
     Reaped(Vec<(Pid, ExitStatus)>),
     /// A timer armed for this program fired.
     Tick(ProgramName),
+    /// A check's timer fired ([`Effect::CheckTimer`]).
+    CheckDue {
+        /// Program.
+        name: ProgramName,
+        /// Which of its checks.
+        index: usize,
+        /// Which of its processes.
+        epoch: u64,
+    },
+    /// A check ran ([`Effect::RunCheck`]).
+    CheckDone {
+        /// Program.
+        name: ProgramName,
+        /// Which of its checks.
+        index: usize,
+        /// Which of its processes.
+        epoch: u64,
+        /// Whether it passed.
+        passed: bool,
+        /// What happened, in words.
+        detail: String,
+    },
     /// A signal reached the daemon (other than SIGCHLD, which only reaps).
     Signal(Signal),
     /// A client asks for an action.
@@ -167,6 +191,29 @@ pub enum Effect {
         at: Instant,
         /// Program.
         name: ProgramName,
+    },
+    /// Report [`Event::CheckDue`] at `at`.
+    CheckTimer {
+        /// When.
+        at: Instant,
+        /// Program.
+        name: ProgramName,
+        /// Which of its checks.
+        index: usize,
+        /// Which of its processes.
+        epoch: u64,
+    },
+    /// Run a check (inside the program's sandbox when `netns` is given),
+    /// then report [`Event::CheckDone`].
+    RunCheck {
+        /// Program.
+        name: ProgramName,
+        /// Which of its checks (`cfg.checks[index]`).
+        index: usize,
+        /// Which of its processes.
+        epoch: u64,
+        /// The sandbox's namespace.
+        netns: Option<Netns>,
     },
     /// Answer a waiting client (exactly once per client).
     Answer {
@@ -277,6 +324,7 @@ impl Planner {
                     self.pids.insert(pid, name.clone());
                 }
                 self.spawn_done(&name, Input::Spawned(pid), now);
+                self.start_checks(&name, now);
             }
             Event::SpawnFailed {
                 name,
@@ -298,6 +346,14 @@ impl Planner {
                 }
             }
             Event::Tick(name) => self.drive(&name, Input::Tick, now),
+            Event::CheckDue { name, index, epoch } => self.check_due(&name, index, epoch),
+            Event::CheckDone {
+                name,
+                index,
+                epoch,
+                passed,
+                detail,
+            } => self.check_done(&name, index, epoch, passed, detail, now),
             Event::Signal(signal) => self.signal(signal, now),
             Event::Act {
                 client,
@@ -405,6 +461,14 @@ impl Planner {
             Err(unknown(target))
         } else {
             Ok(names)
+        }
+    }
+
+    /// The namespace of a program's built sandbox.
+    fn netns_of(&self, name: &str) -> Option<Netns> {
+        match self.programs.get(name).map(|p| &p.sandbox) {
+            Some(Sandbox::Ready(netns)) => Some(netns.clone()),
+            _ => None,
         }
     }
 

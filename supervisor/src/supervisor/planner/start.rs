@@ -259,10 +259,7 @@ impl Planner {
             if !held && self.to_spawn.is_empty() && self.dirty.is_empty() {
                 // Nothing changed while checking: every gate is still open.
                 for name in ready {
-                    let netns = match self.programs.get(&name).map(|p| &p.sandbox) {
-                        Some(Sandbox::Ready(netns)) => Some(netns.clone()),
-                        _ => None,
-                    };
+                    let netns = self.netns_of(&name);
                     self.out.push(Effect::Spawn { name, netns });
                 }
                 return;
@@ -340,8 +337,9 @@ fn standing(dep: &Program, condition: Condition) -> Standing {
     };
     match (condition, state) {
         (Condition::Started, S::Starting { .. } | S::Running { .. }) => Standing::Met,
-        // A program without readiness checks is ready once RUNNING.
-        (Condition::Running | Condition::Ready, S::Running { .. }) => Standing::Met,
+        (Condition::Running, S::Running { .. }) => Standing::Met,
+        (Condition::Ready, S::Running { .. }) if dep.ready() => Standing::Met,
+        (Condition::Ready, S::Running { .. }) => Standing::Waiting,
         (
             Condition::Completed | Condition::CompletedSuccessfully,
             S::Exited {

@@ -41,7 +41,8 @@ fn verdict(program: Option<&Program>, goal: Goal) -> Option<(bool, String)> {
         return p.is_down().then(|| (true, "stopped".into()));
     }
     match (&p.gate, p.machine.state()) {
-        (_, ProgramState::Running { .. }) => Some((true, "started".into())),
+        (_, ProgramState::Running { .. }) if p.ready() => Some((true, "started".into())),
+        (_, ProgramState::Running { .. }) => None,
         (Gate::WaitingForDeps | Gate::WaitingForNetwork | Gate::Spawning, _) => None,
         (_, ProgramState::Starting { .. } | ProgramState::Stopping { .. }) => None,
         (Gate::Blocked(why), _) => Some((false, why.clone())),
@@ -234,6 +235,7 @@ fn removed_info(name: &str) -> ProgramInfo {
         restarts: 0,
         autostart: false,
         description: "removed".into(),
+        ready: false,
         net: None,
     }
 }

@@ -7,6 +7,7 @@
 //! effect is checked against the invariants as it is carried out, so a
 //! violation fails at the step that caused it.
 
+mod health;
 mod properties;
 mod rules;
 
@@ -84,8 +85,11 @@ struct World {
     next_pid: i32,
     /// Live processes and their program.
     live: BTreeMap<Pid, ProgramName>,
-    /// Armed timers.
-    timers: Vec<(Instant, ProgramName)>,
+    /// Armed timers: a program's machine (`None`), or one of its checks
+    /// (`Some((index, epoch))`).
+    timers: Vec<(Instant, ProgramName, Option<(usize, u64)>)>,
+    /// Checks asked to run and not answered yet: (program, index, epoch).
+    check_runs: Vec<(ProgramName, usize, u64)>,
     /// Programs whose spawns fail (exec error, code 127).
     failing: BTreeSet<ProgramName>,
     /// Every answer, per client (more than one is a bug the checks catch).
@@ -120,6 +124,7 @@ impl World {
             next_pid: 100,
             live: BTreeMap::new(),
             timers: Vec::new(),
+            check_runs: Vec::new(),
             failing: BTreeSet::new(),
             answers: BTreeMap::new(),
             next_client: 0,
@@ -207,7 +212,23 @@ impl World {
                 self.signalled.insert(pid);
                 self.signals.push((name, signal, group));
             }
-            Effect::Timer { at, name } => self.timers.push((at, name)),
+            Effect::Timer { at, name } => self.timers.push((at, name, None)),
+            Effect::CheckTimer {
+                at,
+                name,
+                index,
+                epoch,
+            } => self.timers.push((at, name, Some((index, epoch)))),
+            Effect::RunCheck {
+                name, index, epoch, ..
+            } => {
+                let p = self.planner.program(&name).expect("checked program exists");
+                assert!(
+                    p.has_process(),
+                    "a check of {name} runs while it has no process"
+                );
+                self.check_runs.push((name, index, epoch));
+            }
             Effect::Answer { client, answer } => {
                 let got = match *answer {
                     Answer::Act(a) => Got::Act(a),
@@ -238,7 +259,8 @@ impl World {
             };
             let met = match (dep.condition, d.machine.state()) {
                 (Condition::Started, s) => s.pid().is_some() && d.state() != State::Stopping,
-                (Condition::Running | Condition::Ready, s) => s.kind() == State::Running,
+                (Condition::Running, s) => s.kind() == State::Running,
+                (Condition::Ready, _) => d.ready(),
                 (Condition::Completed, s) => s.kind() == State::Exited,
                 (Condition::CompletedSuccessfully, ProgramState::Exited { status, .. }) => {
                     d.machine.policy().expected(*status)
@@ -353,15 +375,45 @@ impl World {
             assert!(step < 100_000, "timers keep firing: {:?}", self.timers);
             self.timers.sort();
             match self.timers.first() {
-                Some((at, _)) if *at <= end => {
-                    let (at, name) = self.timers.remove(0);
+                Some((at, _, _)) if *at <= end => {
+                    let (at, name, check) = self.timers.remove(0);
                     self.now = self.now.max(at);
-                    self.on(Event::Tick(name));
+                    match check {
+                        None => self.on(Event::Tick(name)),
+                        Some((index, epoch)) => self.on(Event::CheckDue { name, index, epoch }),
+                    }
                 }
                 _ => break,
             }
         }
         self.now = end;
+    }
+
+    /// Every check run under way reports `passed` for checks of `name`
+    /// (other programs' runs are answered too, with their own verdicts left
+    /// to `others`).
+    fn checks_report(&mut self, name: &str, passed: bool) {
+        let runs: Vec<_> = self
+            .check_runs
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .cloned()
+            .collect();
+        self.check_runs.retain(|(n, _, _)| n != name);
+        for (name, index, epoch) in runs {
+            let detail = if passed {
+                "tcp 127.0.0.1:80 → connected after 1 ms".to_string()
+            } else {
+                "tcp 127.0.0.1:80: Connection refused (os error 111)".to_string()
+            };
+            self.on(Event::CheckDone {
+                name,
+                index,
+                epoch,
+                passed,
+                detail,
+            });
+        }
     }
 
     /// The network task answers the oldest request for `name`'s sandbox.

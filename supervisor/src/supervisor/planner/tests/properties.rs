@@ -15,6 +15,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::config::{CheckConfig, CheckKind, OnFailure, Purpose};
 
 const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
 
@@ -29,6 +30,7 @@ struct Spec {
     critical: bool,
     fails: bool,
     sandbox: bool,
+    check: Option<(Purpose, OnFailure)>,
 }
 
 fn spec(i: usize) -> impl Strategy<Value = Spec> {
@@ -51,7 +53,21 @@ fn spec(i: usize) -> impl Strategy<Value = Spec> {
         proptest::bool::weighted(0.8),
         proptest::bool::weighted(0.1),
         proptest::bool::weighted(0.15),
-        proptest::bool::weighted(0.2),
+        (
+            proptest::bool::weighted(0.2),
+            proptest::option::weighted(
+                0.4,
+                (
+                    prop_oneof![Just(Purpose::Readiness), Just(Purpose::Liveness)],
+                    prop_oneof![
+                        Just(OnFailure::Restart),
+                        Just(OnFailure::Stop),
+                        Just(OnFailure::Shutdown),
+                        Just(OnFailure::Ignore)
+                    ],
+                ),
+            ),
+        ),
     )
         .prop_map(
             move |(
@@ -63,7 +79,7 @@ fn spec(i: usize) -> impl Strategy<Value = Spec> {
                 autostart,
                 critical,
                 fails,
-                sandbox,
+                (sandbox, check),
             )| Spec {
                 deps: if i == 0 { Vec::new() } else { deps },
                 priority,
@@ -74,6 +90,7 @@ fn spec(i: usize) -> impl Strategy<Value = Spec> {
                 critical,
                 fails,
                 sandbox,
+                check,
             },
         )
 }
@@ -92,6 +109,21 @@ fn program(i: usize, s: &Spec, present: &[bool], variant: u8) -> ProgramConfig {
     p.autostart = s.autostart;
     p.critical = s.critical;
     p.command.push(format!("--variant={variant}"));
+    if let Some((purpose, on_failure)) = s.check {
+        let mut c = CheckConfig::new(
+            purpose,
+            CheckKind::Tcp {
+                host: "127.0.0.1".into(),
+                port: 80,
+            },
+        );
+        c.period = Duration::from_secs(2);
+        c.failure_threshold = 2;
+        if purpose == Purpose::Liveness {
+            c.on_failure = on_failure;
+        }
+        p.checks.push(c);
+    }
     if s.sandbox {
         p = sandboxed(p, i as u8 + 1);
     }
@@ -118,6 +150,8 @@ enum Op {
     /// Reload with program `usize` toggled present/absent and another changed.
     Reload(usize, usize),
     Signal(Signal),
+    /// Every check run under way of program `usize` reports this result.
+    Checks(usize, bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -127,6 +161,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (verb, any::<bool>()).prop_map(|(v, w)| Op::ActAll(v, w)),
         4 => (0..5usize, prop_oneof![Just(0), Just(1), Just(137)]).prop_map(|(i, c)| Op::Exit(i, c)),
         1 => Just(Op::ExitSignalled),
+        3 => (0..5usize, any::<bool>()).prop_map(|(i, ok)| Op::Checks(i, ok)),
         4 => prop_oneof![Just(100u64), Just(1000), Just(5000)].prop_map(Op::Advance),
         2 => (0..5usize, proptest::bool::weighted(0.8)).prop_map(|(i, ok)| Op::Sandbox(i, ok)),
         1 => (0..5usize, 0..5usize).prop_map(|(a, b)| Op::Reload(a, b)),
@@ -172,6 +207,7 @@ proptest! {
                     }
                 }
                 Op::ExitSignalled => w.exit_all_signalled(),
+                Op::Checks(i, ok) => w.checks_report(NAMES[i % n], ok),
                 Op::Advance(ms) => w.advance(Duration::from_millis(ms)),
                 Op::Sandbox(i, ok) => {
                     if w.sandbox_asks.iter().any(|(name, _)| name == NAMES[i % n]) {

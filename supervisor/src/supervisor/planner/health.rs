@@ -1,0 +1,189 @@
+//! Readiness and liveness (DESIGN §9): the rules that turn check results into
+//! a program's `ready` flag and liveness verdict, and what a failing
+//! liveness check does.
+//!
+//! A check is a timer until it is due ([`Effect::CheckTimer`]), then one run
+//! the actor carries out ([`Effect::RunCheck`]), whose result comes back as
+//! [`Event::CheckDone`](super::Event::CheckDone). Every spawn starts a new
+//! *epoch*: timers and results of an earlier process are ignored. The first
+//! run is 1 s after the spawn (or `period`, if shorter); a readiness check
+//! that has not passed yet runs every second (or every `period`), then every
+//! `period`. Failures within `start_period` of the spawn do not count.
+
+use std::time::{Duration, Instant};
+
+use super::{Effect, Planner};
+use crate::config::{CheckConfig, OnFailure, Purpose};
+use crate::supervisor::machine::{Input, ProgramState};
+
+/// How often a readiness check that has not passed yet runs (at most).
+const UNTIL_READY: Duration = Duration::from_secs(1);
+
+/// Where one check of a program stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckState {
+    /// Consecutive passes.
+    successes: u32,
+    /// Consecutive failures that count.
+    failures: u32,
+    /// The verdict: passing (ready / alive) or not.
+    passing: bool,
+    /// The last result, in words (`tcp 127.0.0.1:8080: connection refused`).
+    last: Option<String>,
+}
+
+impl CheckState {
+    /// The state of `check` for a process just spawned: a readiness check
+    /// has not passed yet, a liveness check is alive until it fails.
+    fn fresh(check: &CheckConfig) -> CheckState {
+        CheckState {
+            passing: check.purpose == Purpose::Liveness,
+            ..CheckState::default()
+        }
+    }
+
+    /// Whether it passes.
+    pub fn passing(&self) -> bool {
+        self.passing
+    }
+
+    /// The last result, in words.
+    pub fn last(&self) -> Option<&str> {
+        self.last.as_deref()
+    }
+}
+
+/// The checks of a program's current process.
+#[derive(Debug, Clone, Default)]
+pub struct HealthState {
+    /// Which process the states belong to (one more per spawn).
+    pub epoch: u64,
+    /// One per configured check, in config order.
+    pub checks: Vec<CheckState>,
+}
+
+impl Planner {
+    /// A process was spawned: its checks start afresh.
+    pub(super) fn start_checks(&mut self, name: &str, now: Instant) {
+        let key = self.key(name);
+        let Some(p) = self.programs.get_mut(name) else {
+            return;
+        };
+        p.health.epoch += 1;
+        p.health.checks = p.cfg.checks.iter().map(CheckState::fresh).collect();
+        let epoch = p.health.epoch;
+        for (index, check) in p.cfg.checks.iter().enumerate() {
+            self.out.push(Effect::CheckTimer {
+                at: now + check.period.min(UNTIL_READY),
+                name: key.clone(),
+                index,
+                epoch,
+            });
+        }
+    }
+
+    /// A check's timer fired: run it if its process is still the one.
+    pub(super) fn check_due(&mut self, name: &str, index: usize, epoch: u64) {
+        let current = self.programs.get(name).is_some_and(|p| {
+            p.health.epoch == epoch && p.has_process() && index < p.cfg.checks.len()
+        });
+        if current {
+            let netns = self.netns_of(name);
+            self.out.push(Effect::RunCheck {
+                name: self.key(name),
+                index,
+                epoch,
+                netns,
+            });
+        }
+    }
+
+    /// A check ran: count it, change the verdict at its threshold, act on a
+    /// failed liveness check, and arm the next run.
+    pub(super) fn check_done(
+        &mut self,
+        name: &str,
+        index: usize,
+        epoch: u64,
+        passed: bool,
+        detail: String,
+        now: Instant,
+    ) {
+        let Some(p) = self.programs.get_mut(name) else {
+            return;
+        };
+        let since = match p.machine.state() {
+            ProgramState::Starting { since, .. } | ProgramState::Running { since, .. } => *since,
+            _ => return,
+        };
+        if p.health.epoch != epoch {
+            return;
+        }
+        let (Some(check), Some(state)) = (p.cfg.checks.get(index), p.health.checks.get_mut(index))
+        else {
+            return;
+        };
+        let before = state.passing;
+        if passed {
+            state.successes += 1;
+            state.failures = 0;
+            if state.successes >= check.success_threshold {
+                state.passing = true;
+            }
+        } else if now.saturating_duration_since(since) >= check.start_period {
+            state.failures += 1;
+            state.successes = 0;
+            if state.failures >= check.failure_threshold {
+                state.passing = false;
+            }
+        }
+        state.last = Some(detail.clone());
+        let after = state.passing;
+        let next = if check.purpose == Purpose::Readiness && !after {
+            check.period.min(UNTIL_READY)
+        } else {
+            check.period
+        };
+        let (purpose, on_failure) = (check.purpose, check.on_failure);
+        self.out.push(Effect::CheckTimer {
+            at: now + next,
+            name: self.key(name),
+            index,
+            epoch,
+        });
+        if before == after {
+            return;
+        }
+        self.dirty.insert(self.key(name));
+        let what = match purpose {
+            Purpose::Readiness if after => "ready",
+            Purpose::Readiness => "not ready",
+            Purpose::Liveness if after => "alive again",
+            Purpose::Liveness => "liveness check failed",
+        };
+        tracing::info!(program = %name, "{what}: {detail}");
+        // During a shutdown the stop plan decides what stops when.
+        if purpose == Purpose::Liveness && !after && self.shutdown.is_none() {
+            self.on_liveness_failure(name, on_failure, &detail, now);
+        }
+    }
+
+    fn on_liveness_failure(&mut self, name: &str, action: OnFailure, detail: &str, now: Instant) {
+        match action {
+            OnFailure::Restart => {
+                tracing::warn!(program = %name, "restarting: liveness check failed ({detail})");
+                self.drive(name, Input::Restart, now);
+            }
+            OnFailure::Stop => {
+                tracing::warn!(program = %name, "stopping: liveness check failed ({detail})");
+                self.stop_now(name, now);
+            }
+            OnFailure::Shutdown => self.begin_shutdown(
+                1,
+                &format!("liveness check of {name} failed ({detail})"),
+                now,
+            ),
+            OnFailure::Ignore => {}
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Readiness and liveness rules: thresholds, `start_period`, what `ready`
+//! gates, and what a failing liveness check does.
+
+use super::*;
+use crate::config::{CheckConfig, CheckKind, Condition, Dependency, OnFailure, Purpose};
+
+fn check(purpose: Purpose) -> CheckConfig {
+    let mut c = CheckConfig::new(
+        purpose,
+        CheckKind::Tcp {
+            host: "127.0.0.1".into(),
+            port: 80,
+        },
+    );
+    c.period = Duration::from_secs(5);
+    c
+}
+
+fn with_check(mut p: ProgramConfig, c: CheckConfig) -> ProgramConfig {
+    p.checks.push(c);
+    p
+}
+
+/// Advances 1 s (the first run, or a not-yet-ready rerun) and reports.
+fn report_after(w: &mut World, d: Duration, name: &str, passed: bool) {
+    w.advance(d);
+    w.checks_report(name, passed);
+}
+
+#[test]
+fn readiness_gates_dependants_and_waiting_clients() {
+    let db = with_check(prog("db", &[]), check(Purpose::Readiness));
+    let mut web = prog("web", &[]);
+    web.depends_on = vec![Dependency::on("db", Condition::Ready)];
+    let mut w = World::new(config([db, web]));
+    w.boot();
+    let client = w.act(Verb::Start, "db", true);
+    assert_eq!(w.state("db"), State::Running);
+    assert!(!w.answered(client), "RUNNING but not ready yet");
+    assert_eq!(w.state("web"), State::Stopped);
+    assert_eq!(w.description("web"), "waiting for db");
+    assert!(w
+        .description("db")
+        .ends_with(", not ready (not checked yet)"));
+    report_after(&mut w, Duration::from_secs(1), "db", false);
+    assert!(w
+        .description("db")
+        .ends_with(", not ready (tcp 127.0.0.1:80: Connection refused (os error 111))"));
+    assert!(!w.answered(client));
+    report_after(&mut w, Duration::from_secs(1), "db", true);
+    assert_eq!(
+        w.act_answer(client).as_ref().map(|r| r[0].ok).ok(),
+        Some(true)
+    );
+    assert!(w.planner.program("db").is_some_and(|p| p.ready()));
+    assert_eq!(
+        w.state("web"),
+        State::Running,
+        "web waited for db to be ready"
+    );
+}
+
+#[test]
+fn thresholds_count_consecutive_results() {
+    let mut c = check(Purpose::Readiness);
+    c.success_threshold = 2;
+    c.failure_threshold = 2;
+    let mut w = World::new(config([with_check(prog("db", &[]), c)]));
+    w.boot();
+    let ready = |w: &World| w.planner.program("db").is_some_and(|p| p.ready());
+    report_after(&mut w, Duration::from_secs(1), "db", true);
+    assert!(!ready(&w), "one pass of two");
+    report_after(&mut w, Duration::from_secs(1), "db", true);
+    assert!(ready(&w));
+    report_after(&mut w, Duration::from_secs(5), "db", false);
+    assert!(ready(&w), "one failure of two");
+    report_after(&mut w, Duration::from_secs(5), "db", true);
+    report_after(&mut w, Duration::from_secs(5), "db", false);
+    assert!(ready(&w), "the pass in between reset the count");
+    report_after(&mut w, Duration::from_secs(5), "db", false);
+    assert!(!ready(&w));
+}
+
+#[test]
+fn a_failing_liveness_check_restarts_the_program() {
+    let c = check(Purpose::Liveness);
+    let mut w = World::new(config([with_check(prog("web", &[]), c)]));
+    w.boot();
+    for _ in 0..2 {
+        report_after(&mut w, Duration::from_secs(5), "web", false);
+    }
+    assert!(w.signals_to("web").is_empty(), "two failures of three");
+    report_after(&mut w, Duration::from_secs(5), "web", false);
+    assert_eq!(w.signals_to("web"), [Signal::SIGTERM]);
+    w.exit("web", ExitStatus::Signal(15));
+    assert_eq!(w.spawns, ["web", "web"], "started again");
+    assert_eq!(w.state("web"), State::Running);
+}
+
+#[test]
+fn failures_within_start_period_do_not_count() {
+    let mut c = check(Purpose::Liveness);
+    c.failure_threshold = 1;
+    c.start_period = Duration::from_secs(20);
+    let mut w = World::new(config([with_check(prog("web", &[]), c)]));
+    w.boot();
+    report_after(&mut w, Duration::from_secs(1), "web", false);
+    report_after(&mut w, Duration::from_secs(5), "web", false);
+    report_after(&mut w, Duration::from_secs(5), "web", false);
+    assert!(w.signals_to("web").is_empty(), "11 s after the spawn");
+    report_after(&mut w, Duration::from_secs(10), "web", false);
+    assert_eq!(
+        w.signals_to("web"),
+        [Signal::SIGTERM],
+        "21 s after the spawn"
+    );
+}
+
+#[test]
+fn on_failure_stop_shutdown_and_ignore() {
+    let with_action = |action| {
+        let mut c = check(Purpose::Liveness);
+        c.failure_threshold = 1;
+        c.on_failure = action;
+        with_check(prog("web", &[]), c)
+    };
+    let mut w = World::new(config([with_action(OnFailure::Stop)]));
+    w.boot();
+    report_after(&mut w, Duration::from_secs(1), "web", false);
+    w.exit("web", ExitStatus::Signal(15));
+    assert_eq!(w.state("web"), State::Stopped);
+    assert_eq!(w.spawns, ["web"]);
+
+    let mut w = World::new(config([with_action(OnFailure::Shutdown)]));
+    w.boot();
+    report_after(&mut w, Duration::from_secs(1), "web", false);
+    assert!(w.planner.shutting_down());
+    w.exit("web", ExitStatus::Signal(15));
+    assert_eq!(w.planner.exit_code(), Some(1));
+
+    let mut w = World::new(config([with_action(OnFailure::Ignore)]));
+    w.boot();
+    report_after(&mut w, Duration::from_secs(1), "web", false);
+    assert!(w.signals.is_empty());
+    assert_eq!(w.state("web"), State::Running);
+}
+
+#[test]
+fn results_of_an_earlier_process_are_ignored() {
+    let mut c = check(Purpose::Liveness);
+    c.failure_threshold = 1;
+    let mut w = World::new(config([with_check(prog("web", &[]), c)]));
+    w.boot();
+    w.advance(Duration::from_secs(1));
+    let stale = w.check_runs.clone();
+    assert_eq!(stale.len(), 1);
+    w.exit("web", code_1());
+    assert_eq!(w.spawns, ["web", "web"]);
+    // The old process's run answers now: nothing happens.
+    w.check_runs.clear();
+    let (name, index, epoch) = stale[0].clone();
+    w.on(Event::CheckDone {
+        name,
+        index,
+        epoch,
+        passed: false,
+        detail: "late".into(),
+    });
+    assert!(w.signals.is_empty());
+}
+
+fn code_1() -> ExitStatus {
+    ExitStatus::Code(1)
+}
