@@ -71,6 +71,9 @@ fn sandboxed(mut p: ProgramConfig, last_octet: u8) -> ProgramConfig {
     p
 }
 
+/// An armed timer: when, whose, and for a check which (index, epoch).
+type Armed = (Instant, ProgramName, Option<(usize, u64)>);
+
 /// What a client got.
 #[derive(Debug)]
 enum Got {
@@ -87,7 +90,7 @@ struct World {
     live: BTreeMap<Pid, ProgramName>,
     /// Armed timers: a program's machine (`None`), or one of its checks
     /// (`Some((index, epoch))`).
-    timers: Vec<(Instant, ProgramName, Option<(usize, u64)>)>,
+    timers: Vec<Armed>,
     /// Checks asked to run and not answered yet: (program, index, epoch).
     check_runs: Vec<(ProgramName, usize, u64)>,
     /// Programs whose spawns fail (exec error, code 127).
