@@ -493,3 +493,39 @@ fn a_reload_that_changes_the_address_rebuilds_the_sandbox() {
     d.terminate();
     n.assert_gone(&["app"]);
 }
+
+#[test]
+fn a_tcp_check_of_a_sandboxed_program_connects_inside_its_sandbox() {
+    if !require_root("net: check inside a sandbox") {
+        return;
+    }
+    let n = Net::new();
+    // A port free on the host: the sandbox listens on it on its own loopback.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let config = n.network_toml()
+        + &n.program(
+            "server",
+            "srv",
+            20,
+            &["echo", &port, "--bind", "127.0.0.1"],
+            &format!("[[programs.server.checks]]\ntcp = {port}\nperiod = 0.3\ntimeout = 0.5"),
+        )
+        + &format!(
+            "[programs.web]\ncommand = {}\nstartsecs = 0\ndepends_on = [\"server\"]\n",
+            cmd(&["sleep"])
+        );
+    let mut d = Daemon::start(&config);
+    d.wait_state("web", State::Running, Duration::from_secs(15));
+    let server = d.status("server").expect("server");
+    assert!(server.ready, "{server:?}");
+    assert!(
+        std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err(),
+        "the host's loopback must not have the sandbox's listener"
+    );
+    d.terminate();
+    n.assert_gone(&["srv"]);
+}

@@ -33,6 +33,9 @@
 //!                          make N orphans (double fork; the middle process exits at
 //!                          once); each sleeps SECS (default 0), records "orphan-exit"
 //!                          and exits, leaving a zombie for PID 1 / the subreaper
+//! http PORT STATUSFILE     serve HTTP on 127.0.0.1:PORT from a background thread: each
+//!                          request is answered with the status in STATUSFILE (200 while
+//!                          it does not exist), then the connection is closed
 //! wait-file FILE           wait until FILE exists (signals are handled meanwhile)
 //! sleep SECS|forever       sleep (signals are handled meanwhile)
 //! kill-self SIG            die by SIG
@@ -154,6 +157,10 @@ fn run_step(prog: &mut Prog, step: &str, args: &mut Args) {
             let n: u32 = parse_num(step, &args.value(step));
             let linger = args.option("--linger").map_or(0.0, |v| parse_num(step, &v));
             prog.orphans(n, Duration::from_secs_f64(linger));
+        }
+        "http" => {
+            let port: u16 = parse_num(step, &args.value(step));
+            serve_http(port, PathBuf::from(args.value(step)));
         }
         "wait-file" => {
             let file = PathBuf::from(args.value(step));
@@ -465,4 +472,24 @@ fn unix_ms() -> u128 {
 fn die(msg: &str) -> ! {
     eprintln!("testprog: {msg}");
     exit(100)
+}
+
+/// `http PORT STATUSFILE`: answers every request on a background thread.
+fn serve_http(port: u16, status_file: PathBuf) {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+        .unwrap_or_else(|e| die(&format!("http: bind 127.0.0.1:{port}: {e}")));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut request = [0u8; 1024];
+            let _ = std::io::Read::read(&mut conn, &mut request);
+            let status = std::fs::read_to_string(&status_file)
+                .ok()
+                .and_then(|s| s.trim().parse::<u16>().ok())
+                .unwrap_or(200);
+            let answer =
+                format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = conn.write_all(answer.as_bytes());
+        }
+    });
 }

@@ -2,6 +2,7 @@
 //! parsing and default, every error kind with its position, includes,
 //! replicas, `depends_on`, networks.
 
+mod checks;
 mod errors;
 mod helpers;
 mod includes;

@@ -1,0 +1,129 @@
+//! Readiness and liveness checks against the real daemon: a readiness check
+//! holding back `start --wait` and a dependant, a failing liveness check
+//! restarting its program, and `on_failure = "shutdown"` ending the daemon.
+//!
+//! The checked programs are `testprog http PORT STATUSFILE`: an HTTP server
+//! whose answer the test changes by writing a status into a file.
+
+use std::time::Duration;
+
+use nsvisor_proto::State;
+use nsvisor_tests::{program_toml, wait_until, Daemon};
+
+const T: Duration = Duration::from_secs(15);
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// `api`: serves HTTP on `port` after `delay` seconds, with the status in
+/// `{dir}/status`, and has `checks` (TOML lines of one check).
+fn api(port: u16, delay: &str, check: &str) -> String {
+    let port = port.to_string();
+    program_toml(
+        "api",
+        &[
+            "sleep",
+            delay,
+            "http",
+            &port,
+            "{dir}/status",
+            "sleep",
+            "forever",
+        ],
+        &format!("startsecs = 0\n[[programs.api.checks]]\n{check}"),
+    )
+}
+
+#[test]
+fn readiness_holds_back_dependants_and_start_wait() {
+    let port = free_port();
+    let check = format!("http = \"http://127.0.0.1:{port}/healthz\"\nperiod = 0.5\ntimeout = 0.5");
+    let mut config = api(port, "1", &check);
+    config += &program_toml(
+        "web",
+        &["sleep", "forever"],
+        "startsecs = 0\ndepends_on = [\"api\"]",
+    );
+    let d = Daemon::start(&config);
+
+    let api = d.wait_state("api", State::Running, T);
+    assert!(!api.ready);
+    let waiting = d.status("web").expect("web");
+    assert_eq!(
+        (waiting.state, waiting.description.as_str()),
+        (State::Stopped, "waiting for api")
+    );
+
+    let web = d.wait_state("web", State::Running, T);
+    assert!(web.pid.is_some());
+    let api = d.status("api").expect("api");
+    assert!(api.ready, "web started before api was ready: {api:?}");
+    assert!(
+        !api.description.contains("not ready"),
+        "{}",
+        api.description
+    );
+
+    // A restart answers only once the new process is ready again (it serves
+    // after 1 s: RUNNING at once, ready a second later).
+    let out = d.ctl(&["restart", "api"]);
+    assert!(out.status.success(), "{out:?}");
+    let api = d.status("api").expect("api");
+    assert!(api.ready, "restart answered before api was ready: {api:?}");
+    assert!(api.uptime_secs.is_some());
+}
+
+#[test]
+fn not_ready_says_why_in_status() {
+    let port = free_port();
+    let check = format!("tcp = {port}\nperiod = 0.2\ntimeout = 0.2");
+    let d = Daemon::start(&api(port, "forever", &check));
+    let api = wait_until("api to report its failing check", T, || {
+        d.status("api")
+            .filter(|p| p.description.contains("not ready (tcp"))
+    });
+    assert!(!api.ready);
+    let expected = format!(", not ready (tcp 127.0.0.1:{port}: Connection refused (os error 111))");
+    assert!(api.description.ends_with(&expected), "{}", api.description);
+    assert_eq!(
+        d.metric("nsvisor_program_ready{name=\"api\",group=\"api\"}"),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn a_failing_liveness_check_restarts_its_program() {
+    let port = free_port();
+    let check = format!(
+        "purpose = \"liveness\"\nhttp = \"http://127.0.0.1:{port}/\"\nperiod = 0.3\nfailure_threshold = 2\nstart_period = 2"
+    );
+    let d = Daemon::start(&api(port, "0", &check));
+    let first = d.wait_state("api", State::Running, T).pid.expect("pid");
+    std::fs::write(d.dir().join("status"), "503").expect("write status");
+    let restarted = wait_until("api to be restarted", T, || {
+        d.status("api")
+            .filter(|p| p.state == State::Running && p.pid.is_some_and(|pid| pid != first))
+    });
+    assert!(d
+        .stderr()
+        .contains("restarting: liveness check failed (http GET http://127.0.0.1:"));
+    // The new process fails too, but not within its start_period of 2 s.
+    assert_eq!(restarted.state, State::Running);
+}
+
+#[test]
+fn on_failure_shutdown_ends_the_daemon_with_1() {
+    let port = free_port();
+    let check = format!(
+        "purpose = \"liveness\"\ntcp = {port}\nperiod = 0.2\nfailure_threshold = 1\non_failure = \"shutdown\""
+    );
+    let mut d = Daemon::start(&api(port, "forever", &check));
+    let status = d.wait_exit(T);
+    assert_eq!(status.code(), Some(1), "stderr: {}", d.stderr());
+    assert!(d.stderr().contains(&format!(
+        "shutting down (liveness check of api failed (tcp 127.0.0.1:{port}: Connection refused"
+    )));
+}
