@@ -64,11 +64,11 @@ pub enum Cmd {
         /// Program names or GROUP:*.
         names: Vec<String>,
     },
-    /// Start programs; waits until they are RUNNING (or failed).
+    /// Start programs; waits until they are RUNNING and ready (or failed).
     Start(Targets),
     /// Stop programs; waits until they are STOPPED.
     Stop(Targets),
-    /// Stop, then start programs; waits until they are RUNNING (or failed).
+    /// Stop, then start programs; waits until they are RUNNING and ready (or failed).
     Restart(Targets),
     /// Send a signal to programs (HUP, SIGUSR1, 15 ...).
     Signal {

@@ -139,6 +139,20 @@ impl Program {
                 .all(|(c, s)| c.purpose != Purpose::Readiness || s.passing())
     }
 
+    /// A readiness check that has not passed has failed its
+    /// `failure_threshold` times in a row: why, in words. A client waiting
+    /// for this program to be ready is answered with it.
+    pub fn readiness_failed(&self) -> Option<String> {
+        self.cfg
+            .checks
+            .iter()
+            .zip(&self.health.checks)
+            .find(|(c, s)| {
+                c.purpose == Purpose::Readiness && !s.passing() && s.failed(c.failure_threshold)
+            })
+            .map(|(_, s)| format!("not ready: {}", s.last().unwrap_or("failed")))
+    }
+
     /// Why it is not ready while RUNNING: the last result of a failing
     /// readiness check.
     fn not_ready_because(&self) -> Option<String> {

@@ -51,6 +51,13 @@ impl CheckState {
     pub fn last(&self) -> Option<&str> {
         self.last.as_deref()
     }
+
+    /// It has failed `threshold` times in a row (failures that count, after
+    /// `start_period`): a readiness check that has not passed yet gives up
+    /// the wait of a client here.
+    pub fn failed(&self, threshold: u32) -> bool {
+        self.failures >= threshold
+    }
 }
 
 /// The checks of a program's current process.
@@ -139,6 +146,9 @@ impl Planner {
         }
         state.last = Some(detail.clone());
         let after = state.passing;
+        // A check reaching its failure threshold while already failing
+        // changes no verdict, but answers clients waiting for readiness.
+        let gave_up = !passed && state.failures == check.failure_threshold;
         let next = if check.purpose == Purpose::Readiness && !after {
             check.period.min(UNTIL_READY)
         } else {
@@ -152,6 +162,9 @@ impl Planner {
             epoch,
         });
         if before == after {
+            if gave_up {
+                self.dirty.insert(self.key(name));
+            }
             return;
         }
         self.dirty.insert(self.key(name));

@@ -42,7 +42,7 @@ fn verdict(program: Option<&Program>, goal: Goal) -> Option<(bool, String)> {
     }
     match (&p.gate, p.machine.state()) {
         (_, ProgramState::Running { .. }) if p.ready() => Some((true, "started".into())),
-        (_, ProgramState::Running { .. }) => None,
+        (_, ProgramState::Running { .. }) => p.readiness_failed().map(|why| (false, why)),
         (Gate::WaitingForDeps | Gate::WaitingForNetwork | Gate::Spawning, _) => None,
         (_, ProgramState::Starting { .. } | ProgramState::Stopping { .. }) => None,
         (Gate::Blocked(why), _) => Some((false, why.clone())),

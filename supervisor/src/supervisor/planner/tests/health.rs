@@ -172,3 +172,24 @@ fn results_of_an_earlier_process_are_ignored() {
 fn code_1() -> ExitStatus {
     ExitStatus::Code(1)
 }
+
+#[test]
+fn a_client_waiting_for_readiness_is_answered_when_the_check_gives_up() {
+    let mut c = check(Purpose::Readiness);
+    c.failure_threshold = 2;
+    let mut w = World::new(config([with_check(prog("api", &[]), c)]));
+    let client = w.act(Verb::Start, "api", true);
+    report_after(&mut w, Duration::from_secs(1), "api", false);
+    assert!(!w.answered(client), "one failure of two");
+    report_after(&mut w, Duration::from_secs(1), "api", false);
+    let why = "not ready: tcp 127.0.0.1:80: Connection refused (os error 111)";
+    match w.act_answer(client) {
+        Ok(r) => assert_eq!((r[0].ok, r[0].message.as_str()), (false, why)),
+        Err(e) => panic!("{e:?}"),
+    }
+    assert_eq!(
+        w.state("api"),
+        State::Running,
+        "it keeps running, not ready"
+    );
+}
