@@ -27,7 +27,7 @@ pub async fn run(
 ) -> (bool, String) {
     let t0 = Instant::now();
     let what = describe(kind);
-    let result = tokio::time::timeout(timeout, probe(kind, netns)).await;
+    let result = tokio::time::timeout(timeout, probe(kind, timeout, netns)).await;
     let ms = t0.elapsed().as_millis();
     match result {
         Ok(Ok(outcome)) => (
@@ -57,10 +57,14 @@ struct Outcome {
     said: String,
 }
 
-async fn probe(kind: &CheckKind, netns: Option<Arc<OwnedFd>>) -> std::io::Result<Outcome> {
+async fn probe(
+    kind: &CheckKind,
+    timeout: Duration,
+    netns: Option<Arc<OwnedFd>>,
+) -> std::io::Result<Outcome> {
     match kind {
         CheckKind::Tcp { host, port } => {
-            connect(host, *port, netns).await?;
+            connect(host, *port, timeout, netns).await?;
             Ok(Outcome {
                 passed: true,
                 said: "connected".into(),
@@ -72,7 +76,7 @@ async fn probe(kind: &CheckKind, netns: Option<Arc<OwnedFd>>) -> std::io::Result
             path,
             status,
         } => {
-            let mut stream = connect(host, *port, netns).await?;
+            let mut stream = connect(host, *port, timeout, netns).await?;
             let request = format!(
                 "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: nsvisor-check\r\nConnection: close\r\n\r\n"
             );
@@ -86,8 +90,14 @@ async fn probe(kind: &CheckKind, netns: Option<Arc<OwnedFd>>) -> std::io::Result
     }
 }
 
-/// Connects to `host:port`, from inside `netns` when given.
-async fn connect(host: &str, port: u16, netns: Option<Arc<OwnedFd>>) -> std::io::Result<TcpStream> {
+/// Connects to `host:port`, from inside `netns` when given (the thread that
+/// connects there gives up at `timeout` too, so none lingers).
+async fn connect(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    netns: Option<Arc<OwnedFd>>,
+) -> std::io::Result<TcpStream> {
     let Some(netns) = netns else {
         return TcpStream::connect((host, port)).await;
     };
@@ -103,7 +113,7 @@ async fn connect(host: &str, port: u16, netns: Option<Arc<OwnedFd>>) -> std::io:
                     .ok_or_else(|| {
                         std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
                     })?;
-                let stream = std::net::TcpStream::connect(addr)?;
+                let stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
                 stream.set_nonblocking(true)?;
                 Ok(stream)
             });

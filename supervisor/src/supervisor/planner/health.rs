@@ -92,7 +92,12 @@ impl Planner {
     /// A check's timer fired: run it if its process is still the one.
     pub(super) fn check_due(&mut self, name: &str, index: usize, epoch: u64) {
         let current = self.programs.get(name).is_some_and(|p| {
-            p.health.epoch == epoch && p.has_process() && index < p.cfg.checks.len()
+            p.health.epoch == epoch
+                && matches!(
+                    p.machine.state(),
+                    ProgramState::Starting { .. } | ProgramState::Running { .. }
+                )
+                && index < p.cfg.checks.len()
         });
         if current {
             let netns = self.netns_of(name);
