@@ -59,7 +59,7 @@ pub async fn run(cli: Cli, client: Client) -> Exit {
         Cmd::Pid { name } => ctx.pid(name.as_deref()).await,
         Cmd::Reload => ctx.reload().await,
         Cmd::Shutdown => ctx.shutdown().await,
-        Cmd::Health => ctx.health().await,
+        Cmd::Health { ready } => ctx.health(ready).await,
         Cmd::Events => ctx.events().await,
         Cmd::Version => ctx.version().await,
         Cmd::Completions { shell } => {
@@ -362,10 +362,14 @@ impl Ctx {
         Ok(Exit::Success)
     }
 
-    async fn health(&self) -> Result<Exit, CtlError> {
+    async fn health(&self, ready: bool) -> Result<Exit, CtlError> {
         let h = self.health_of_daemon().await?;
-        self.print(&h, || render::health_text(&h));
-        Ok(if h.healthy {
+        if ready {
+            self.print(&h, || render::readiness_text(&h));
+        } else {
+            self.print(&h, || render::health_text(&h));
+        }
+        Ok(if (ready && h.ready) || (!ready && h.healthy) {
             Exit::Success
         } else {
             Exit::NotRunning

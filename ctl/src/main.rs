@@ -38,6 +38,7 @@ Exit codes:
   1  an action failed (e.g. a program went FATAL instead of RUNNING)
   2  usage error
   3  status/health/pid: a named program (health: an autostart program) is not running
+     (health: or fails its liveness checks; health --ready: or is not ready)
   4  unknown program name
   5  the daemon cannot be reached (or refused this user), or it stopped during tail -f";
 
@@ -104,8 +105,15 @@ pub enum Cmd {
     Reload,
     /// Stop every program and the daemon.
     Shutdown,
-    /// Exit 0 when every autostart program is RUNNING (for liveness probes).
-    Health,
+    /// Exit 0 when every autostart program is RUNNING and passes its
+    /// liveness checks (for liveness probes); with --ready, when every one
+    /// is also ready (for readiness probes).
+    Health {
+        /// Whether the container is ready: every program that should run
+        /// passes its readiness checks.
+        #[arg(long)]
+        ready: bool,
+    },
     /// Follow state changes as they happen.
     Events,
     /// Print the client's and the daemon's versions.

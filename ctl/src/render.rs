@@ -103,6 +103,31 @@ pub fn health_text(h: &Health) -> String {
     if !h.not_running.is_empty() {
         let _ = write!(out, "; not running: {}", h.not_running.join(", "));
     }
+    if !h.failing.is_empty() {
+        let _ = write!(out, "; failing liveness: {}", h.failing.join(", "));
+    }
+    out.push('\n');
+    out
+}
+
+/// `ready: nsvisor 0.1.0 (pid 1, uptime 0:00:05)` or `not ready: ...; not ready: api`.
+pub fn readiness_text(h: &Health) -> String {
+    let status = if h.ready { "ready" } else { "not ready" };
+    let mut out = format!(
+        "{status}: nsvisor {} (pid {}, uptime {})",
+        h.version,
+        h.pid,
+        format_uptime(h.uptime_secs)
+    );
+    if h.shutting_down {
+        out.push_str("; shutting down");
+    }
+    if !h.not_ready.is_empty() {
+        let _ = write!(out, "; not ready: {}", h.not_ready.join(", "));
+    }
+    if !h.failing.is_empty() {
+        let _ = write!(out, "; failing liveness: {}", h.failing.join(", "));
+    }
     out.push('\n');
     out
 }

@@ -213,6 +213,16 @@ pub struct Health {
     pub uptime_secs: u64,
     /// Autostart programs that are not RUNNING.
     pub not_running: Vec<String>,
+    /// Programs whose liveness check fails (they count as not healthy).
+    #[serde(default)]
+    pub failing: Vec<String>,
+    /// True when healthy and every autostart program that should run is
+    /// ready (passes its readiness checks): the container is ready.
+    #[serde(default)]
+    pub ready: bool,
+    /// Autostart programs that should run but are not ready.
+    #[serde(default)]
+    pub not_ready: Vec<String>,
     /// True once a shutdown has begun.
     pub shutting_down: bool,
 }

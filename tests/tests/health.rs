@@ -66,6 +66,8 @@ fn readiness_holds_back_dependants_and_start_wait() {
         "{}",
         api.description
     );
+    let ready = d.ctl(&["health", "--ready"]);
+    assert_eq!(ready.status.code(), Some(0), "{ready:?}");
 
     // A restart answers only once the new process is ready again (it serves
     // after 1 s: RUNNING at once, ready a second later).
@@ -126,4 +128,19 @@ fn on_failure_shutdown_ends_the_daemon_with_1() {
     assert!(d.stderr().contains(&format!(
         "shutting down (liveness check of api failed (tcp 127.0.0.1:{port}: Connection refused"
     )));
+}
+
+#[test]
+fn health_ready_exit_codes_for_probes() {
+    let port = free_port();
+    let check = format!("http = \"http://127.0.0.1:{port}/\"\nperiod = 0.3");
+    let d = Daemon::start(&api(port, "forever", &check));
+    d.wait_state("api", State::Running, T);
+    let live = d.ctl(&["health"]);
+    assert_eq!(live.status.code(), Some(0), "{live:?}");
+    let ready = d.ctl(&["health", "--ready"]);
+    assert_eq!(ready.status.code(), Some(3), "{ready:?}");
+    let text = String::from_utf8_lossy(&ready.stdout);
+    assert!(text.starts_with("not ready: nsvisor "), "{text}");
+    assert!(text.trim_end().ends_with("; not ready: api"), "{text}");
 }

@@ -118,6 +118,9 @@ fn fake() -> Fake {
                         pid: std::process::id(),
                         uptime_secs: 1,
                         not_running: if healthy { vec![] } else { vec!["web".into()] },
+                        failing: vec![],
+                        ready: healthy,
+                        not_ready: if healthy { vec![] } else { vec!["web".into()] },
                         shutting_down: false,
                     }))
                 }

@@ -139,6 +139,16 @@ impl Program {
                 .all(|(c, s)| c.purpose != Purpose::Readiness || s.passing())
     }
 
+    /// Every liveness check passes (a check fails only after
+    /// `failure_threshold` failures in a row).
+    pub fn alive(&self) -> bool {
+        self.cfg
+            .checks
+            .iter()
+            .zip(&self.health.checks)
+            .all(|(c, s)| c.purpose != Purpose::Liveness || s.passing())
+    }
+
     /// A readiness check that has not passed has failed its
     /// `failure_threshold` times in a row: why, in words. A client waiting
     /// for this program to be ready is answered with it.

@@ -415,28 +415,48 @@ impl Planner {
             .then_some(s.code)
     }
 
-    /// The health summary (`uptime_secs` comes from the actor's clock).
+    /// The health summary (`uptime_secs` comes from the actor's clock):
+    /// healthy when every program that should run is RUNNING and alive (a
+    /// one-shot that finished with an expected code counts as fine), ready
+    /// when they are also ready.
     pub fn health(&self, uptime_secs: u64) -> Health {
-        let not_running: Vec<String> = self
-            .programs
-            .values()
-            .filter(|p| p.cfg.autostart || p.role == Role::Main)
-            .filter(|p| match p.machine.state() {
-                ProgramState::Running { .. } => false,
+        let mut not_running = Vec::new();
+        let mut failing = Vec::new();
+        let mut not_ready = Vec::new();
+        for p in self.programs.values() {
+            if !(p.cfg.autostart || p.role == Role::Main) {
+                continue;
+            }
+            let name = p.cfg.name.to_string();
+            match p.machine.state() {
+                ProgramState::Running { .. } => {
+                    if !p.alive() {
+                        failing.push(name.clone());
+                    }
+                    if !p.ready() {
+                        not_ready.push(name);
+                    }
+                }
                 ProgramState::Exited {
                     status,
                     restart_at: None,
-                } => !p.machine.policy().expected(*status),
-                _ => true,
-            })
-            .map(|p| p.cfg.name.to_string())
-            .collect();
+                } if p.machine.policy().expected(*status) => {}
+                _ => {
+                    not_running.push(name.clone());
+                    not_ready.push(name);
+                }
+            }
+        }
+        let healthy = not_running.is_empty() && failing.is_empty() && self.shutdown.is_none();
         Health {
-            healthy: not_running.is_empty() && self.shutdown.is_none(),
+            healthy,
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
             uptime_secs,
             not_running,
+            failing,
+            ready: healthy && not_ready.is_empty(),
+            not_ready,
             shutting_down: self.shutdown.is_some(),
         }
     }

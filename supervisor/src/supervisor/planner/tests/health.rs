@@ -193,3 +193,27 @@ fn a_client_waiting_for_readiness_is_answered_when_the_check_gives_up() {
         "it keeps running, not ready"
     );
 }
+
+#[test]
+fn the_health_summary_tells_alive_from_ready() {
+    let mut live = check(Purpose::Liveness);
+    live.failure_threshold = 1;
+    live.on_failure = OnFailure::Ignore;
+    let mut w = World::new(config([
+        with_check(prog("api", &[]), check(Purpose::Readiness)),
+        with_check(prog("worker", &[]), live),
+    ]));
+    w.boot();
+    let h = w.planner.health(0);
+    assert!(h.healthy && !h.ready);
+    assert_eq!(h.not_ready, ["api"]);
+    report_after(&mut w, Duration::from_secs(1), "api", true);
+    w.checks_report("worker", true);
+    let h = w.planner.health(0);
+    assert!(h.healthy && h.ready, "{h:?}");
+    report_after(&mut w, Duration::from_secs(5), "worker", false);
+    let h = w.planner.health(0);
+    assert!(!h.healthy && !h.ready);
+    assert_eq!(h.failing, ["worker"]);
+    assert!(h.not_running.is_empty());
+}
