@@ -144,3 +144,65 @@ fn health_ready_exit_codes_for_probes() {
     assert!(text.starts_with("not ready: nsvisor "), "{text}");
     assert!(text.trim_end().ends_with("; not ready: api"), "{text}");
 }
+
+#[test]
+fn an_exec_check_passes_fails_at_its_timeout_and_never_delays_shutdown() {
+    // Ready once {dir}/go exists: before that the check waits for it and is
+    // killed at its timeout.
+    let config = program_toml(
+        "db",
+        &["sleep", "forever"],
+        "startsecs = 0\n[[programs.db.checks]]\nexec = [\"{testprog}\", \"wait-file\", \"{dir}/go\"]\ntimeout = 0.3\nperiod = 0.5\n",
+    ) + &program_toml(
+        "hang",
+        &["sleep", "forever"],
+        "startsecs = 0\n[[programs.hang.checks]]\npurpose = \"liveness\"\nexec = [\"{testprog}\", \"sleep\", \"forever\"]\ntimeout = 60\n",
+    );
+    let mut d = Daemon::start(&config);
+    let db = wait_until("db's check to time out", T, || {
+        d.status("db")
+            .filter(|p| p.description.contains("no answer within 0.3 s"))
+    });
+    assert!(!db.ready);
+    let expected = format!(
+        ", not ready (exec {} wait-file {}/go: no answer within 0.3 s)",
+        nsvisor_tests::testprog().display(),
+        d.dir().display()
+    );
+    assert!(db.description.ends_with(&expected), "{}", db.description);
+    std::fs::write(d.dir().join("go"), "").expect("write go");
+    wait_until("db to be ready", T, || d.status("db").filter(|p| p.ready));
+    assert_eq!(d.metric("nsvisor_orphans_reaped_total"), Some(0.0));
+    // hang's check runs (sleeping forever, its timeout 60 s) when we stop.
+    wait_until("hang's check to be running", T, || {
+        (procs_named_sleep_forever(&d) >= 2).then_some(())
+    });
+    let t0 = std::time::Instant::now();
+    let status = d.terminate();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "shutdown waited {:?} for a running check",
+        t0.elapsed()
+    );
+}
+
+/// Processes of testprog sleeping forever whose parent is the daemon.
+fn procs_named_sleep_forever(d: &Daemon) -> usize {
+    let daemon = d.daemon_pid().to_string();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let dir = e.path();
+            let cmd = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1));
+            cmd.ends_with(b"sleep\0forever\0") && ppid == Some(daemon.as_str())
+        })
+        .count()
+}

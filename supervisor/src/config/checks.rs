@@ -1,5 +1,5 @@
 //! `[[programs.NAME.checks]]` → [`CheckConfig`]: readiness and liveness
-//! checks, their kind (`tcp`, `http`), timing and what a failed liveness
+//! checks, their kind (`tcp`, `http`, `exec`), timing and what a failed liveness
 //! check does.
 //!
 //! Called by `program.rs` for the `checks` key. Pure: addresses and URLs are
@@ -17,6 +17,7 @@ const KEYS: &[&str] = &[
     "purpose",
     "tcp",
     "http",
+    "exec",
     "status",
     "period",
     "timeout",
@@ -50,6 +51,9 @@ fn one(r: &mut Reader<'_, '_>, node: &Node) -> Option<CheckConfig> {
     let purpose = r.get("purpose", purpose);
     let tcp = r.get("tcp", tcp_address);
     let http = r.get("http", http_url);
+    let exec = r
+        .node("exec")
+        .and_then(|n| super::program::words(r, "exec", n));
     let status = r.get("status", status_range);
     let mut check = CheckConfig::new(
         purpose.unwrap_or(Purpose::Readiness),
@@ -92,32 +96,34 @@ fn one(r: &mut Reader<'_, '_>, node: &Node) -> Option<CheckConfig> {
         }
         check.on_failure = action;
     }
+    let kinds = usize::from(r.node("tcp").is_some())
+        + usize::from(r.node("http").is_some())
+        + usize::from(r.node("exec").is_some());
+    if kinds > 1 {
+        r.error(node.loc, "a check has one kind: tcp, http or exec".into());
+        return None;
+    }
+    if status.is_some() && r.node("http").is_none() {
+        let at = r.node("status").map_or(node.loc, |n| n.loc);
+        r.error(at, "status: only http checks have a status".into());
+    }
+    if let Some(command) = exec {
+        check.kind = CheckKind::Exec { command };
+        return Some(check);
+    }
     check.kind = match (tcp, http) {
-        (Some((host, port)), None) => {
-            if status.is_some() {
-                let at = r.node("status").map_or(node.loc, |n| n.loc);
-                r.error(at, "status: only http checks have a status".into());
-            }
-            CheckKind::Tcp { host, port }
-        }
+        (Some((host, port)), None) => CheckKind::Tcp { host, port },
         (None, Some((host, port, path))) => CheckKind::Http {
             host,
             port,
             path,
             status: status.unwrap_or((200, 399)),
         },
-        (Some(_), Some(_)) => {
-            r.error(
-                node.loc,
-                "a check has one kind: tcp or http, not both".into(),
-            );
-            return None;
-        }
-        (None, None) => {
-            if r.node("tcp").is_none() && r.node("http").is_none() {
+        _ => {
+            if kinds == 0 {
                 r.error(
                     node.loc,
-                    "a check needs its kind: tcp = \"HOST:PORT\" or http = \"http://HOST:PORT/PATH\""
+                    "a check needs its kind: tcp = \"HOST:PORT\", http = \"http://HOST:PORT/PATH\" or exec = [\"COMMAND\", ...]"
                         .into(),
                 );
             }

@@ -251,6 +251,13 @@ pub enum CheckKind {
         /// Port.
         port: u16,
     },
+    /// A command exits 0 (run with the program's user, environment,
+    /// directory and network namespace; killed with its process group at
+    /// the timeout).
+    Exec {
+        /// The command and its arguments.
+        command: Vec<String>,
+    },
     /// `GET http://HOST:PORT/PATH` answers with a status in `status`.
     Http {
         /// Host name or address.

@@ -117,7 +117,7 @@ pub(super) fn read(
     base.source = source.to_path_buf();
 
     let command = match r.node("command") {
-        Some(node) => command(&mut r, node),
+        Some(node) => words(&mut r, "command", node),
         None => {
             r.error(
                 loc,
@@ -233,14 +233,16 @@ fn set<T>(slot: &mut T, value: Option<T>) {
     }
 }
 
-fn command(r: &mut Reader, node: &Node) -> Option<Vec<String>> {
+/// A command line: a string split like a shell does, or an array of words
+/// (`key` names it in messages: `command`, a check's `exec`).
+pub(super) fn words(r: &mut Reader, key: &str, node: &Node) -> Option<Vec<String>> {
     let words = match &node.value {
         Value::Str(s) => match shell_words::split(s) {
             Ok(words) => words,
             Err(e) => {
                 r.error(
                     node.loc,
-                    format!("command: cannot split {s:?} into words: {e}"),
+                    format!("{key}: cannot split {s:?} into words: {e}"),
                 );
                 return None;
             }
@@ -248,7 +250,7 @@ fn command(r: &mut Reader, node: &Node) -> Option<Vec<String>> {
         Value::Array(items) => {
             let words: Vec<Option<String>> = items
                 .iter()
-                .map(|item| r.check("command", item, units::string(item)))
+                .map(|item| r.check(key, item, units::string(item)))
                 .collect();
             words.into_iter().collect::<Option<Vec<_>>>()?
         }
@@ -256,15 +258,15 @@ fn command(r: &mut Reader, node: &Node) -> Option<Vec<String>> {
             let found = units::describe(node);
             r.error(
                 node.loc,
-                format!("command: expected a string or an array of strings, found {found}"),
+                format!("{key}: expected a string or an array of strings, found {found}"),
             );
             return None;
         }
     };
     match words.first() {
-        None => r.error(node.loc, "command: is empty".into()),
+        None => r.error(node.loc, format!("{key}: is empty")),
         Some(first) if first.is_empty() => {
-            r.error(node.loc, "command: the program path is empty".into())
+            r.error(node.loc, format!("{key}: the program path is empty"))
         }
         Some(_) => return Some(words),
     }

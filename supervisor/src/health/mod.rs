@@ -1,5 +1,7 @@
 //! Runs one readiness or liveness check (DESIGN §9): a TCP connect, or an
 //! HTTP GET whose status must be in a range, within the check's timeout.
+//! (An `exec` check is a process: the supervisor spawns it through the one
+//! spawn path and the one reaper reaps it; only its description is here.)
 //!
 //! The actor calls [`run`] in a short-lived task per run and hands the
 //! result to the planner, which decides what follows. A check of a program in
@@ -45,6 +47,7 @@ pub async fn run(
 /// `tcp 127.0.0.1:8080` or `http GET http://127.0.0.1:8080/healthz`.
 pub fn describe(kind: &CheckKind) -> String {
     match kind {
+        CheckKind::Exec { command } => format!("exec {}", shell_words::join(command)),
         CheckKind::Tcp { host, port } => format!("tcp {host}:{port}"),
         CheckKind::Http {
             host, port, path, ..
@@ -63,6 +66,9 @@ async fn probe(
     netns: Option<Arc<OwnedFd>>,
 ) -> std::io::Result<Outcome> {
     match kind {
+        CheckKind::Exec { .. } => Err(std::io::Error::other(
+            "exec checks are run by the supervisor, not here",
+        )),
         CheckKind::Tcp { host, port } => {
             connect(host, *port, timeout, netns).await?;
             Ok(Outcome {

@@ -27,7 +27,7 @@ use super::handle::{Action, Command, DaemonStats, Handle};
 use super::linger::Lingering;
 use super::planner::{Answer, ClientId, Effect, Event, Planner};
 use super::program::{Netns, Role};
-use crate::config::{Config, ProgramName, ProgramNet};
+use crate::config::{CheckKind, Config, ProgramConfig, ProgramName, ProgramNet};
 use crate::logs::{LogContext, ProgramLogs};
 use crate::process::reaper;
 use crate::process::spawn::{self, SpawnOptions};
@@ -51,6 +51,8 @@ enum TimerKey {
     Program(ProgramName),
     /// A program's check (index, epoch).
     Check(ProgramName, usize, u64),
+    /// An `exec` check's process must be done by now.
+    CheckDeadline(i32),
     /// SIGKILL what is left of a finished main program's group.
     Linger,
 }
@@ -210,7 +212,10 @@ impl Supervisor {
                 index,
                 epoch,
                 netns,
-            } => self.run_check(name, index, epoch, netns),
+            } => return self.run_check(name, index, epoch, netns),
+            Effect::CheckDeadline { at, pid } => self
+                .timers
+                .push(Reverse((at, TimerKey::CheckDeadline(pid.as_raw())))),
             Effect::Answer { client, answer } => match (self.clients.remove(&client), *answer) {
                 (Some(Reply::Act(tx)), Answer::Act(a)) => drop(tx.send(a)),
                 (Some(Reply::Reload(tx)), Answer::Reload(a)) => drop(tx.send(a)),
@@ -314,6 +319,9 @@ impl Supervisor {
                 TimerKey::Check(name, index, epoch) => {
                     self.handle(Event::CheckDue { name, index, epoch })
                 }
+                TimerKey::CheckDeadline(pid) => {
+                    self.handle(Event::CheckDeadline(nix::unistd::Pid::from_raw(pid)))
+                }
                 TimerKey::Linger => self.lingering.kill_due(now),
             }
         }
@@ -390,14 +398,26 @@ impl Supervisor {
 
     /// Runs a check in a short-lived task; its result comes back as
     /// [`Event::CheckDone`].
-    fn run_check(&mut self, name: ProgramName, index: usize, epoch: u64, netns: Option<Netns>) {
-        let Some(check) = self
-            .planner
-            .program(&name)
-            .and_then(|p| p.cfg.checks.get(index))
-        else {
-            return;
-        };
+    /// An `exec` check is spawned here, at once, and its spawn reported
+    /// (returned); its exit comes through the reaper.
+    fn run_check(
+        &mut self,
+        name: ProgramName,
+        index: usize,
+        epoch: u64,
+        netns: Option<Netns>,
+    ) -> Option<Event> {
+        let prog = self.planner.program(&name)?;
+        let check = prog.cfg.checks.get(index)?;
+        if let CheckKind::Exec { command } = &check.kind {
+            let result = self.spawn_check(&prog.cfg, command, netns.as_ref());
+            return Some(Event::CheckSpawned {
+                name,
+                index,
+                epoch,
+                result,
+            });
+        }
         let (kind, timeout) = (check.kind.clone(), check.timeout);
         let jobs = self.jobs.clone();
         tokio::spawn(async move {
@@ -410,6 +430,31 @@ impl Supervisor {
                 detail,
             });
         });
+        None
+    }
+
+    /// Spawns an `exec` check's command as the program would run (its user,
+    /// environment, directory and network namespace), in a session of its
+    /// own, with /dev/null for stdin, stdout and stderr.
+    fn spawn_check(
+        &self,
+        cfg: &ProgramConfig,
+        command: &[String],
+        netns: Option<&Netns>,
+    ) -> Result<nix::unistd::Pid, (String, Option<nix::unistd::Pid>)> {
+        let joined = joined_netns(cfg).map_err(|e| (e, None))?;
+        let mut check = cfg.clone();
+        check.command = command.to_vec();
+        let null = self.dev_null.as_raw_fd();
+        let opts = SpawnOptions {
+            session: Session::NewSession,
+            stdio: [Some(null), Some(null), Some(null)],
+            netns: joined
+                .as_ref()
+                .map(|fd| fd.as_raw_fd())
+                .or_else(|| netns.map(|n| n.0.as_raw_fd())),
+        };
+        spawn::spawn(&check, opts).map_err(|e| (e.to_string(), e.failed_pid()))
     }
 
     /// Reads the config file again on a blocking thread; the result comes
@@ -483,17 +528,12 @@ impl Supervisor {
         let Some(prog) = self.planner.program(&name) else {
             return failed(name, "program removed".into(), 1);
         };
-        // A named namespace the program joins is opened at each spawn: its
-        // owner may have made it anew. A sandbox comes opened from the planner.
-        let joined = match &prog.cfg.net {
-            Some(ProgramNet::Join { netns }) => match crate::net::open_netns(netns) {
-                Ok(fd) => Some(fd),
-                Err(e) => {
-                    tracing::error!(program = name.as_str(), "{e}");
-                    return failed(name, e.to_string(), 1);
-                }
-            },
-            _ => None,
+        let joined = match joined_netns(&prog.cfg) {
+            Ok(fd) => fd,
+            Err(e) => {
+                tracing::error!(program = name.as_str(), "{e}");
+                return failed(name, e, 1);
+            }
         };
         let netns_fd = joined
             .as_ref()
@@ -571,6 +611,18 @@ impl Supervisor {
     /// Seconds since the daemon started.
     fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
+    }
+}
+
+/// The named namespace a program joins (`netns = "NAME"`), opened for a
+/// spawn: at each spawn, since its owner may have made it anew. (A sandbox
+/// the daemon built comes opened from the planner.)
+fn joined_netns(cfg: &ProgramConfig) -> Result<Option<OwnedFd>, String> {
+    match &cfg.net {
+        Some(ProgramNet::Join { netns }) => crate::net::open_netns(netns)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        _ => Ok(None),
     }
 }
 

@@ -75,13 +75,13 @@ fn bad_checks_are_errors_at_their_place() {
         &at("[[programs.web.checks]]\nperiod = 5\n"),
         3,
         1,
-        "a check needs its kind: tcp = \"HOST:PORT\" or http = \"http://HOST:PORT/PATH\"",
+        "a check needs its kind: tcp = \"HOST:PORT\", http = \"http://HOST:PORT/PATH\" or exec = [\"COMMAND\", ...]",
     );
     assert_at(
         &at("[[programs.web.checks]]\ntcp = 1\nhttp = \"http://h/\"\n"),
         3,
         1,
-        "a check has one kind: tcp or http, not both",
+        "a check has one kind: tcp, http or exec",
     );
     assert_at(
         &at("[[programs.web.checks]]\nhttp = \"https://h/\"\n"),

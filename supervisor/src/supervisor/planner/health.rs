@@ -9,11 +9,21 @@
 //! run is 1 s after the spawn (or `period`, if shorter); a readiness check
 //! that has not passed yet runs every second (or every `period`), then every
 //! `period`. Failures within `start_period` of the spawn do not count.
+//!
+//! An `exec` check is a process: the actor spawns it through the one spawn
+//! path ([`Event::CheckSpawned`](super::Event::CheckSpawned)), the one reaper
+//! reports its exit, and at its timeout its process group gets SIGKILL. A
+//! shutdown SIGKILLs every check still running, and the daemon exits only
+//! once they are reaped.
 
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use nsvisor_proto::ExitStatus;
+
 use super::{Effect, Planner};
-use crate::config::{CheckConfig, OnFailure, Purpose};
+use crate::config::{CheckConfig, OnFailure, ProgramName, Purpose};
 use crate::supervisor::machine::{Input, ProgramState};
 
 /// How often a readiness check that has not passed yet runs (at most).
@@ -58,6 +68,17 @@ impl CheckState {
     pub fn failed(&self, threshold: u32) -> bool {
         self.failures >= threshold
     }
+}
+
+/// A running `exec` check process.
+#[derive(Debug, Clone)]
+pub(super) struct CheckRun {
+    name: ProgramName,
+    index: usize,
+    epoch: u64,
+    started: Instant,
+    /// Killed at its timeout: it fails whatever its status.
+    timed_out: bool,
 }
 
 /// The checks of a program's current process.
@@ -184,6 +205,101 @@ impl Planner {
         if purpose == Purpose::Liveness && !after && self.shutdown.is_none() {
             self.on_liveness_failure(name, on_failure, &detail, now);
         }
+    }
+
+    /// An `exec` check's process was spawned (or not): arm its deadline.
+    pub(super) fn check_spawned(
+        &mut self,
+        name: &str,
+        index: usize,
+        epoch: u64,
+        result: Result<Pid, (String, Option<Pid>)>,
+        now: Instant,
+    ) {
+        match result {
+            Ok(pid) => {
+                let timeout = self
+                    .programs
+                    .get(name)
+                    .and_then(|p| p.cfg.checks.get(index))
+                    .map_or(Duration::from_secs(1), |c| c.timeout);
+                self.check_pids.insert(
+                    pid,
+                    CheckRun {
+                        name: self.key(name),
+                        index,
+                        epoch,
+                        started: now,
+                        timed_out: false,
+                    },
+                );
+                if self.shutdown.is_some() {
+                    self.kill_checks();
+                } else {
+                    self.out.push(Effect::CheckDeadline {
+                        at: now + timeout,
+                        pid,
+                    });
+                }
+            }
+            Err((error, failed)) => {
+                if let Some(pid) = failed {
+                    self.failed_spawns.insert(pid);
+                }
+                let what = self.check_description(name, index);
+                self.check_done(name, index, epoch, false, format!("{what}: {error}"), now);
+            }
+        }
+    }
+
+    /// An `exec` check's deadline: SIGKILL its process group if it still runs.
+    pub(super) fn check_deadline(&mut self, pid: Pid) {
+        if let Some(run) = self.check_pids.get_mut(&pid) {
+            run.timed_out = true;
+            let name = run.name.clone();
+            self.out.push(Effect::Signal {
+                name,
+                pid,
+                signal: Signal::SIGKILL,
+                group: true,
+            });
+        }
+    }
+
+    /// SIGKILLs every running `exec` check (a shutdown does not wait for them).
+    pub(super) fn kill_checks(&mut self) {
+        let pids: Vec<Pid> = self.check_pids.keys().copied().collect();
+        for pid in pids {
+            self.check_deadline(pid);
+        }
+    }
+
+    /// The reaper collected an `exec` check's process.
+    pub(super) fn check_exited(&mut self, run: CheckRun, status: ExitStatus, now: Instant) {
+        let what = self.check_description(&run.name, run.index);
+        let (passed, detail) = if run.timed_out {
+            let timeout = self
+                .programs
+                .get(run.name.as_str())
+                .and_then(|p| p.cfg.checks.get(run.index))
+                .map_or(0.0, |c| c.timeout.as_secs_f64());
+            (false, format!("{what}: no answer within {timeout} s"))
+        } else {
+            let ms = now.saturating_duration_since(run.started).as_millis();
+            (
+                status == ExitStatus::Code(0),
+                format!("{what} → {status} after {ms} ms"),
+            )
+        };
+        self.check_done(&run.name, run.index, run.epoch, passed, detail, now);
+    }
+
+    /// `exec /bin/check --fast`, `tcp 127.0.0.1:80`...
+    fn check_description(&self, name: &str, index: usize) -> String {
+        self.programs
+            .get(name)
+            .and_then(|p| p.cfg.checks.get(index))
+            .map_or_else(|| "check".to_string(), |c| crate::health::describe(&c.kind))
     }
 
     fn on_liveness_failure(&mut self, name: &str, action: OnFailure, detail: &str, now: Instant) {

@@ -91,6 +91,20 @@ pub enum Event {
         /// Which of its processes.
         epoch: u64,
     },
+    /// The actor spawned an `exec` check's process (or could not).
+    CheckSpawned {
+        /// Program.
+        name: ProgramName,
+        /// Which of its checks.
+        index: usize,
+        /// Which of its processes.
+        epoch: u64,
+        /// The check's process, or why it could not start (and the child
+        /// that failed after the fork, to be reaped).
+        result: Result<Pid, (String, Option<Pid>)>,
+    },
+    /// An `exec` check's deadline passed ([`Effect::CheckDeadline`]).
+    CheckDeadline(Pid),
     /// A check ran ([`Effect::RunCheck`]).
     CheckDone {
         /// Program.
@@ -203,8 +217,16 @@ pub enum Effect {
         /// Which of its processes.
         epoch: u64,
     },
+    /// Report [`Event::CheckDeadline`] for an `exec` check's process at `at`.
+    CheckDeadline {
+        /// When.
+        at: Instant,
+        /// The check's process.
+        pid: Pid,
+    },
     /// Run a check (inside the program's sandbox when `netns` is given),
-    /// then report [`Event::CheckDone`].
+    /// then report [`Event::CheckDone`]; for an `exec` check, spawn it and
+    /// report [`Event::CheckSpawned`] (its exit comes through the reaper).
     RunCheck {
         /// Program.
         name: ProgramName,
@@ -274,6 +296,8 @@ pub struct Planner {
     orphans_reaped: u64,
     /// The last sandbox request's ticket.
     tickets: u64,
+    /// Processes of `exec` checks still running.
+    check_pids: HashMap<Pid, health::CheckRun>,
     /// Spawns decided during the event being handled (see `flush_spawns`).
     to_spawn: Vec<ProgramName>,
 }
@@ -307,6 +331,7 @@ impl Planner {
             out: Vec::new(),
             orphans_reaped: 0,
             tickets: 0,
+            check_pids: HashMap::new(),
             to_spawn: Vec::new(),
         };
         planner.refresh_net_info();
@@ -347,6 +372,13 @@ impl Planner {
             }
             Event::Tick(name) => self.drive(&name, Input::Tick, now),
             Event::CheckDue { name, index, epoch } => self.check_due(&name, index, epoch),
+            Event::CheckSpawned {
+                name,
+                index,
+                epoch,
+                result,
+            } => self.check_spawned(&name, index, epoch, result, now),
+            Event::CheckDeadline(pid) => self.check_deadline(pid),
             Event::CheckDone {
                 name,
                 index,
@@ -406,7 +438,7 @@ impl Planner {
     pub fn exit_code(&self) -> Option<i32> {
         let s = self.shutdown.as_ref()?;
         // Cheap first: a live process is in `pids` (this runs after every event).
-        if !self.pids.is_empty() {
+        if !self.pids.is_empty() || !self.check_pids.is_empty() {
             return None;
         }
         self.programs
@@ -510,6 +542,9 @@ impl Planner {
     }
 
     fn exited(&mut self, pid: Pid, status: ExitStatus, now: Instant) {
+        if let Some(run) = self.check_pids.remove(&pid) {
+            return self.check_exited(run, status, now);
+        }
         match self.pids.remove(&pid) {
             Some(name) => {
                 tracing::info!(program = %name, pid = pid.as_raw(), "{status}");

@@ -32,6 +32,7 @@ impl Planner {
         }
         tracing::info!("shutting down ({why})");
         self.shutdown = Some(ShutdownState { code });
+        self.kill_checks();
         let names: Vec<ProgramName> = self.programs.keys().cloned().collect();
         for name in &names {
             self.drive(name, Input::DisableAutorestart, now);

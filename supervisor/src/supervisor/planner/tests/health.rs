@@ -217,3 +217,120 @@ fn the_health_summary_tells_alive_from_ready() {
     assert_eq!(h.failing, ["worker"]);
     assert!(h.not_running.is_empty());
 }
+
+fn exec_check(purpose: Purpose) -> CheckConfig {
+    let mut c = CheckConfig::new(
+        purpose,
+        CheckKind::Exec {
+            command: vec!["/bin/check".into(), "--fast".into()],
+        },
+    );
+    c.period = Duration::from_secs(5);
+    c.timeout = Duration::from_secs(2);
+    c
+}
+
+/// The actor's part for the exec check run under way: its process `pid`.
+fn spawn_exec(w: &mut World, name: &str, pid: i32) -> Pid {
+    let (n, index, epoch) = w
+        .check_runs
+        .iter()
+        .position(|(n, _, _)| n == name)
+        .map(|i| w.check_runs.remove(i))
+        .expect("a check run");
+    let pid = Pid::from_raw(pid);
+    w.check_procs.insert(pid);
+    w.on(Event::CheckSpawned {
+        name: n,
+        index,
+        epoch,
+        result: Ok(pid),
+    });
+    pid
+}
+
+#[test]
+fn an_exec_check_passes_on_exit_0_through_the_reaper() {
+    let mut w = World::new(config([with_check(
+        prog("db", &[]),
+        exec_check(Purpose::Readiness),
+    )]));
+    w.boot();
+    w.advance(Duration::from_secs(1));
+    let pid = spawn_exec(&mut w, "db", 900);
+    assert_eq!(w.planner.exit_code(), None);
+    w.check_procs.remove(&pid);
+    w.on(Event::Reaped(vec![(pid, ExitStatus::Code(0))]));
+    assert!(w.planner.program("db").is_some_and(|p| p.ready()));
+    assert_eq!(
+        w.planner.orphans_reaped(),
+        0,
+        "the check's exit is not an orphan"
+    );
+}
+
+#[test]
+fn a_hanging_exec_check_is_killed_at_its_timeout_and_fails() {
+    let mut c = exec_check(Purpose::Liveness);
+    c.failure_threshold = 1;
+    c.on_failure = OnFailure::Ignore;
+    let mut w = World::new(config([with_check(prog("db", &[]), c)]));
+    w.boot();
+    w.advance(Duration::from_secs(1));
+    let pid = spawn_exec(&mut w, "db", 901);
+    w.advance(Duration::from_millis(1999));
+    assert!(w.check_procs.contains(&pid), "not before its timeout");
+    w.advance(Duration::from_millis(1));
+    assert!(
+        !w.check_procs.contains(&pid),
+        "SIGKILL to its group at the timeout"
+    );
+    w.on(Event::Reaped(vec![(pid, ExitStatus::Signal(9))]));
+    let p = w.planner.program("db").expect("db");
+    assert!(!p.alive());
+    assert_eq!(
+        p.health.checks[0].last(),
+        Some("exec /bin/check --fast: no answer within 2 s")
+    );
+}
+
+#[test]
+fn a_shutdown_kills_running_exec_checks_and_waits_for_them() {
+    let mut w = World::new(config([with_check(
+        prog("db", &[]),
+        exec_check(Purpose::Readiness),
+    )]));
+    w.boot();
+    w.advance(Duration::from_secs(1));
+    let pid = spawn_exec(&mut w, "db", 902);
+    w.signal(Signal::SIGTERM);
+    assert!(!w.check_procs.contains(&pid), "killed at once");
+    w.exit("db", ExitStatus::Code(0));
+    assert_eq!(w.planner.exit_code(), None, "the check is not reaped yet");
+    w.on(Event::Reaped(vec![(pid, ExitStatus::Signal(9))]));
+    assert_eq!(w.planner.exit_code(), Some(0));
+}
+
+#[test]
+fn an_exec_check_that_cannot_start_fails_with_why() {
+    let mut c = exec_check(Purpose::Readiness);
+    c.failure_threshold = 1;
+    let mut w = World::new(config([with_check(prog("db", &[]), c)]));
+    let client = w.act(Verb::Start, "db", true);
+    w.advance(Duration::from_secs(1));
+    let (name, index, epoch) = w.check_runs.remove(0);
+    w.on(Event::CheckSpawned {
+        name,
+        index,
+        epoch,
+        result: Err((
+            "cannot execute /bin/check: No such file or directory (os error 2)".into(),
+            None,
+        )),
+    });
+    let why = "not ready: exec /bin/check --fast: cannot execute /bin/check: No such file or directory (os error 2)";
+    match w.act_answer(client) {
+        Ok(r) => assert_eq!(r[0].message, why),
+        Err(e) => panic!("{e:?}"),
+    }
+}

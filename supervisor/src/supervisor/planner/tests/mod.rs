@@ -74,6 +74,9 @@ fn sandboxed(mut p: ProgramConfig, last_octet: u8) -> ProgramConfig {
 /// An armed timer: when, whose, and for a check which (index, epoch).
 type Armed = (Instant, ProgramName, Option<(usize, u64)>);
 
+/// An `exec` check's deadline: when, and its process (raw pid).
+type Deadline = (Instant, i32);
+
 /// What a client got.
 #[derive(Debug)]
 enum Got {
@@ -91,6 +94,10 @@ struct World {
     /// Armed timers: a program's machine (`None`), or one of its checks
     /// (`Some((index, epoch))`).
     timers: Vec<Armed>,
+    /// Deadlines of `exec` checks.
+    deadlines: Vec<Deadline>,
+    /// `exec` check processes alive (a SIGKILL to their group ends them).
+    check_procs: BTreeSet<Pid>,
     /// Checks asked to run and not answered yet: (program, index, epoch).
     check_runs: Vec<(ProgramName, usize, u64)>,
     /// Programs whose spawns fail (exec error, code 127).
@@ -127,6 +134,8 @@ impl World {
             next_pid: 100,
             live: BTreeMap::new(),
             timers: Vec::new(),
+            deadlines: Vec::new(),
+            check_procs: BTreeSet::new(),
             check_runs: Vec::new(),
             failing: BTreeSet::new(),
             answers: BTreeMap::new(),
@@ -203,6 +212,15 @@ impl World {
                 });
             }
             Effect::Signal {
+                pid,
+                signal: Signal::SIGKILL,
+                group: true,
+                ..
+            } if self.check_procs.contains(&pid) => {
+                self.check_procs.remove(&pid);
+                self.other.push(format!("SIGKILL check {pid}"));
+            }
+            Effect::Signal {
                 name,
                 pid,
                 signal,
@@ -222,6 +240,7 @@ impl World {
                 index,
                 epoch,
             } => self.timers.push((at, name, Some((index, epoch)))),
+            Effect::CheckDeadline { at, pid } => self.deadlines.push((at, pid.as_raw())),
             Effect::RunCheck {
                 name, index, epoch, ..
             } => {
@@ -377,6 +396,18 @@ impl World {
         for step in 0.. {
             assert!(step < 100_000, "timers keep firing: {:?}", self.timers);
             self.timers.sort();
+            self.deadlines.sort();
+            let next_timer = self.timers.first().map(|t| t.0);
+            match self.deadlines.first() {
+                Some((at, pid)) if *at <= end && next_timer.is_none_or(|t| *at <= t) => {
+                    let (at, pid) = (*at, *pid);
+                    self.deadlines.remove(0);
+                    self.now = self.now.max(at);
+                    self.on(Event::CheckDeadline(Pid::from_raw(pid)));
+                    continue;
+                }
+                _ => {}
+            }
             match self.timers.first() {
                 Some((at, _, _)) if *at <= end => {
                     let (at, name, check) = self.timers.remove(0);
