@@ -134,6 +134,15 @@ pub fn readiness_text(h: &Health) -> String {
 
 /// `2024-05-01T12:00:00.123Z web RUNNING -> EXITED (exit status 3)`.
 pub fn event_line(e: &StateEvent) -> String {
+    if let Some(ready) = e.ready {
+        let now = if ready { "ready" } else { "not ready" };
+        let mut out = format!("{} {} {now}", utc(e.time_ms), e.name);
+        if let Some(detail) = &e.detail {
+            let _ = write!(out, " ({detail})");
+        }
+        out.push('\n');
+        return out;
+    }
     let mut out = format!("{} {} {} -> {}", utc(e.time_ms), e.name, e.from, e.to);
     match (e.pid, e.exit_status) {
         (_, Some(status)) => {
@@ -224,6 +233,8 @@ mod tests {
     #[test]
     fn events_and_reloads() {
         let e = StateEvent {
+            ready: None,
+            detail: None,
             name: "web".into(),
             from: State::Running,
             to: State::Exited,
@@ -234,6 +245,16 @@ mod tests {
         assert_eq!(
             event_line(&e),
             "1970-01-01T00:00:00.000Z web RUNNING -> EXITED (exit status 3)\n"
+        );
+        let r = StateEvent {
+            ready: Some(false),
+            detail: Some("tcp 127.0.0.1:80: Connection refused (os error 111)".into()),
+            from: State::Running,
+            ..e
+        };
+        assert_eq!(
+            event_line(&r),
+            "1970-01-01T00:00:00.000Z web not ready (tcp 127.0.0.1:80: Connection refused (os error 111))\n"
         );
         assert_eq!(reload_text(&ReloadResult::default()), "no changes\n");
         let r = ReloadResult {

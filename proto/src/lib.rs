@@ -196,6 +196,13 @@ pub struct StateEvent {
     pub pid: Option<u32>,
     /// Exit status, when the change was caused by an exit.
     pub exit_status: Option<ExitStatus>,
+    /// For a change of readiness (then `from` and `to` are the same state):
+    /// whether the program is ready now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+    /// What the last check said, for a change of readiness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     /// Unix time in milliseconds.
     pub time_ms: u64,
 }

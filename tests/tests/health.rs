@@ -206,3 +206,29 @@ fn procs_named_sleep_forever(d: &Daemon) -> usize {
         })
         .count()
 }
+
+#[test]
+fn readiness_changes_are_events() {
+    let port = free_port();
+    let check = format!("http = \"http://127.0.0.1:{port}/\"\nperiod = 0.3\nfailure_threshold = 1");
+    let d = Daemon::start(&api(port, "1", &check));
+    let mut events = d.events();
+    let ready = events.wait_for("api to become ready", T, |e| {
+        e.name == "api" && e.ready.is_some()
+    });
+    assert_eq!(
+        (ready.from, ready.to, ready.ready),
+        (State::Running, State::Running, Some(true))
+    );
+    let detail = ready.detail.expect("a detail");
+    assert!(
+        detail.starts_with(&format!("http GET http://127.0.0.1:{port}/ → 200 after ")),
+        "{detail}"
+    );
+    std::fs::write(d.dir().join("status"), "500").expect("write status");
+    let lost = events.wait_for("api to lose readiness", T, |e| {
+        e.name == "api" && e.ready.is_some()
+    });
+    assert_eq!(lost.ready, Some(false));
+    assert!(lost.detail.is_some_and(|d| d.contains("→ 500 after")));
+}

@@ -119,6 +119,8 @@ mod tests {
         let (stop, stopped) = watch::channel(false);
         let mut body = events(rx, stopped).into_body();
         let event = StateEvent {
+            ready: None,
+            detail: None,
             name: "web".into(),
             from: nsvisor_proto::State::Starting,
             to: nsvisor_proto::State::Running,

@@ -434,6 +434,8 @@ async fn events_are_streamed_as_ndjson() {
     let res = send(&s.path, "GET", "/v1/events", "").await;
     assert_eq!(res.headers()["content-type"], "application/x-ndjson");
     let event = StateEvent {
+        ready: None,
+        detail: None,
         name: "web".into(),
         from: State::Running,
         to: State::Exited,

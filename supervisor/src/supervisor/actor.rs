@@ -261,6 +261,8 @@ impl Supervisor {
                     to: change.to,
                     pid: change.pid.map(|p| p.as_raw() as u32),
                     exit_status: change.exit_status,
+                    ready: change.ready.as_ref().map(|(ready, _)| *ready),
+                    detail: change.ready.map(|(_, detail)| detail),
                     time_ms: SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .map(|d| d.as_millis() as u64)

@@ -201,6 +201,19 @@ impl Planner {
             Purpose::Liveness => "liveness check failed",
         };
         tracing::info!(program = %name, "{what}: {detail}");
+        if purpose == Purpose::Readiness {
+            if let Some(p) = self.programs.get(name) {
+                let state = p.state();
+                self.out.push(Effect::Publish(super::Change {
+                    name: self.key(name),
+                    from: state,
+                    to: state,
+                    pid: p.machine.state().pid(),
+                    exit_status: None,
+                    ready: Some((p.ready(), detail.clone())),
+                }));
+            }
+        }
         // During a shutdown the stop plan decides what stops when.
         if purpose == Purpose::Liveness && !after && self.shutdown.is_none() {
             self.on_liveness_failure(name, on_failure, &detail, now);

@@ -174,6 +174,9 @@ pub struct Change {
     pub pid: Option<Pid>,
     /// How its process ended, when this change is its end.
     pub exit_status: Option<ExitStatus>,
+    /// For a change of readiness (the state stays): ready now or not, and
+    /// what the last check said.
+    pub ready: Option<(bool, String)>,
 }
 
 /// What the actor must do.
@@ -624,6 +627,7 @@ impl Planner {
                 } else {
                     None
                 },
+                ready: None,
             }));
         }
         for effect in effects {
