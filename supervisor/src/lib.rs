@@ -3,9 +3,9 @@
 //! [`run`] is the whole life of the daemon, called by `main.rs` and by tests:
 //! raise the fd limit → become a subreaper unless PID 1 → install signal
 //! handlers → check the host for the config's networks and clean a crashed
-//! run's leftovers → open the control socket → start the supervisor task (which
-//! starts the programs) → wait for it to finish a shutdown → close the control
-//! socket → return the exit code.
+//! run's leftovers → open the health listener (if any) and the control
+//! socket → start the supervisor task (which starts the programs) → wait for
+//! it to finish a shutdown → close the control socket → return the exit code.
 //!
 //! Inside, `supervisor::` is the heart: a pure per-program machine, a pure
 //! planner for every rule between programs, and the actor task that carries
@@ -52,6 +52,9 @@ pub enum RunError {
     /// The control socket could not be set up.
     #[error(transparent)]
     Api(#[from] api::Error),
+    /// The health listener could not listen.
+    #[error(transparent)]
+    Probes(#[from] api::probes::ListenError),
     /// The host cannot give the config its networks (privileges, subnets).
     #[error("{}", lines(.0))]
     Network(Vec<net::Error>),
@@ -79,6 +82,10 @@ pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
     }
     let (sup, handle, commands) =
         supervisor::Supervisor::new(config, options, logs.clone(), net).map_err(RunError::Setup)?;
+    let probes = match api_config.health_listen {
+        Some(addr) => Some(api::probes::listen(addr, handle.clone()).await?),
+        None => None,
+    };
     let api = match api::serve(handle, &api_config).await {
         Ok(api) => Some(api),
         // A tini-style init must not fail for want of a control socket.
@@ -89,6 +96,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
         Err(e) => return Err(e.into()),
     };
     let code = sup.run(signals, commands).await;
+    drop(probes);
     // Every program has exited: let the pumps write their last output.
     logs.shutdown(LOG_DRAIN).await;
     if let Some(api) = api {

@@ -232,3 +232,52 @@ fn readiness_changes_are_events() {
     assert_eq!(lost.ready, Some(false));
     assert!(lost.detail.is_some_and(|d| d.contains("→ 500 after")));
 }
+
+/// `GET path` over plain TCP: the status and the body.
+fn probe(port: u16, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the health listener");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+#[test]
+fn the_health_listener_answers_probes_and_nothing_else() {
+    let (port, listen) = (free_port(), free_port());
+    let check = format!("http = \"http://127.0.0.1:{port}/\"\nperiod = 0.3\nfailure_threshold = 1");
+    let config = format!("[supervisor]\nhealth_listen = \"127.0.0.1:{listen}\"\n\n")
+        + &api(port, "forever", &check);
+    let d = Daemon::start(&config);
+    d.wait_state("api", State::Running, T);
+    assert_eq!(probe(listen, "GET", "/livez"), (200, "ok\n".into()));
+    assert_eq!(
+        probe(listen, "GET", "/readyz"),
+        (503, "not ready: api\n".into())
+    );
+    let (status, body) = probe(listen, "GET", "/readyz/api");
+    assert_eq!(status, 503);
+    assert!(body.starts_with("api: not ready (RUNNING: pid "), "{body}");
+    assert_eq!(probe(listen, "GET", "/readyz/nope").0, 404);
+    assert_eq!(probe(listen, "POST", "/livez").0, 405);
+    assert_eq!(
+        probe(listen, "GET", "/v1/programs").0,
+        404,
+        "the control API is not here"
+    );
+}

@@ -17,6 +17,7 @@
 
 mod metrics;
 mod peer;
+pub mod probes;
 mod reply;
 mod routes;
 mod server;

@@ -81,6 +81,9 @@ pub struct SupervisorConfig {
     pub logfile: Option<PathBuf>,
     /// Grace before SIGKILL for what is left of a `--` command's group (default 5 s).
     pub shutdown_grace: Duration,
+    /// `health_listen`: a TCP address serving only `GET /livez` and
+    /// `GET /readyz[/NAME]` for probes (off by default).
+    pub health_listen: Option<std::net::SocketAddr>,
 }
 
 /// How a program stream appears on the daemon's console (what `docker logs` shows).
@@ -442,6 +445,7 @@ impl Default for SupervisorConfig {
             log_level: None,
             logfile: None,
             shutdown_grace: Duration::from_secs(5),
+            health_listen: None,
         }
     }
 }

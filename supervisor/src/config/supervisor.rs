@@ -26,6 +26,7 @@ const KEYS: &[&str] = &[
     "log_level",
     "logfile",
     "shutdown_grace",
+    "health_listen",
 ];
 
 const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
@@ -75,6 +76,12 @@ pub(super) fn read(diag: &mut Diag, table: Option<&Table>, base: &Path) -> Secti
     }
     config.log_level = r.get("log_level", log_level);
     config.logfile = r.get("logfile", |n| units::path(base, n));
+    config.health_listen = r.get("health_listen", |n| {
+        let text = units::string(n)?;
+        text.parse::<std::net::SocketAddr>().map_err(|_| {
+            format!("invalid address \"{text}\", expected IP:PORT such as \"0.0.0.0:8558\"")
+        })
+    });
     if let Some(g) = r.get("shutdown_grace", units::seconds) {
         config.shutdown_grace = g;
     }

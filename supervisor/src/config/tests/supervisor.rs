@@ -64,6 +64,16 @@ shutdown_grace = 2.5
 }
 
 #[test]
+fn health_listen_is_off_by_default_and_takes_ip_port() {
+    assert_eq!(ok("").supervisor.health_listen, None);
+    let c = ok("[supervisor]\nhealth_listen = \"0.0.0.0:8558\"\n");
+    assert_eq!(
+        c.supervisor.health_listen,
+        Some("0.0.0.0:8558".parse().unwrap())
+    );
+}
+
+#[test]
 fn console_and_tail_defaults_flow_into_programs() {
     let c = ok("[supervisor]\nconsole = false\ntail_buffer = 10\n[programs.p]\ncommand = \"x\"\nstderr_console = \"prefixed\"\n");
     let p = &c.programs["p"];
@@ -75,6 +85,12 @@ fn console_and_tail_defaults_flow_into_programs() {
 #[test]
 fn errors() {
     let s = "[supervisor]\n";
+    assert_at(
+        &error(&format!("{s}health_listen = \"8558\"\n")),
+        2,
+        17,
+        "health_listen: invalid address \"8558\", expected IP:PORT such as \"0.0.0.0:8558\"",
+    );
     assert_at(
         &error(&format!("{s}minfds = 0\n")),
         2,
