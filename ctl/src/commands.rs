@@ -19,7 +19,7 @@ use nsvisor_proto::{
 use serde::Serialize;
 
 use crate::client::{Client, CtlError};
-use crate::{render, Cli, Cmd, Exit, Targets};
+use crate::{render, Cli, Cmd, Exit, Targets, WaitFor};
 
 /// Runs the command of `cli` against the daemon behind `client`.
 pub async fn run(cli: Cli, client: Client) -> Exit {
@@ -60,6 +60,11 @@ pub async fn run(cli: Cli, client: Client) -> Exit {
         Cmd::Reload => ctx.reload().await,
         Cmd::Shutdown => ctx.shutdown().await,
         Cmd::Health { ready } => ctx.health(ready).await,
+        Cmd::Wait {
+            names,
+            condition,
+            timeout,
+        } => ctx.wait(&names, condition, timeout).await,
         Cmd::Events => ctx.events().await,
         Cmd::Version => ctx.version().await,
         Cmd::Completions { shell } => {
@@ -127,6 +132,67 @@ impl Ctx {
         self.client
             .call(&Route::Programs, &Query::new(), None, &[])
             .await
+    }
+
+    /// Asks for the programs every 100 ms until each named one meets
+    /// `condition` (exit 0), one can no longer meet it (exit 1), or
+    /// `timeout` passes (exit 6).
+    async fn wait(
+        &self,
+        names: &[String],
+        condition: WaitFor,
+        timeout: Option<f64>,
+    ) -> Result<Exit, CtlError> {
+        let deadline = timeout
+            .map(|t| std::time::Instant::now() + std::time::Duration::from_secs_f64(t.max(0.0)));
+        loop {
+            let programs = self.programs().await?;
+            if let Some(name) = names
+                .iter()
+                .find(|n| !programs.iter().any(|p| selects(n, p)))
+            {
+                let e = CtlError::Api(nsvisor_proto::ApiError::new(
+                    ErrorKind::NotFound,
+                    format!("no such program: \"{name}\""),
+                ));
+                return Ok(self.fail(&e));
+            }
+            let chosen: Vec<&ProgramInfo> = programs
+                .iter()
+                .filter(|p| names.iter().any(|n| selects(n, p)))
+                .collect();
+            let verdicts: Vec<(&ProgramInfo, Verdict)> =
+                chosen.iter().map(|p| (*p, verdict(p, condition))).collect();
+            if let Some((p, Verdict::Never(why))) = verdicts
+                .iter()
+                .find(|(_, v)| matches!(v, Verdict::Never(_)))
+            {
+                let _ = write_out(format!("{}: ERROR ({why})\n", p.name).as_bytes());
+                return Ok(Exit::Failed);
+            }
+            if verdicts.iter().all(|(_, v)| *v == Verdict::Met) {
+                let what = render::wait_condition(condition);
+                let text: String = chosen
+                    .iter()
+                    .map(|p| format!("{}: {what}\n", p.name))
+                    .collect();
+                let _ = write_out(text.as_bytes());
+                return Ok(Exit::Success);
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                let what = render::wait_condition(condition);
+                let text: String = verdicts
+                    .iter()
+                    .filter(|(_, v)| *v != Verdict::Met)
+                    .map(|(p, _)| {
+                        format!("{}: not {what} ({} {})\n", p.name, p.state, p.description)
+                    })
+                    .collect();
+                let _ = write_out(text.as_bytes());
+                return Ok(Exit::TimedOut);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     async fn status(&self, names: &[String]) -> Result<Exit, CtlError> {
@@ -418,4 +484,31 @@ fn write_out(data: &[u8]) -> Result<(), Closed> {
     out.write_all(data)
         .and_then(|()| out.flush())
         .map_err(|_| Closed)
+}
+
+/// Where a program stands against a `wait` condition.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Met,
+    Waiting,
+    /// It can no longer get there by itself (why, in words).
+    Never(String),
+}
+
+fn verdict(p: &ProgramInfo, condition: WaitFor) -> Verdict {
+    let fatal = || Verdict::Never(format!("it is FATAL: {}", p.description));
+    match (condition, p.state) {
+        (WaitFor::Ready, State::Running) if p.ready => Verdict::Met,
+        (WaitFor::Running, State::Running) => Verdict::Met,
+        (WaitFor::Stopped, State::Stopped | State::Exited | State::Fatal) => Verdict::Met,
+        (WaitFor::Exited, State::Exited) => Verdict::Met,
+        (WaitFor::Completed, State::Exited) => match p.exit_status {
+            Some(nsvisor_proto::ExitStatus::Code(0)) => Verdict::Met,
+            Some(status) => Verdict::Never(format!("it exited with {status}")),
+            None => Verdict::Waiting,
+        },
+        (WaitFor::Stopped, _) => Verdict::Waiting,
+        (_, State::Fatal) => fatal(),
+        _ => Verdict::Waiting,
+    }
 }

@@ -30,6 +30,8 @@ pub enum Exit {
     /// The daemon cannot be reached (or refused this user), or it stopped
     /// while `tail -f` followed a program.
     Unreachable = 5,
+    /// `wait` timed out.
+    TimedOut = 6,
 }
 
 const EXIT_CODES: &str = "\
@@ -40,7 +42,8 @@ Exit codes:
   3  status/health/pid: a named program (health: an autostart program) is not running
      (health: or fails its liveness checks; health --ready: or is not ready)
   4  unknown program name
-  5  the daemon cannot be reached (or refused this user), or it stopped during tail -f";
+  5  the daemon cannot be reached (or refused this user), or it stopped during tail -f
+  6  wait: the timeout passed first";
 
 /// Control a running nsvisor daemon.
 #[derive(Debug, Parser)]
@@ -57,6 +60,21 @@ pub struct Cli {
     command: Cmd,
 }
 
+/// What `wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WaitFor {
+    /// RUNNING and passing its readiness checks.
+    Ready,
+    /// RUNNING.
+    Running,
+    /// STOPPED, EXITED or FATAL: no process.
+    Stopped,
+    /// EXITED (ended on its own), whatever its status.
+    Exited,
+    /// EXITED with exit status 0.
+    Completed,
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
@@ -71,6 +89,18 @@ pub enum Cmd {
     Stop(Targets),
     /// Stop, then start programs; waits until they are RUNNING and ready (or failed).
     Restart(Targets),
+    /// Wait until programs reach a condition (ready, running, stopped, exited, completed).
+    Wait {
+        /// Program names or GROUP:*.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// The condition every named program must reach.
+        #[arg(long = "for", value_enum, default_value = "ready")]
+        condition: WaitFor,
+        /// Give up after this many seconds (exit 6); default: wait as long as it takes.
+        #[arg(long)]
+        timeout: Option<f64>,
+    },
     /// Send a signal to programs (HUP, SIGUSR1, 15 ...).
     Signal {
         /// Signal name or number.

@@ -180,6 +180,17 @@ pub fn utc(ms: u64) -> String {
     )
 }
 
+/// `ready`, `running`, ... as `wait` prints it.
+pub fn wait_condition(c: crate::WaitFor) -> &'static str {
+    match c {
+        crate::WaitFor::Ready => "ready",
+        crate::WaitFor::Running => "running",
+        crate::WaitFor::Stopped => "stopped",
+        crate::WaitFor::Exited => "exited",
+        crate::WaitFor::Completed => "completed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

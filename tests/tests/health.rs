@@ -281,3 +281,69 @@ fn the_health_listener_answers_probes_and_nothing_else() {
         "the control API is not here"
     );
 }
+
+#[test]
+fn nsvisorctl_wait_for_conditions_with_exit_codes() {
+    let port = free_port();
+    let check = format!("http = \"http://127.0.0.1:{port}/\"\nperiod = 0.3");
+    let mut config = api(port, "1", &check);
+    config += &program_toml(
+        "never",
+        &["sleep", "forever"],
+        &format!(
+        "startsecs = 0\n[[programs.never.checks]]\ntcp = {}\nperiod = 0.3\nfailure_threshold = 100",
+        free_port()
+    ),
+    );
+    config += &program_toml(
+        "job",
+        &["exit", "3"],
+        "startsecs = 0\nautorestart = \"never\"",
+    );
+    config += &program_toml(
+        "ok",
+        &["exit", "0"],
+        "startsecs = 0\nautorestart = \"never\"",
+    );
+    config += "[programs.broken]\ncommand = \"/nonexistent/broken\"\nstartretries = 0\n";
+    let d = Daemon::start(&config);
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).to_string();
+
+    let out = d.ctl(&["wait", "api", "--for", "ready", "--timeout", "10"]);
+    assert_eq!(
+        (out.status.code(), text(&out).as_str()),
+        (Some(0), "api: ready\n")
+    );
+    assert!(d.status("api").is_some_and(|p| p.ready));
+
+    let out = d.ctl(&["wait", "ok", "--for", "completed", "--timeout", "10"]);
+    assert_eq!(
+        (out.status.code(), text(&out).as_str()),
+        (Some(0), "ok: completed\n")
+    );
+    let out = d.ctl(&["wait", "job", "--for", "completed", "--timeout", "10"]);
+    assert_eq!(
+        (out.status.code(), text(&out).as_str()),
+        (Some(1), "job: ERROR (it exited with exit status 3)\n")
+    );
+    let out = d.ctl(&["wait", "broken", "--for", "running", "--timeout", "10"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        text(&out).starts_with("broken: ERROR (it is FATAL: "),
+        "{}",
+        text(&out)
+    );
+
+    let t0 = std::time::Instant::now();
+    let out = d.ctl(&["wait", "never", "--timeout", "0.5"]);
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    assert!(t0.elapsed() >= Duration::from_millis(500));
+    assert!(
+        text(&out).starts_with("never: not ready (RUNNING pid "),
+        "{}",
+        text(&out)
+    );
+
+    let out = d.ctl(&["wait", "ghost"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+}
