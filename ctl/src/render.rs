@@ -210,6 +210,7 @@ mod tests {
             description: description.into(),
             ready: false,
             net: None,
+            checks: Vec::new(),
         }
     }
 

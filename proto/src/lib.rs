@@ -157,6 +157,28 @@ pub struct ProgramInfo {
     /// Network sandbox, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net: Option<NetInfo>,
+    /// Its readiness and liveness checks, in config order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckInfo>,
+}
+
+/// One check of a program, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckInfo {
+    /// What it checks: `tcp 127.0.0.1:8080`, `http GET http://...`, `exec ...`.
+    pub check: String,
+    /// `readiness` or `liveness`.
+    pub purpose: String,
+    /// Whether it passes now (for the current process).
+    pub passing: bool,
+    /// Runs since the daemon started.
+    pub runs: u64,
+    /// Failed runs since the daemon started.
+    pub failures: u64,
+    /// How long the last run took, in milliseconds.
+    pub last_ms: Option<u64>,
+    /// What the last run said.
+    pub last: Option<String>,
 }
 
 /// Answer to a start/stop/restart/signal request on one program.

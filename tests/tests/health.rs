@@ -94,6 +94,10 @@ fn not_ready_says_why_in_status() {
         d.metric("nsvisor_program_ready{name=\"api\",group=\"api\"}"),
         Some(0.0)
     );
+    let c = d.status("api").expect("api").checks[0].clone();
+    assert_eq!(c.check, format!("tcp 127.0.0.1:{port}"));
+    assert_eq!((c.purpose.as_str(), c.passing), ("readiness", false));
+    assert!(c.runs >= 1 && c.failures == c.runs, "{c:?}");
 }
 
 #[test]

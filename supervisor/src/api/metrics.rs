@@ -50,7 +50,25 @@ pub fn render(
     let started = Family::<Labels, Gauge>::default();
     let exit = Family::<Labels, Gauge>::default();
     let ready = Family::<Labels, Gauge>::default();
+    let check_runs = Family::<Labels, Counter>::default();
+    let check_failures = Family::<Labels, Counter>::default();
+    let check_passing = Family::<Labels, Gauge>::default();
+    let check_last = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
     for p in programs {
+        for c in &p.checks {
+            let l = vec![
+                ("name".to_string(), p.name.clone()),
+                ("group".to_string(), p.group.clone()),
+                ("check".to_string(), c.check.clone()),
+                ("purpose".to_string(), c.purpose.clone()),
+            ];
+            check_runs.get_or_create(&l).inc_by(c.runs);
+            check_failures.get_or_create(&l).inc_by(c.failures);
+            check_passing.get_or_create(&l).set(i64::from(c.passing));
+            if let Some(ms) = c.last_ms {
+                check_last.get_or_create(&l).set(ms as f64 / 1000.0);
+            }
+        }
         let labels = || {
             vec![
                 ("name".to_string(), p.name.clone()),
@@ -85,6 +103,27 @@ pub fn render(
         "program_ready",
         "1 when the program is RUNNING and passes its readiness checks, else 0",
         ready,
+    );
+    registry.register(
+        "check_runs",
+        "runs of a readiness or liveness check",
+        check_runs,
+    );
+    registry.register(
+        "check_failures",
+        "failed runs of a readiness or liveness check",
+        check_failures,
+    );
+    registry.register(
+        "check_passing",
+        "1 when the check passes for the program's current process, else 0",
+        check_passing,
+    );
+    registry.register_with_unit(
+        "check_last_duration",
+        "how long the check's last run took",
+        Unit::Seconds,
+        check_last,
     );
     registry.register(
         "program_restarts",
@@ -160,6 +199,15 @@ mod tests {
             description: String::new(),
             ready: false,
             net: None,
+            checks: vec![nsvisor_proto::CheckInfo {
+                check: "tcp 127.0.0.1:80".into(),
+                purpose: "readiness".into(),
+                passing: false,
+                runs: 4,
+                failures: 3,
+                last_ms: Some(1500),
+                last: None,
+            }],
         };
         let stats = DaemonStats {
             orphans_reaped: 5,
@@ -175,6 +223,10 @@ mod tests {
             r#"nsvisor_program_state{name="web:0",group="web",state="RUNNING"} 0"#,
             r#"nsvisor_program_restarts_total{name="web:0",group="web"} 3"#,
             r#"nsvisor_program_ready{name="web:0",group="web"} 0"#,
+            r#"nsvisor_check_runs_total{name="web:0",group="web",check="tcp 127.0.0.1:80",purpose="readiness"} 4"#,
+            r#"nsvisor_check_failures_total{name="web:0",group="web",check="tcp 127.0.0.1:80",purpose="readiness"} 3"#,
+            r#"nsvisor_check_passing{name="web:0",group="web",check="tcp 127.0.0.1:80",purpose="readiness"} 0"#,
+            r#"nsvisor_check_last_duration_seconds{name="web:0",group="web",check="tcp 127.0.0.1:80",purpose="readiness"} 1.5"#,
             r#"nsvisor_program_start_time_seconds{name="web:0",group="web"} 1700000000"#,
             r#"nsvisor_program_last_exit_status{name="web:0",group="web"} 137"#,
             "nsvisor_orphans_reaped_total 5",

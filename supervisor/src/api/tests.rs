@@ -48,6 +48,7 @@ fn program(name: &str, group: &str, state: State) -> ProgramInfo {
         },
         ready: state == State::Running,
         net: None,
+        checks: Vec::new(),
     }
 }
 

@@ -21,17 +21,18 @@ use tokio::net::TcpStream;
 use crate::config::CheckKind;
 
 /// Runs `kind` within `timeout` (in the namespace `netns` when given);
-/// returns whether it passed and what happened, in words.
+/// returns whether it passed, what happened in words, and how long it took.
 pub async fn run(
     kind: &CheckKind,
     timeout: Duration,
     netns: Option<Arc<OwnedFd>>,
-) -> (bool, String) {
+) -> (bool, String, Duration) {
     let t0 = Instant::now();
     let what = describe(kind);
     let result = tokio::time::timeout(timeout, probe(kind, timeout, netns)).await;
-    let ms = t0.elapsed().as_millis();
-    match result {
+    let took = t0.elapsed();
+    let ms = took.as_millis();
+    let (passed, detail) = match result {
         Ok(Ok(outcome)) => (
             outcome.passed,
             format!("{what} → {} after {ms} ms", outcome.said),
@@ -41,7 +42,8 @@ pub async fn run(
             false,
             format!("{what}: no answer within {} s", timeout.as_secs_f64()),
         ),
-    }
+    };
+    (passed, detail, took)
 }
 
 /// `tcp 127.0.0.1:8080` or `http GET http://127.0.0.1:8080/healthz`.
@@ -200,7 +202,7 @@ mod tests {
     #[tokio::test]
     async fn tcp_passes_on_a_listener_and_fails_without_one() {
         let port = server(200).await;
-        let (ok, said) = run(&tcp(port), Duration::from_secs(2), None).await;
+        let (ok, said, _) = run(&tcp(port), Duration::from_secs(2), None).await;
         assert!(ok, "{said}");
         assert!(
             said.starts_with(&format!("tcp 127.0.0.1:{port} → connected after ")),
@@ -209,7 +211,7 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let free = closed.local_addr().expect("addr").port();
         drop(closed);
-        let (ok, said) = run(&tcp(free), Duration::from_secs(2), None).await;
+        let (ok, said, _) = run(&tcp(free), Duration::from_secs(2), None).await;
         assert!(!ok);
         assert!(
             said.starts_with(&format!("tcp 127.0.0.1:{free}: ")),
@@ -221,7 +223,7 @@ mod tests {
     #[tokio::test]
     async fn http_passes_in_range_and_fails_outside() {
         let good = server(204).await;
-        let (ok, said) = run(&http(good), Duration::from_secs(2), None).await;
+        let (ok, said, _) = run(&http(good), Duration::from_secs(2), None).await;
         assert!(ok, "{said}");
         assert!(
             said.starts_with(&format!(
@@ -230,7 +232,7 @@ mod tests {
             "{said}"
         );
         let bad = server(503).await;
-        let (ok, said) = run(&http(bad), Duration::from_secs(2), None).await;
+        let (ok, said, _) = run(&http(bad), Duration::from_secs(2), None).await;
         assert!(!ok);
         assert!(said.contains("→ 503 after"), "{said}");
     }
@@ -240,7 +242,7 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = l.local_addr().expect("addr").port();
         let t0 = Instant::now();
-        let (ok, said) = run(&http(port), Duration::from_millis(300), None).await;
+        let (ok, said, _) = run(&http(port), Duration::from_millis(300), None).await;
         assert!(!ok);
         assert!(t0.elapsed() >= Duration::from_millis(300));
         assert!(said.ends_with("no answer within 0.3 s"), "{said}");

@@ -423,12 +423,14 @@ impl Supervisor {
         let (kind, timeout) = (check.kind.clone(), check.timeout);
         let jobs = self.jobs.clone();
         tokio::spawn(async move {
-            let (passed, detail) = crate::health::run(&kind, timeout, netns.map(|n| n.0)).await;
+            let (passed, detail, took) =
+                crate::health::run(&kind, timeout, netns.map(|n| n.0)).await;
             let _ = jobs.send(Event::CheckDone {
                 name,
                 index,
                 epoch,
                 passed,
+                took,
                 detail,
             });
         });

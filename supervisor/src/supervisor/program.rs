@@ -11,7 +11,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use nsvisor_proto::{format_uptime, NetInfo, ProgramInfo, State};
+use nsvisor_proto::{format_uptime, CheckInfo, NetInfo, ProgramInfo, State};
 
 use super::machine::{Machine, Policy, ProgramState};
 use super::planner::HealthState;
@@ -149,6 +149,32 @@ impl Program {
             .all(|(c, s)| c.purpose != Purpose::Liveness || s.passing())
     }
 
+    /// Its checks as the API shows them.
+    fn checks_info(&self) -> Vec<CheckInfo> {
+        self.cfg
+            .checks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let state = self.health.checks.get(i);
+                let (runs, failures) = self.health.totals.get(i).copied().unwrap_or_default();
+                CheckInfo {
+                    check: crate::health::describe(&c.kind),
+                    purpose: match c.purpose {
+                        Purpose::Readiness => "readiness",
+                        Purpose::Liveness => "liveness",
+                    }
+                    .to_string(),
+                    passing: state.is_some_and(|s| s.passing()),
+                    runs,
+                    failures,
+                    last_ms: state.and_then(|s| s.last_ms()),
+                    last: state.and_then(|s| s.last()).map(str::to_string),
+                }
+            })
+            .collect()
+    }
+
     /// A readiness check that has not passed has failed its
     /// `failure_threshold` times in a row: why, in words. A client waiting
     /// for this program to be ready is answered with it.
@@ -241,6 +267,7 @@ impl Program {
             restarts: self.machine.restarts(),
             autostart: self.cfg.autostart,
             ready: self.ready(),
+            checks: self.checks_info(),
             description: self.describe(pid, uptime, now),
             net: self.net.clone(),
         }

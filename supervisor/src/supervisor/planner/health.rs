@@ -40,6 +40,8 @@ pub struct CheckState {
     passing: bool,
     /// The last result, in words (`tcp 127.0.0.1:8080: connection refused`).
     last: Option<String>,
+    /// How long the last run took, in milliseconds.
+    last_ms: Option<u64>,
 }
 
 impl CheckState {
@@ -60,6 +62,11 @@ impl CheckState {
     /// The last result, in words.
     pub fn last(&self) -> Option<&str> {
         self.last.as_deref()
+    }
+
+    /// How long the last run took, in milliseconds.
+    pub fn last_ms(&self) -> Option<u64> {
+        self.last_ms
     }
 
     /// It has failed `threshold` times in a row (failures that count, after
@@ -88,6 +95,9 @@ pub struct HealthState {
     pub epoch: u64,
     /// One per configured check, in config order.
     pub checks: Vec<CheckState>,
+    /// Runs and failed runs of each check since the daemon started (or the
+    /// program's checks last changed).
+    pub totals: Vec<(u64, u64)>,
 }
 
 impl Planner {
@@ -99,6 +109,9 @@ impl Planner {
         };
         p.health.epoch += 1;
         p.health.checks = p.cfg.checks.iter().map(CheckState::fresh).collect();
+        if p.health.totals.len() != p.cfg.checks.len() {
+            p.health.totals = vec![(0, 0); p.cfg.checks.len()];
+        }
         let epoch = p.health.epoch;
         for (index, check) in p.cfg.checks.iter().enumerate() {
             self.out.push(Effect::CheckTimer {
@@ -138,7 +151,7 @@ impl Planner {
         name: &str,
         index: usize,
         epoch: u64,
-        passed: bool,
+        (passed, took): (bool, Duration),
         detail: String,
         now: Instant,
     ) {
@@ -157,6 +170,12 @@ impl Planner {
             return;
         };
         let before = state.passing;
+        if let Some((runs, failures)) = p.health.totals.get_mut(index) {
+            *runs += 1;
+            *failures += u64::from(!passed);
+        }
+        let state = &mut p.health.checks[index];
+        state.last_ms = Some(took.as_millis() as u64);
         if passed {
             state.successes += 1;
             state.failures = 0;
@@ -260,7 +279,8 @@ impl Planner {
                     self.failed_spawns.insert(pid);
                 }
                 let what = self.check_description(name, index);
-                self.check_done(name, index, epoch, false, format!("{what}: {error}"), now);
+                let result = (false, Duration::ZERO);
+                self.check_done(name, index, epoch, result, format!("{what}: {error}"), now);
             }
         }
     }
@@ -304,7 +324,8 @@ impl Planner {
                 format!("{what} → {status} after {ms} ms"),
             )
         };
-        self.check_done(&run.name, run.index, run.epoch, passed, detail, now);
+        let took = now.saturating_duration_since(run.started);
+        self.check_done(&run.name, run.index, run.epoch, (passed, took), detail, now);
     }
 
     /// `exec /bin/check --fast`, `tcp 127.0.0.1:80`...

@@ -115,6 +115,8 @@ pub enum Event {
         epoch: u64,
         /// Whether it passed.
         passed: bool,
+        /// How long it took.
+        took: std::time::Duration,
         /// What happened, in words.
         detail: String,
     },
@@ -387,8 +389,9 @@ impl Planner {
                 index,
                 epoch,
                 passed,
+                took,
                 detail,
-            } => self.check_done(&name, index, epoch, passed, detail, now),
+            } => self.check_done(&name, index, epoch, (passed, took), detail, now),
             Event::Signal(signal) => self.signal(signal, now),
             Event::Act {
                 client,

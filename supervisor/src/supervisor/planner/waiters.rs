@@ -235,6 +235,7 @@ fn removed_info(name: &str) -> ProgramInfo {
         restarts: 0,
         autostart: false,
         description: "removed".into(),
+        checks: Vec::new(),
         ready: false,
         net: None,
     }

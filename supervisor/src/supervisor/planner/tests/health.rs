@@ -79,6 +79,11 @@ fn thresholds_count_consecutive_results() {
     assert!(ready(&w), "the pass in between reset the count");
     report_after(&mut w, Duration::from_secs(5), "db", false);
     assert!(!ready(&w));
+    let info = w.planner.program("db").expect("db").info(w.now);
+    let c = &info.checks[0];
+    assert_eq!((c.runs, c.failures, c.passing), (6, 3, false));
+    assert_eq!(c.last_ms, Some(1));
+    assert_eq!(c.check, "tcp 127.0.0.1:80");
 }
 
 #[test]
@@ -163,6 +168,7 @@ fn results_of_an_earlier_process_are_ignored() {
         name,
         index,
         epoch,
+        took: Duration::from_millis(1),
         passed: false,
         detail: "late".into(),
     });

@@ -444,6 +444,7 @@ impl World {
                 name,
                 index,
                 epoch,
+                took: Duration::from_millis(1),
                 passed,
                 detail,
             });
