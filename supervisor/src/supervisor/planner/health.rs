@@ -169,12 +169,11 @@ impl Planner {
         else {
             return;
         };
-        let before = state.passing;
         if let Some((runs, failures)) = p.health.totals.get_mut(index) {
             *runs += 1;
             *failures += u64::from(!passed);
         }
-        let state = &mut p.health.checks[index];
+        let before = state.passing;
         state.last_ms = Some(took.as_millis() as u64);
         if passed {
             state.successes += 1;
