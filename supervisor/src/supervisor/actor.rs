@@ -13,7 +13,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -27,11 +26,11 @@ use super::handle::{Action, Command, DaemonStats, Handle};
 use super::linger::Lingering;
 use super::planner::{Answer, ClientId, Effect, Event, Planner};
 use super::program::{Netns, Role};
-use crate::config::{CheckKind, Config, ProgramConfig, ProgramName, ProgramNet};
+use super::spawner::Spawner;
+use crate::config::{CheckKind, Config, ProgramName};
 use crate::logs::{LogContext, ProgramLogs};
 use crate::process::reaper;
-use crate::process::spawn::{self, SpawnOptions};
-use crate::sys::{self, Session};
+use crate::sys;
 
 /// Options of the daemon that are not in the config file.
 #[derive(Debug, Clone, Default)]
@@ -83,8 +82,7 @@ pub struct Supervisor {
     grace: std::time::Duration,
     config_path: PathBuf,
     started: Instant,
-    dev_null: OwnedFd,
-    tty: bool,
+    spawner: Spawner,
 }
 
 impl Supervisor {
@@ -120,8 +118,7 @@ impl Supervisor {
             net,
             lingering: Lingering::default(),
             started: Instant::now(),
-            dev_null: sys::open_dev_null()?,
-            tty: sys::stdin_is_tty(),
+            spawner: Spawner::new()?,
         };
         Ok((sup, handle, rx))
     }
@@ -412,7 +409,7 @@ impl Supervisor {
         let prog = self.planner.program(&name)?;
         let check = prog.cfg.checks.get(index)?;
         if let CheckKind::Exec { command } = &check.kind {
-            let result = self.spawn_check(&prog.cfg, command, netns.as_ref());
+            let result = self.spawner.check(&prog.cfg, command, netns.as_ref());
             return Some(Event::CheckSpawned {
                 name,
                 index,
@@ -435,30 +432,6 @@ impl Supervisor {
             });
         });
         None
-    }
-
-    /// Spawns an `exec` check's command as the program would run (its user,
-    /// environment, directory and network namespace), in a session of its
-    /// own, with /dev/null for stdin, stdout and stderr.
-    fn spawn_check(
-        &self,
-        cfg: &ProgramConfig,
-        command: &[String],
-        netns: Option<&Netns>,
-    ) -> Result<nix::unistd::Pid, (String, Option<nix::unistd::Pid>)> {
-        let joined = joined_netns(cfg).map_err(|e| (e, None))?;
-        let mut check = cfg.clone();
-        check.command = command.to_vec();
-        let null = self.dev_null.as_raw_fd();
-        let opts = SpawnOptions {
-            session: Session::NewSession,
-            stdio: [Some(null), Some(null), Some(null)],
-            netns: joined
-                .as_ref()
-                .map(|fd| fd.as_raw_fd())
-                .or_else(|| netns.map(|n| n.0.as_raw_fd())),
-        };
-        spawn::spawn(&check, opts).map_err(|e| (e.to_string(), e.failed_pid()))
     }
 
     /// Reads the config file again on a blocking thread; the result comes
@@ -523,85 +496,24 @@ impl Supervisor {
     }
 
     fn spawn(&mut self, name: ProgramName, netns: Option<Netns>) -> Event {
-        let failed = |name: ProgramName, error: String, code: i32| Event::SpawnFailed {
-            name,
-            error,
-            code,
-            pid: None,
-        };
         let Some(prog) = self.planner.program(&name) else {
-            return failed(name, "program removed".into(), 1);
+            return Event::SpawnFailed {
+                name,
+                error: "program removed".into(),
+                code: 1,
+                pid: None,
+            };
         };
-        let joined = match joined_netns(&prog.cfg) {
-            Ok(fd) => fd,
-            Err(e) => {
-                tracing::error!(program = name.as_str(), "{e}");
-                return failed(name, e, 1);
-            }
-        };
-        let netns_fd = joined
-            .as_ref()
-            .map(|fd| fd.as_raw_fd())
-            .or_else(|| netns.as_ref().map(|n| n.0.as_raw_fd()));
-        let pipes = match prog.role {
+        let logs = match prog.role {
             Role::Main => None,
-            Role::Configured => {
-                let logs = self
+            Role::Configured => Some(
+                &*self
                     .program_logs
                     .entry(name.clone())
-                    .or_insert_with(|| ProgramLogs::new(&self.logs, &prog.cfg));
-                match logs.open_pipes() {
-                    Ok(pipes) => Some(pipes),
-                    Err(e) => {
-                        tracing::error!("{e}");
-                        return failed(name, e.to_string(), 1);
-                    }
-                }
-            }
+                    .or_insert_with(|| ProgramLogs::new(&self.logs, &prog.cfg)),
+            ),
         };
-        let opts = match &pipes {
-            None => SpawnOptions {
-                session: if self.tty {
-                    Session::ForegroundGroup { tty: 0 }
-                } else {
-                    Session::NewGroup
-                },
-                stdio: [None, None, None],
-                netns: netns_fd,
-            },
-            Some(pipes) => SpawnOptions {
-                session: Session::NewSession,
-                stdio: [
-                    Some(self.dev_null.as_raw_fd()),
-                    Some(pipes.stdout.as_raw_fd()),
-                    Some(pipes.stderr.as_raw_fd()),
-                ],
-                netns: netns_fd,
-            },
-        };
-        let spawned = spawn::spawn(&prog.cfg, opts);
-        // The child has its own copies now; the pumps see the end of the
-        // output once the child (and anything it forked) has closed them.
-        drop(pipes);
-        match spawned {
-            Ok(pid) => {
-                tracing::info!(program = name.as_str(), pid = pid.as_raw(), "spawned");
-                Event::Spawned {
-                    name,
-                    pid,
-                    wall: SystemTime::now(),
-                }
-            }
-            Err(e) => {
-                tracing::error!(program = name.as_str(), "{e}");
-                Event::SpawnFailed {
-                    name,
-                    error: e.to_string(),
-                    code: e.shell_code(),
-                    pid: e.failed_pid(),
-                }
-            }
-        }
+        self.spawner.program(name, &prog.cfg, logs, netns.as_ref())
     }
 
     /// End of shutdown, every program gone: remove every sandbox, proxy and
@@ -615,18 +527,6 @@ impl Supervisor {
     /// Seconds since the daemon started.
     fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
-    }
-}
-
-/// The named namespace a program joins (`netns = "NAME"`), opened for a
-/// spawn: at each spawn, since its owner may have made it anew. (A sandbox
-/// the daemon built comes opened from the planner.)
-fn joined_netns(cfg: &ProgramConfig) -> Result<Option<OwnedFd>, String> {
-    match &cfg.net {
-        Some(ProgramNet::Join { netns }) => crate::net::open_netns(netns)
-            .map(Some)
-            .map_err(|e| e.to_string()),
-        _ => Ok(None),
     }
 }
 

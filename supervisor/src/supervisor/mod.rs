@@ -10,7 +10,8 @@
 //!   effects (spawn, signal, timers, sandboxes, answers, publishing).
 //!
 //! `program.rs` is a program as the planner holds it; `handle.rs` is how the
-//! rest of the daemon talks to the task; `linger.rs` is what is left of the
+//! rest of the daemon talks to the task; `spawner.rs` starts programs' and
+//! `exec` checks' processes for the actor; `linger.rs` is what is left of the
 //! main program's process group after it exits.
 
 mod actor;
@@ -19,6 +20,7 @@ mod linger;
 pub mod machine;
 pub mod planner;
 pub mod program;
+mod spawner;
 
 pub use crate::config::MAIN_PROGRAM;
 pub use actor::{RunOptions, Supervisor};
