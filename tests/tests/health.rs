@@ -118,6 +118,7 @@ fn a_failing_liveness_check_restarts_its_program() {
         .contains("restarting: liveness check failed (http GET http://127.0.0.1:"));
     // The new process fails too, but not within its start_period of 2 s.
     assert_eq!(restarted.state, State::Running);
+    assert_eq!(restarted.restarts, 1, "counted like any restart");
 }
 
 #[test]

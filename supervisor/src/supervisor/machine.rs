@@ -112,6 +112,12 @@ pub enum Input {
     Tick,
     /// No more automatic restarts or retries (the daemon is shutting down).
     DisableAutorestart,
+    /// A liveness check failed: stop it (`stopsignal`, `stopwaitsecs`), then
+    /// start it again as after a crash: counted and backed off.
+    Unhealthy,
+    /// A liveness check passed: the program works, so the next failure is
+    /// restarted without delay.
+    Healthy,
 }
 
 /// What the supervisor must do.
@@ -132,6 +138,18 @@ pub enum Effect {
     Timer(Instant),
     /// The program ended for good: exited without restart, or went FATAL.
     Finished,
+}
+
+/// What follows the end of a process being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterStop {
+    /// Nothing: it stays STOPPED.
+    Stay,
+    /// Start it again (a requested restart).
+    Start,
+    /// Start it again after the crash-loop delay, counted as a restart (a
+    /// failed liveness check).
+    Recover,
 }
 
 /// The rules that drive the machine, taken from the program's config.
@@ -186,7 +204,8 @@ pub struct Machine {
     policy: Policy,
     /// Failed starts since the last RUNNING (supervisord's `backoff`).
     backoff: u32,
-    /// Consecutive runs shorter than [`QUICK_RUN`].
+    /// Consecutive failed runs: shorter than [`QUICK_RUN`], or ended by a
+    /// failed liveness check before any passed.
     quick_exits: u32,
     /// Automatic restarts so far.
     restarts: u32,
@@ -194,8 +213,8 @@ pub struct Machine {
     last_exit: Option<ExitStatus>,
     /// Why the last spawn failed, if it did.
     last_spawn_error: Option<String>,
-    /// Start again once STOPPED (a restart in progress).
-    start_after_stop: bool,
+    /// What to do once the process being stopped has ended.
+    after_stop: AfterStop,
     /// Automatic restarts allowed (false during shutdown).
     autorestart_enabled: bool,
 }
@@ -211,7 +230,7 @@ impl Machine {
             restarts: 0,
             last_exit: None,
             last_spawn_error: None,
-            start_after_stop: false,
+            after_stop: AfterStop::Stay,
             autorestart_enabled: true,
         }
     }
@@ -243,7 +262,7 @@ impl Machine {
 
     /// A restart is in progress: it starts again once STOPPED.
     pub fn restart_pending(&self) -> bool {
-        self.start_after_stop
+        self.after_stop != AfterStop::Stay
     }
 
     /// Applies one input at `now`; returns the effects to carry out, in order.
@@ -256,17 +275,28 @@ impl Machine {
                 vec![Effect::Spawn]
             }
             (Input::Start, S::Stopping { .. }) => {
-                self.start_after_stop = true;
+                self.after_stop = AfterStop::Start;
                 vec![]
             }
             (Input::Start, S::Starting { .. } | S::Running { .. }) => vec![],
 
             (Input::Restart, S::Starting { .. } | S::Running { .. }) => {
                 let effects = self.on(Input::Stop, now);
-                self.start_after_stop = true;
+                self.after_stop = AfterStop::Start;
                 effects
             }
             (Input::Restart, _) => self.on(Input::Start, now),
+
+            (Input::Unhealthy, S::Starting { .. } | S::Running { .. }) => {
+                let effects = self.on(Input::Stop, now);
+                self.after_stop = AfterStop::Recover;
+                effects
+            }
+            (Input::Unhealthy, _) => vec![],
+            (Input::Healthy, _) => {
+                self.quick_exits = 0;
+                vec![]
+            }
 
             (Input::Stop, S::Starting { pid, .. } | S::Running { pid, .. }) => {
                 let pid = *pid;
@@ -275,7 +305,7 @@ impl Machine {
                     pid,
                     kill_at: Some(kill_at),
                 };
-                self.start_after_stop = false;
+                self.after_stop = AfterStop::Stay;
                 vec![
                     Effect::Signal {
                         pid,
@@ -303,7 +333,7 @@ impl Machine {
                 vec![]
             }
             (Input::Stop, _) => {
-                self.start_after_stop = false;
+                self.after_stop = AfterStop::Stay;
                 vec![]
             }
 
@@ -341,26 +371,22 @@ impl Machine {
                     };
                     return vec![Effect::Finished];
                 }
-                let at = now + self.crash_delay();
-                self.state = S::Exited {
-                    status,
-                    restart_at: Some(at),
-                };
-                if at <= now {
-                    self.restarts += 1;
-                    vec![Effect::Spawn]
-                } else {
-                    vec![Effect::Timer(at)]
-                }
+                self.restart_later(status, now)
             }
             (Input::Exited(status), S::Stopping { .. }) => {
                 self.last_exit = Some(status);
                 self.state = S::Stopped;
-                if std::mem::take(&mut self.start_after_stop) {
-                    self.backoff = 0;
-                    vec![Effect::Spawn]
-                } else {
-                    vec![]
+                match std::mem::replace(&mut self.after_stop, AfterStop::Stay) {
+                    AfterStop::Stay => vec![],
+                    AfterStop::Start => {
+                        self.backoff = 0;
+                        vec![Effect::Spawn]
+                    }
+                    AfterStop::Recover if !self.autorestart_enabled => vec![],
+                    AfterStop::Recover => {
+                        self.quick_exits += 1;
+                        self.restart_later(status, now)
+                    }
                 }
             }
             (Input::Exited(_), _) => vec![],
@@ -405,6 +431,21 @@ impl Machine {
                 self.autorestart_enabled = false;
                 vec![]
             }
+        }
+    }
+
+    /// EXITED with a restart after the crash-loop delay (now if none).
+    fn restart_later(&mut self, status: ExitStatus, now: Instant) -> Vec<Effect> {
+        let at = now + self.crash_delay();
+        self.state = ProgramState::Exited {
+            status,
+            restart_at: Some(at),
+        };
+        if at <= now {
+            self.restarts += 1;
+            vec![Effect::Spawn]
+        } else {
+            vec![Effect::Timer(at)]
         }
     }
 

@@ -176,6 +176,9 @@ impl Planner {
         let before = state.passing;
         state.last_ms = Some(took.as_millis() as u64);
         if passed {
+            if check.purpose == Purpose::Liveness {
+                p.machine.on(Input::Healthy, now);
+            }
             state.successes += 1;
             state.failures = 0;
             if state.successes >= check.success_threshold {
@@ -339,7 +342,7 @@ impl Planner {
         match action {
             OnFailure::Restart => {
                 tracing::warn!(program = %name, "restarting: liveness check failed ({detail})");
-                self.drive(name, Input::Restart, now);
+                self.drive(name, Input::Unhealthy, now);
             }
             OnFailure::Stop => {
                 tracing::warn!(program = %name, "stopping: liveness check failed ({detail})");
