@@ -1,6 +1,6 @@
 //! `[[programs.NAME.checks]]` → [`CheckConfig`]: readiness and liveness
-//! checks, their kind (`tcp`, `http`, `exec`), timing and what a failed liveness
-//! check does.
+//! checks, their kind (`tcp`, `http`, `exec`, `log`, `notify`, `ready_fd`),
+//! timing and what a failed liveness check does.
 //!
 //! Called by `program.rs` for the `checks` key. Pure: addresses and URLs are
 //! parsed, never resolved or connected to.
@@ -12,12 +12,21 @@ use super::read::Reader;
 use super::suggest::did_you_mean;
 use super::units::{self, Conv};
 use super::{CheckConfig, CheckKind, OnFailure, Purpose};
+use nsvisor_proto::StreamKind;
+
+/// How long a program with a `log`, `notify = "ready"` or `ready_fd` check
+/// has to become ready, by default.
+pub const PASSIVE_TIMEOUT: Duration = Duration::from_secs(60);
 
 const KEYS: &[&str] = &[
     "purpose",
     "tcp",
     "http",
     "exec",
+    "log",
+    "stream",
+    "notify",
+    "ready_fd",
     "status",
     "period",
     "timeout",
@@ -55,13 +64,67 @@ fn one(r: &mut Reader<'_, '_>, node: &Node) -> Option<CheckConfig> {
         .node("exec")
         .and_then(|n| super::program::words(r, "exec", n));
     let status = r.get("status", status_range);
+    let log = r.get("log", log_pattern);
+    let stream = r.get("stream", stream_kind);
+    let notify = r.get("notify", notify_kind);
+    let ready_fd = r.get("ready_fd", |n| units::int_in(n, 3, 1023).map(|v| v as i32));
+    let passive = match (&log, &notify, ready_fd) {
+        (Some(_), _, _) | (_, _, Some(_)) | (_, Some(CheckKind::NotifyReady), _) => {
+            Some(Purpose::Readiness)
+        }
+        (_, Some(_), _) => Some(Purpose::Liveness),
+        _ => None,
+    };
+    let default_purpose = passive.unwrap_or(Purpose::Readiness);
     let mut check = CheckConfig::new(
-        purpose.unwrap_or(Purpose::Readiness),
+        purpose.unwrap_or(default_purpose),
         CheckKind::Tcp {
             host: String::new(),
             port: 0,
         },
     );
+    if let Some(kind_purpose) = passive {
+        if purpose.is_some_and(|p| p != kind_purpose) {
+            let at = r.node("purpose").map_or(node.loc, |n| n.loc);
+            let (what, only) = match kind_purpose {
+                Purpose::Readiness => (
+                    "log, notify = \"ready\" and ready_fd checks say when a program is ready",
+                    "readiness",
+                ),
+                Purpose::Liveness => ("notify = \"watchdog\" is a liveness check", "liveness"),
+            };
+            r.error(at, format!("purpose: {what}; only \"{only}\" fits here"));
+        }
+        check.timeout = PASSIVE_TIMEOUT;
+        if kind_purpose == Purpose::Readiness {
+            // Its one verdict before the signal is at `timeout`.
+            check.failure_threshold = 1;
+        }
+        let fixed: &[&str] = if kind_purpose == Purpose::Readiness {
+            &[
+                "period",
+                "start_period",
+                "success_threshold",
+                "failure_threshold",
+            ]
+        } else {
+            &["timeout", "success_threshold"]
+        };
+        for key in fixed {
+            if let Some(n) = r.node(key) {
+                let loc = n.loc;
+                let why = if kind_purpose == Purpose::Readiness {
+                    "the program says when it is ready; `timeout` is how long it has"
+                } else {
+                    "the program pings every `period`; `failure_threshold` missed periods fail it"
+                };
+                r.error(
+                    loc,
+                    format!("{key}: not used by this kind of check ({why})"),
+                );
+            }
+        }
+    }
     let seconds = |r: &mut Reader<'_, '_>, key: &str, dst: &mut Duration, min: Duration| {
         if let Some(d) = r.get(key, units::seconds) {
             if d < min {
@@ -96,12 +159,35 @@ fn one(r: &mut Reader<'_, '_>, node: &Node) -> Option<CheckConfig> {
         }
         check.on_failure = action;
     }
-    let kinds = usize::from(r.node("tcp").is_some())
-        + usize::from(r.node("http").is_some())
-        + usize::from(r.node("exec").is_some());
+    let kinds = ["tcp", "http", "exec", "log", "notify", "ready_fd"]
+        .iter()
+        .filter(|k| r.node(k).is_some())
+        .count();
     if kinds > 1 {
-        r.error(node.loc, "a check has one kind: tcp, http or exec".into());
+        r.error(
+            node.loc,
+            "a check has one kind: tcp, http, exec, log, notify or ready_fd".into(),
+        );
         return None;
+    }
+    if stream.is_some() && r.node("log").is_none() {
+        let at = r.node("stream").map_or(node.loc, |n| n.loc);
+        r.error(at, "stream: only log checks read a stream".into());
+    }
+    if let Some(pattern) = log {
+        check.kind = CheckKind::Log {
+            pattern,
+            stream: stream.flatten(),
+        };
+        return Some(check);
+    }
+    if let Some(kind) = notify {
+        check.kind = kind;
+        return Some(check);
+    }
+    if let Some(fd) = ready_fd {
+        check.kind = CheckKind::ReadyFd { fd };
+        return Some(check);
     }
     if status.is_some() && r.node("http").is_none() {
         let at = r.node("status").map_or(node.loc, |n| n.loc);
@@ -123,7 +209,7 @@ fn one(r: &mut Reader<'_, '_>, node: &Node) -> Option<CheckConfig> {
             if kinds == 0 {
                 r.error(
                     node.loc,
-                    "a check needs its kind: tcp = \"HOST:PORT\", http = \"http://HOST:PORT/PATH\" or exec = [\"COMMAND\", ...]"
+                    "a check needs its kind: tcp = \"HOST:PORT\", http = \"http://HOST:PORT/PATH\", exec = [\"COMMAND\", ...], log = \"REGEX\", notify = \"ready\"|\"watchdog\" or ready_fd = N"
                         .into(),
                 );
             }
@@ -131,6 +217,43 @@ fn one(r: &mut Reader<'_, '_>, node: &Node) -> Option<CheckConfig> {
         }
     };
     Some(check)
+}
+
+/// `log = "REGEX"`: compiled here so that a bad pattern is a load error.
+fn log_pattern(node: &Node) -> Conv<String> {
+    let pattern = units::string(node)?;
+    match regex::bytes::Regex::new(&pattern) {
+        Ok(_) => Ok(pattern),
+        Err(e) => Err(format!(
+            "invalid regular expression: {}",
+            e.to_string().replace('\n', " ")
+        )),
+    }
+}
+
+/// `stream = "stdout" | "stderr" | "both"` (`None`: both).
+fn stream_kind(node: &Node) -> Conv<Option<StreamKind>> {
+    match units::string(node)?.as_str() {
+        "stdout" => Ok(Some(StreamKind::Stdout)),
+        "stderr" => Ok(Some(StreamKind::Stderr)),
+        "both" => Ok(None),
+        other => Err(format!(
+            "unknown stream \"{other}\", expected \"stdout\", \"stderr\" or \"both\"{}",
+            did_you_mean(other, &["stdout", "stderr", "both"])
+        )),
+    }
+}
+
+/// `notify = "ready" | "watchdog"`.
+fn notify_kind(node: &Node) -> Conv<CheckKind> {
+    match units::string(node)?.as_str() {
+        "ready" => Ok(CheckKind::NotifyReady),
+        "watchdog" => Ok(CheckKind::NotifyWatchdog),
+        other => Err(format!(
+            "unknown notify check \"{other}\", expected \"ready\" (READY=1) or \"watchdog\" (WATCHDOG=1){}",
+            did_you_mean(other, &["ready", "watchdog"])
+        )),
+    }
 }
 
 fn purpose(node: &Node) -> Conv<Purpose> {

@@ -272,6 +272,44 @@ pub enum CheckKind {
         /// Passing statuses, inclusive.
         status: (u16, u16),
     },
+    /// A line of the program's output matches a regular expression
+    /// (readiness only; compiled when the config is read, so known valid).
+    Log {
+        /// The regular expression.
+        pattern: String,
+        /// Which output: `None` for both.
+        stream: Option<nsvisor_proto::StreamKind>,
+    },
+    /// The program sends `READY=1` to `$NOTIFY_SOCKET` (systemd's protocol).
+    NotifyReady,
+    /// The program sends `WATCHDOG=1` to `$NOTIFY_SOCKET` at least once per
+    /// `period` (`WATCHDOG_USEC`); liveness only.
+    NotifyWatchdog,
+    /// The program writes a newline to file descriptor `fd` (s6's
+    /// notification fd); readiness only.
+    ReadyFd {
+        /// The descriptor number the program writes to (3 or more).
+        fd: i32,
+    },
+}
+
+impl CheckKind {
+    /// The program signals this check itself (no run to schedule): `log`,
+    /// `notify`, `ready_fd`.
+    pub fn is_passive(&self) -> bool {
+        matches!(
+            self,
+            CheckKind::Log { .. }
+                | CheckKind::NotifyReady
+                | CheckKind::NotifyWatchdog
+                | CheckKind::ReadyFd { .. }
+        )
+    }
+
+    /// The program talks to `$NOTIFY_SOCKET`.
+    pub fn uses_notify(&self) -> bool {
+        matches!(self, CheckKind::NotifyReady | CheckKind::NotifyWatchdog)
+    }
 }
 
 /// What a failing liveness check does.

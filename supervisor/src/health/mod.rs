@@ -10,6 +10,9 @@
 //! namespace (never a tokio worker), then handed to the runtime; so
 //! `127.0.0.1` is the sandbox's own loopback.
 
+pub mod notify;
+pub mod ready_fd;
+
 use std::net::ToSocketAddrs;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -54,6 +57,17 @@ pub fn describe(kind: &CheckKind) -> String {
         CheckKind::Http {
             host, port, path, ..
         } => format!("http GET http://{host}:{port}{path}"),
+        CheckKind::Log {
+            pattern,
+            stream: None,
+        } => format!("log /{pattern}/"),
+        CheckKind::Log {
+            pattern,
+            stream: Some(s),
+        } => format!("log {} /{pattern}/", s.as_str()),
+        CheckKind::NotifyReady => "notify READY=1".into(),
+        CheckKind::NotifyWatchdog => "notify WATCHDOG=1".into(),
+        CheckKind::ReadyFd { fd } => format!("ready_fd {fd}"),
     }
 }
 
@@ -70,6 +84,12 @@ async fn probe(
     match kind {
         CheckKind::Exec { .. } => Err(std::io::Error::other(
             "exec checks are run by the supervisor, not here",
+        )),
+        CheckKind::Log { .. }
+        | CheckKind::NotifyReady
+        | CheckKind::NotifyWatchdog
+        | CheckKind::ReadyFd { .. } => Err(std::io::Error::other(
+            "the program signals this check itself; there is nothing to run",
         )),
         CheckKind::Tcp { host, port } => {
             connect(host, *port, timeout, netns).await?;

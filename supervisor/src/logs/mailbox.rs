@@ -17,6 +17,8 @@
 //! `pump.rs` (receiver).
 
 use std::os::fd::OwnedFd;
+
+use super::log_watch::LogWatch;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 
@@ -28,7 +30,7 @@ pub struct Mailbox {
 
 #[derive(Debug, Default)]
 struct State {
-    pipes: Vec<OwnedFd>,
+    pipes: Vec<(OwnedFd, Option<LogWatch>)>,
     closed: bool,
     reopen: bool,
     unpark: bool,
@@ -38,8 +40,8 @@ struct State {
 /// What [`Mailbox::take`] found.
 #[derive(Debug, Default)]
 pub struct Mail {
-    /// New pipes, oldest first.
-    pub pipes: Vec<OwnedFd>,
+    /// New pipes, oldest first, each with the watch of a `log` check.
+    pub pipes: Vec<(OwnedFd, Option<LogWatch>)>,
     /// No more pipes will come (stays true once set).
     pub closed: bool,
     /// The log file must be reopened.
@@ -64,9 +66,9 @@ impl Mailbox {
         }
     }
 
-    /// Hands the pump the read end of a new pipe.
-    pub fn send_pipe(&self, pipe: OwnedFd) {
-        self.post(|s| s.pipes.push(pipe));
+    /// Hands the pump the read end of a new pipe (and what to watch it for).
+    pub fn send_pipe(&self, pipe: OwnedFd, watch: Option<LogWatch>) {
+        self.post(|s| s.pipes.push((pipe, watch)));
     }
 
     /// No more pipes: the pump ends once those it has are finished.
@@ -152,7 +154,7 @@ mod tests {
         let m = boxes.add();
         assert!(m.take(&waker).pipes.is_empty());
         let (r, _w) = crate::sys::log_pipe().unwrap();
-        m.send_pipe(r);
+        m.send_pipe(r, None);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         boxes.reopen_all();
         let mail = m.take(&waker);

@@ -30,6 +30,7 @@ pub mod console;
 mod file;
 mod idle;
 mod lines;
+pub mod log_watch;
 mod mailbox;
 mod pump;
 pub mod ring;
@@ -51,6 +52,7 @@ use crate::sys;
 pub use console::Console;
 use file::{FileRegistry, FileSpec};
 use idle::IdlePipes;
+pub use log_watch::LogWatch;
 use mailbox::{Mailbox, Mailboxes};
 use ring::Ring;
 
@@ -253,16 +255,23 @@ impl ProgramLogs {
         }
     }
 
-    /// New pipes for a spawn. The read ends go to the pumps now; the caller
-    /// gives the child the returned ends.
-    pub fn open_pipes(&self) -> Result<ChildStdio, LogError> {
+    /// New pipes for a spawn. The read ends go to the pumps now, each with
+    /// its stream's watch of a `log` check (`watches`: stdout, stderr); the
+    /// caller gives the child the returned ends. With `redirect_stderr`, the
+    /// one pipe gets the stdout watch, else the stderr one.
+    pub fn open_pipes(&self, watches: [Option<LogWatch>; 2]) -> Result<ChildStdio, LogError> {
         let fail = |source| LogError::Pipe {
             program: self.name.to_string(),
             source,
         };
-        let stdout = new_pipe(&self.stdout).map_err(fail)?;
+        let [out_watch, mut err_watch] = watches;
+        let stdout = match &self.stderr {
+            StderrLogs::Own(_) => new_pipe(&self.stdout, out_watch),
+            StderrLogs::Merged(_) => new_pipe(&self.stdout, out_watch.or(err_watch.take())),
+        }
+        .map_err(fail)?;
         let stderr = match &self.stderr {
-            StderrLogs::Own(s) => new_pipe(s).map_err(fail)?,
+            StderrLogs::Own(s) => new_pipe(s, err_watch).map_err(fail)?,
             StderrLogs::Merged(_) => stdout.try_clone().map_err(fail)?,
         };
         Ok(ChildStdio { stdout, stderr })
@@ -286,14 +295,14 @@ impl ProgramLogs {
 }
 
 /// A pipe whose read end is handed to the stream's pump; returns the write end.
-fn new_pipe(stream: &StreamLogs) -> io::Result<OwnedFd> {
+fn new_pipe(stream: &StreamLogs, watch: Option<LogWatch>) -> io::Result<OwnedFd> {
     let (read, write) = sys::log_pipe()?;
     sys::set_status_flag(read.as_fd(), OFlag::O_NONBLOCK, true)?;
     if let Some(size) = PIPE_SIZE {
         // Best effort: an unprivileged user may be over its pipe quota.
         let _ = sys::set_pipe_size(read.as_fd(), size);
     }
-    stream.mailbox.send_pipe(read);
+    stream.mailbox.send_pipe(read, watch);
     Ok(write)
 }
 

@@ -43,6 +43,7 @@ use super::console::{ConsoleSink, ConsoleWait};
 use super::file::{FileRegistry, FileSink, FileSpec, Spliced};
 use super::idle::IdlePipes;
 use super::lines::LineSplitter;
+use super::log_watch::LogWatch;
 use super::mailbox::Mailbox;
 use super::ring::Ring;
 
@@ -78,6 +79,8 @@ pub struct PumpSpec {
 struct Source {
     pipe: Pipe,
     lines: LineSplitter,
+    /// A `log` readiness check still waiting for its line (boxed: rare).
+    watch: Option<Box<LogWatch>>,
 }
 
 enum Pipe {
@@ -170,8 +173,8 @@ impl<G> Pump<G> {
     /// what is next; registers for every wake-up that can change that.
     fn poll_work(&mut self, cx: &mut Context<'_>) -> Poll<Work> {
         let mail = self.mailbox.take(cx.waker());
-        for fd in mail.pipes {
-            self.add(fd);
+        for (fd, watch) in mail.pipes {
+            self.add(fd, watch);
         }
         if mail.unpark {
             self.unpark();
@@ -211,7 +214,7 @@ impl<G> Pump<G> {
         Poll::Pending
     }
 
-    fn add(&mut self, fd: OwnedFd) {
+    fn add(&mut self, fd: OwnedFd, watch: Option<LogWatch>) {
         let file = File::from(fd);
         let pipe = match self.idle.park(&file, &self.mailbox) {
             Ok(()) => Some(Pipe::Parked(file)),
@@ -223,6 +226,7 @@ impl<G> Pump<G> {
             self.sources.push(Source {
                 pipe,
                 lines: LineSplitter::default(),
+                watch: watch.map(Box::new),
             });
         }
         if let Some(f) = &mut self.file {
@@ -317,7 +321,10 @@ impl<G> Pump<G> {
 
     /// Splices when only the file wants the bytes; `None` when it does not apply.
     fn try_splice(&mut self, i: usize, budget: usize) -> Option<Spliced> {
-        if self.console.is_some() || self.ring.follower_count() > 0 {
+        if self.console.is_some()
+            || self.ring.follower_count() > 0
+            || self.sources[i].watch.is_some()
+        {
             return None;
         }
         let file = self.file.as_mut()?;
@@ -350,6 +357,9 @@ impl<G> Pump<G> {
                         f.write(data);
                     }
                     self.ring.push(data);
+                    if src.watch.as_mut().is_some_and(|w| w.feed(data)) {
+                        src.watch = None;
+                    }
                     let mut lines = Vec::new();
                     if let Some(console) = &self.console {
                         lines.reserve(n + n / 4);
@@ -379,6 +389,9 @@ impl<G> Pump<G> {
         let mut src = self.sources.swap_remove(i);
         if let Pipe::Parked(file) = &src.pipe {
             self.idle.unpark(file);
+        }
+        if let Some(watch) = &mut src.watch {
+            watch.finish();
         }
         let mut lines = Vec::new();
         if let Some(console) = &self.console {

@@ -56,7 +56,10 @@ async fn console_lines_are_whole_and_prefixed() {
     let f = Fixture::new();
     let a = ProgramLogs::new(&f.ctx, &f.program("a", |_| {}));
     let b = ProgramLogs::new(&f.ctx, &f.program("b", |_| {}));
-    let (pa, pb) = (a.open_pipes().unwrap(), b.open_pipes().unwrap());
+    let (pa, pb) = (
+        a.open_pipes([None, None]).unwrap(),
+        b.open_pipes([None, None]).unwrap(),
+    );
     let line = |p: &str, i: usize| format!("{p} line {i} {}\n", "x".repeat(i % 300));
     let writer = |fd: OwnedFd, p: &'static str| {
         std::thread::spawn(move || {
@@ -103,7 +106,7 @@ async fn unfinished_last_line_is_shown_at_exit() {
         &f.ctx,
         &f.program("p", |c| c.stdout.console = ConsoleMode::Raw),
     );
-    let pipes = logs.open_pipes().unwrap();
+    let pipes = logs.open_pipes([None, None]).unwrap();
     write(&pipes.stdout, b"{\"a\":1}\nno newline");
     drop(pipes);
     drop(logs);
@@ -122,7 +125,7 @@ async fn file_gets_exact_bytes_and_the_ring_the_tail() {
         c.stdout.tail_bytes = 1000;
     });
     let logs = ProgramLogs::new(&f.ctx, &cfg);
-    let pipes = logs.open_pipes().unwrap();
+    let pipes = logs.open_pipes([None, None]).unwrap();
     // Not UTF-8, several MB: goes through splice.
     let data: Vec<u8> = (0..6_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
@@ -153,7 +156,7 @@ async fn followers_get_every_byte() {
     });
     let logs = ProgramLogs::new(&f.ctx, &cfg);
     let mut follow = logs.ring(StreamKind::Stdout).subscribe();
-    let pipes = logs.open_pipes().unwrap();
+    let pipes = logs.open_pipes([None, None]).unwrap();
     let data: Vec<u8> = (0..200_000u32)
         .flat_map(|i| format!("{i}\n").into_bytes())
         .collect();
@@ -176,7 +179,7 @@ async fn redirect_stderr_merges_into_stdout() {
         c.stdout.logfile = LogFile::Path(f.path("out.log"));
     });
     let logs = ProgramLogs::new(&f.ctx, &cfg);
-    let pipes = logs.open_pipes().unwrap();
+    let pipes = logs.open_pipes([None, None]).unwrap();
     write(&pipes.stdout, b"out\n");
     write(&pipes.stderr, b"err\n");
     drop(pipes);
@@ -198,7 +201,7 @@ async fn reopen_all_after_an_external_rename() {
         c.stdout.console = ConsoleMode::Off;
     });
     let logs = ProgramLogs::new(&f.ctx, &cfg);
-    let pipes = logs.open_pipes().unwrap();
+    let pipes = logs.open_pipes([None, None]).unwrap();
     write(&pipes.stdout, b"one\n");
     wait_until("the first line in the file", T, || {
         (f.read("out.log") == b"one\n").then_some(())
@@ -219,8 +222,8 @@ async fn reopen_all_after_an_external_rename() {
 async fn an_old_pipe_still_open_is_read_next_to_the_new_one() {
     let f = Fixture::new();
     let logs = ProgramLogs::new(&f.ctx, &f.program("p", |_| {}));
-    let first = logs.open_pipes().unwrap(); // a "grandchild" keeps this one
-    let second = logs.open_pipes().unwrap();
+    let first = logs.open_pipes([None, None]).unwrap(); // a "grandchild" keeps this one
+    let second = logs.open_pipes([None, None]).unwrap();
     write(&first.stdout, b"old ");
     write(&second.stdout, b"new\n");
     write(&first.stdout, b"still there\n");
@@ -246,8 +249,8 @@ fn an_idle_pump_stays_small() {
 async fn a_program_that_never_writes_ends_its_pumps() {
     let f = Fixture::new();
     let logs = ProgramLogs::new(&f.ctx, &f.program("p", |_| {}));
-    let first = logs.open_pipes().unwrap();
-    let second = logs.open_pipes().unwrap();
+    let first = logs.open_pipes([None, None]).unwrap();
+    let second = logs.open_pipes([None, None]).unwrap();
     drop(first);
     write(&second.stdout, b"late\n");
     drop(second);

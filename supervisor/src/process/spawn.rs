@@ -116,17 +116,21 @@ pub type Stdio = [Option<RawFd>; 3];
 
 /// What the caller decides per spawn, beyond the program's config.
 #[derive(Debug, Clone, Copy)]
-pub struct SpawnOptions {
+pub struct SpawnOptions<'a> {
     /// Session / process group setup.
     pub session: Session,
     /// fds for 0, 1, 2.
     pub stdio: Stdio,
     /// Network namespace fd to enter.
     pub netns: Option<RawFd>,
+    /// Variables set after the program's own (`NOTIFY_SOCKET`, ...).
+    pub env: &'a [(String, String)],
+    /// One more fd for the program: (the daemon's fd, its number there).
+    pub extra_fd: Option<(RawFd, RawFd)>,
 }
 
 /// Spawns `cfg`'s command; returns the pid once it has exec'd.
-pub fn spawn(cfg: &ProgramConfig, opts: SpawnOptions) -> Result<Pid, SpawnError> {
+pub fn spawn(cfg: &ProgramConfig, opts: SpawnOptions<'_>) -> Result<Pid, SpawnError> {
     let setup = prepare(cfg, opts)?;
     sys::spawn_child(&setup).map_err(|f| SpawnError::Setup {
         command: cfg.command[0].clone(),
@@ -141,14 +145,14 @@ pub fn spawn(cfg: &ProgramConfig, opts: SpawnOptions) -> Result<Pid, SpawnError>
     })
 }
 
-fn prepare(cfg: &ProgramConfig, opts: SpawnOptions) -> Result<ChildSetup, SpawnError> {
+fn prepare(cfg: &ProgramConfig, opts: SpawnOptions<'_>) -> Result<ChildSetup, SpawnError> {
     let command = &cfg.command[0];
     let ids = cfg
         .user
         .as_ref()
         .map(|u| resolve_user(command, u))
         .transpose()?;
-    let envp = environment(cfg, ids.as_ref());
+    let envp = environment(cfg, ids.as_ref(), opts.env);
     let path_var = cfg
         .environment
         .get("PATH")
@@ -184,12 +188,14 @@ fn prepare(cfg: &ProgramConfig, opts: SpawnOptions) -> Result<ChildSetup, SpawnE
         netns: opts.netns,
         session: opts.session,
         stdio: opts.stdio,
+        extra: opts.extra_fd,
     })
 }
 
 /// The daemon's environment, then HOME/USER/LOGNAME of a switched user, then
-/// the program's `environment`, then `NSVISOR_PROGRAM` / `NSVISOR_PROCESS_NUM`.
-fn environment(cfg: &ProgramConfig, ids: Option<&Ids>) -> Vec<Vec<u8>> {
+/// the program's `environment`, then `NSVISOR_PROGRAM` / `NSVISOR_PROCESS_NUM`,
+/// then `extra` (the daemon's per-spawn variables, e.g. `NOTIFY_SOCKET`).
+fn environment(cfg: &ProgramConfig, ids: Option<&Ids>, extra: &[(String, String)]) -> Vec<Vec<u8>> {
     let mut env: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = std::env::vars_os()
         .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
         .collect();
@@ -210,6 +216,9 @@ fn environment(cfg: &ProgramConfig, ids: Option<&Ids>) -> Vec<Vec<u8>> {
         b"NSVISOR_PROCESS_NUM".to_vec(),
         cfg.process_num.to_string().into_bytes(),
     );
+    for (k, v) in extra {
+        env.insert(k.clone().into_bytes(), v.clone().into_bytes());
+    }
     env.into_iter()
         .map(|(mut k, v)| {
             k.push(b'=');
@@ -276,6 +285,11 @@ fn find_executable(
         Some(p) => classify(Errno::EACCES, p.display().to_string()),
         None => classify(Errno::ENOENT, command.to_string()),
     })
+}
+
+/// The uid and gid `spec` stands for (e.g. to give a file to a program's user).
+pub fn owner_ids(command: &str, spec: &UserSpec) -> Result<(u32, u32), SpawnError> {
+    resolve_user(command, spec).map(|ids| (ids.uid, ids.gid))
 }
 
 fn resolve_user(command: &str, spec: &UserSpec) -> Result<Ids, SpawnError> {

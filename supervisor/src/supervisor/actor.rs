@@ -24,6 +24,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::handle::{Action, Command, DaemonStats, Handle};
 use super::linger::Lingering;
+use super::passive::Passive;
 use super::planner::{Answer, ClientId, Effect, Event, Planner};
 use super::program::{Netns, Role};
 use super::spawner::Spawner;
@@ -83,6 +84,9 @@ pub struct Supervisor {
     config_path: PathBuf,
     started: Instant,
     spawner: Spawner,
+    /// Notify sockets, and what each spawn needs for `log`, `notify` and
+    /// `ready_fd` checks.
+    passive: Passive,
 }
 
 impl Supervisor {
@@ -100,6 +104,8 @@ impl Supervisor {
             events: events.clone(),
         };
         let (jobs, job_answers) = mpsc::unbounded_channel();
+        let jobs_for_passive = jobs.clone();
+        let notify_dir = crate::api::socket_path(&config.supervisor).with_extension("notify");
         let main = options
             .main_command
             .map(|cmd| crate::config::main_program(cmd, &config.supervisor));
@@ -119,6 +125,7 @@ impl Supervisor {
             lingering: Lingering::default(),
             started: Instant::now(),
             spawner: Spawner::new()?,
+            passive: Passive::new(notify_dir, jobs_for_passive),
         };
         Ok((sup, handle, rx))
     }
@@ -250,7 +257,10 @@ impl Supervisor {
                     }
                 });
             }
-            Effect::DropLogs(name) => drop(self.program_logs.remove(&name)),
+            Effect::DropLogs(name) => {
+                drop(self.program_logs.remove(&name));
+                self.passive.forget(&name);
+            }
             Effect::Publish(change) => {
                 let _ = self.events.send(StateEvent {
                     name: change.name.to_string(),
@@ -513,12 +523,32 @@ impl Supervisor {
                     .or_insert_with(|| ProgramLogs::new(&self.logs, &prog.cfg)),
             ),
         };
-        self.spawner.program(name, &prog.cfg, logs, netns.as_ref())
+        let epoch = prog.health.epoch + 1;
+        let mut hooks = match self.passive.prepare(&name, &prog.cfg, epoch) {
+            Ok(hooks) => hooks,
+            Err(error) => {
+                tracing::error!(program = name.as_str(), "{error}");
+                return Event::SpawnFailed {
+                    name,
+                    error,
+                    code: 1,
+                    pid: None,
+                };
+            }
+        };
+        let event = self
+            .spawner
+            .program(name.clone(), &prog.cfg, logs, netns.as_ref(), &mut hooks);
+        if matches!(event, Event::Spawned { .. }) {
+            self.passive.spawned(&name, hooks);
+        }
+        event
     }
 
     /// End of shutdown, every program gone: remove every sandbox, proxy and
     /// bridge the daemon made.
     async fn teardown_network(&mut self) {
+        self.passive.clear();
         for e in self.net.shutdown().await {
             tracing::error!("{e}");
         }

@@ -573,7 +573,10 @@ fn stop_during_unhealthy_restart_keeps_it_stopped() {
     m.on(Input::Stop, t0 + Duration::from_secs(5));
     assert!(!m.restart_pending());
     assert_eq!(
-        m.on(Input::Exited(ExitStatus::Signal(15)), t0 + Duration::from_secs(6)),
+        m.on(
+            Input::Exited(ExitStatus::Signal(15)),
+            t0 + Duration::from_secs(6)
+        ),
         vec![]
     );
     assert_eq!(m.state.kind(), State::Stopped);
@@ -587,7 +590,10 @@ fn unhealthy_restart_does_not_happen_during_shutdown() {
     m.on(Input::Unhealthy, t0 + Duration::from_secs(5));
     m.on(Input::DisableAutorestart, t0 + Duration::from_secs(5));
     assert_eq!(
-        m.on(Input::Exited(ExitStatus::Signal(15)), t0 + Duration::from_secs(6)),
+        m.on(
+            Input::Exited(ExitStatus::Signal(15)),
+            t0 + Duration::from_secs(6)
+        ),
         vec![]
     );
     assert_eq!(m.state.kind(), State::Stopped);

@@ -18,6 +18,7 @@ mod actor;
 pub mod handle;
 mod linger;
 pub mod machine;
+mod passive;
 pub mod planner;
 pub mod program;
 mod spawner;

@@ -200,7 +200,13 @@ impl Program {
             .iter()
             .zip(&self.health.checks)
             .find(|(c, s)| c.purpose == Purpose::Readiness && !s.passing())
-            .map(|(_, s)| s.last().unwrap_or("not checked yet").to_string())
+            .map(|(c, s)| match s.last() {
+                Some(last) => last.to_string(),
+                None if c.kind.is_passive() => {
+                    format!("waiting for {}", crate::health::describe(&c.kind))
+                }
+                None => "not checked yet".to_string(),
+            })
     }
 
     /// The wire state.
@@ -281,6 +287,10 @@ impl Program {
                     pid.unwrap_or_default(),
                     format_uptime(uptime.unwrap_or_default())
                 );
+                let running = match &self.health.notify_status {
+                    Some(text) => format!("{running}, status \"{text}\""),
+                    None => running,
+                };
                 match self.not_ready_because() {
                     Some(why) => format!("{running}, not ready ({why})"),
                     None => running,

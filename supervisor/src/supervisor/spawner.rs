@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use nix::unistd::Pid;
 
+use super::passive::SpawnHooks;
 use super::planner::Event;
 use super::program::Netns;
 use crate::config::{ProgramConfig, ProgramName, ProgramNet};
@@ -39,13 +40,16 @@ impl Spawner {
 
     /// Spawns a program: with `logs`, its stdout and stderr go to new pipes
     /// of its pumps (a configured program); without, it keeps the daemon's
-    /// terminal (the main program). Returns the planner's event.
+    /// terminal (the main program). `hooks` carries what its self-signalled
+    /// checks need (their log watches are used up here). Returns the
+    /// planner's event.
     pub fn program(
         &self,
         name: ProgramName,
         cfg: &ProgramConfig,
         logs: Option<&ProgramLogs>,
         sandbox: Option<&Netns>,
+        hooks: &mut SpawnHooks,
     ) -> Event {
         let failed = |name: ProgramName, error: String| Event::SpawnFailed {
             name,
@@ -61,7 +65,8 @@ impl Spawner {
             }
         };
         let netns = netns_fd(joined.as_ref(), sandbox);
-        let pipes = match logs.map(ProgramLogs::open_pipes).transpose() {
+        let watches = std::mem::take(&mut hooks.watches);
+        let pipes = match logs.map(|l| l.open_pipes(watches)).transpose() {
             Ok(pipes) => pipes,
             Err(e) => {
                 tracing::error!("{e}");
@@ -77,6 +82,8 @@ impl Spawner {
                 },
                 stdio: [None, None, None],
                 netns,
+                env: &hooks.env,
+                extra_fd: hooks.extra_fd(),
             },
             Some(pipes) => SpawnOptions {
                 session: Session::NewSession,
@@ -86,6 +93,8 @@ impl Spawner {
                     Some(pipes.stderr.as_raw_fd()),
                 ],
                 netns,
+                env: &hooks.env,
+                extra_fd: hooks.extra_fd(),
             },
         };
         let spawned = spawn::spawn(cfg, opts);
@@ -130,6 +139,8 @@ impl Spawner {
             session: Session::NewSession,
             stdio: [Some(null), Some(null), Some(null)],
             netns: netns_fd(joined.as_ref(), sandbox),
+            env: &[],
+            extra_fd: None,
         };
         spawn::spawn(&check, opts).map_err(|e| (e.to_string(), e.failed_pid()))
     }

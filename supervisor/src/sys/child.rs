@@ -23,6 +23,8 @@ pub(super) struct ChildContext<'a> {
     pub(super) stdio: [Option<RawFd>; 3],
     /// The netns fd (a slot).
     pub(super) netns: Option<RawFd>,
+    /// An extra fd to install: (its slot, the number the program sees).
+    pub(super) extra: Option<(RawFd, RawFd)>,
     /// First fd not copied into the child's own fd table (-1: copy all).
     pub(super) bound: RawFd,
 }
@@ -81,10 +83,11 @@ pub(super) extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
 /// Must only be called in the child created by `spawn_child`.
 unsafe fn child_after_clone(ctx: &ChildContext) -> ! {
     let setup = ctx.setup;
-    let err_fd = ctx.err_fd;
+    // A Cell: step 5b may move the error pipe out of the extra fd's way.
+    let err_fd = std::cell::Cell::new(ctx.err_fd);
     let report = |stage: SpawnStage| -> ! {
         let buf = Report::encode(stage, *libc::__errno_location());
-        libc::write(err_fd, buf.as_ptr().cast(), buf.len());
+        libc::write(err_fd.get(), buf.as_ptr().cast(), buf.len());
         libc::_exit(127)
     };
 
@@ -151,6 +154,25 @@ unsafe fn child_after_clone(ctx: &ChildContext) -> ! {
             } else if libc::dup2(src, target) < 0 {
                 report(SpawnStage::Stdio);
             }
+        }
+    }
+    // 5b. the extra fd (e.g. a readiness pipe) at the number the program
+    // expects; the error pipe moves first if it sits there.
+    if let Some((src, target)) = ctx.extra {
+        if err_fd.get() == target {
+            let moved = libc::fcntl(target, libc::F_DUPFD_CLOEXEC, target + 1);
+            if moved < 0 {
+                report(SpawnStage::Stdio);
+            }
+            err_fd.set(moved);
+        }
+        if src == target {
+            let flags = libc::fcntl(src, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(src, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                report(SpawnStage::Stdio);
+            }
+        } else if libc::dup2(src, target) < 0 {
+            report(SpawnStage::Stdio);
         }
     }
     // 6. signal dispositions to default, then (at exec) an empty mask.

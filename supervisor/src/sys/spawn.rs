@@ -74,6 +74,9 @@ pub struct ChildSetup {
     pub session: Session,
     /// fds to install as 0, 1, 2 (`None`: keep the daemon's).
     pub stdio: [Option<RawFd>; 3],
+    /// One more fd to install: (the daemon's fd, the number the program
+    /// sees, 3 or more), e.g. the write end of a readiness pipe.
+    pub extra: Option<(RawFd, RawFd)>,
 }
 
 /// The step of the child setup that failed. The child reports its steps as
@@ -167,8 +170,8 @@ const CHILD_STACK: usize = 64 * 1024;
 struct FdSlots {
     /// `/dev/null`, what a slot holds between spawns.
     null: OwnedFd,
-    /// The reserved fds: 0-2 for stdio, 3 netns, 4 error pipe.
-    slots: [OwnedFd; 5],
+    /// The reserved fds: 0-2 for stdio, 3 netns, 4 error pipe, 5 extra.
+    slots: [OwnedFd; 6],
     bound: RawFd,
 }
 
@@ -182,7 +185,7 @@ pub fn reserve_spawn_slots() {
     FD_SLOTS.get_or_init(|| {
         let open = || open_dev_null().ok();
         let null = open()?;
-        let slots = [open()?, open()?, open()?, open()?, open()?];
+        let slots = [open()?, open()?, open()?, open()?, open()?, open()?];
         let bound = slots.iter().map(|f| f.as_raw_fd()).max()? + 1;
         Some(FdSlots { null, slots, bound })
     });
@@ -269,6 +272,10 @@ pub fn spawn_child(setup: &ChildSetup) -> Result<Pid, SpawnFailure> {
         stdio: [stdio(0)?, stdio(1)?, stdio(2)?],
         netns: place(setup.netns, 3)?,
         err_fd: place(Some(err_write.as_raw_fd()), 4)?.unwrap_or(-1),
+        extra: match setup.extra {
+            Some((fd, target)) => place(Some(fd), 5)?.map(|slot| (slot, target)),
+            None => None,
+        },
         bound: slots.map_or(-1, |sl| sl.bound),
     };
     let flags = libc::CLONE_VM

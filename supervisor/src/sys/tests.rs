@@ -26,6 +26,7 @@ fn setup(path: &str, cwd: Option<&str>) -> ChildSetup {
         netns: None,
         session: Session::NewSession,
         stdio: [None; 3],
+        extra: None,
     }
 }
 
@@ -79,4 +80,45 @@ fn the_child_reports_the_failed_step_through_the_pipe() {
         (SpawnStage::Chdir, Errno::ENOENT)
     );
     assert_eq!(exit_code(chdir.pid.expect("the child forked")), 127);
+}
+
+#[test]
+fn the_extra_fd_reaches_the_child_at_its_number_whatever_slot_it_lands_on() {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let _turn = SPAWNS.lock().unwrap_or_else(|e| e.into_inner());
+    reserve_spawn_slots();
+    // Every number up to past the reserved slots, so the target meets each
+    // slot (the error pipe's included) at least once.
+    for target in 3..=16 {
+        let (read, write) = nix::unistd::pipe().expect("pipe");
+        let c = |s: &str| CString::new(s).unwrap_or_default();
+        let mut s = setup("/bin/sh", None);
+        s.argv = vec![
+            c("sh"),
+            c("-c"),
+            c(&format!("echo ready > /proc/self/fd/{target}")),
+        ];
+        s.extra = Some((write.as_raw_fd(), target));
+        let pid = spawn_child(&s).unwrap_or_else(|e| panic!("fd {target}: {e:?}"));
+        drop(write);
+        assert_eq!(exit_code(pid), 0, "fd {target}");
+        let mut got = String::new();
+        std::fs::File::from(read)
+            .read_to_string(&mut got)
+            .expect("read");
+        assert_eq!(got, "ready\n", "fd {target}");
+    }
+    // The error pipe still works when the extra fd took its number.
+    let mut s = setup("/nonexistent/nsvisor-test", None);
+    let (_read, write) = nix::unistd::pipe().expect("pipe");
+    for target in 3..=16 {
+        s.extra = Some((write.as_raw_fd(), target));
+        let failed = spawn_child(&s).unwrap_err();
+        assert_eq!(
+            (failed.stage, failed.errno),
+            (SpawnStage::Exec, Errno::ENOENT)
+        );
+        assert_eq!(exit_code(failed.pid.expect("forked")), 127);
+    }
 }

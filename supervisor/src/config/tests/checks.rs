@@ -75,13 +75,13 @@ fn bad_checks_are_errors_at_their_place() {
         &at("[[programs.web.checks]]\nperiod = 5\n"),
         3,
         1,
-        "a check needs its kind: tcp = \"HOST:PORT\", http = \"http://HOST:PORT/PATH\" or exec = [\"COMMAND\", ...]",
+        "a check needs its kind: tcp = \"HOST:PORT\", http = \"http://HOST:PORT/PATH\", exec = [\"COMMAND\", ...], log = \"REGEX\", notify = \"ready\"|\"watchdog\" or ready_fd = N",
     );
     assert_at(
         &at("[[programs.web.checks]]\ntcp = 1\nhttp = \"http://h/\"\n"),
         3,
         1,
-        "a check has one kind: tcp, http or exec",
+        "a check has one kind: tcp, http, exec, log, notify or ready_fd",
     );
     assert_at(
         &at("[[programs.web.checks]]\nhttp = \"https://h/\"\n"),
@@ -125,4 +125,94 @@ fn bad_checks_are_errors_at_their_place() {
         10,
         "status: invalid status range \"600\"",
     );
+    assert_at(
+        &at("[[programs.web.checks]]\nlog = \"ready (\"\n"),
+        4,
+        7,
+        "log: invalid regular expression: regex parse error:",
+    );
+    assert_at(
+        &at("[[programs.web.checks]]\nlog = \"x\"\npurpose = \"liveness\"\n"),
+        5,
+        11,
+        "purpose: log, notify = \"ready\" and ready_fd checks say when a program is ready; only \"readiness\" fits here",
+    );
+    assert_at(
+        &at("[[programs.web.checks]]\nlog = \"x\"\nperiod = 5\n"),
+        5,
+        10,
+        "period: not used by this kind of check (the program says when it is ready; `timeout` is how long it has)",
+    );
+    assert_at(
+        &at("[[programs.web.checks]]\nlog = \"x\"\nstream = \"stdrr\"\n"),
+        5,
+        10,
+        "stream: unknown stream \"stdrr\", expected \"stdout\", \"stderr\" or \"both\" (did you mean \"stderr\"?)",
+    );
+    assert_at(
+        &at("[[programs.web.checks]]\ntcp = 1\nstream = \"stdout\"\n"),
+        5,
+        10,
+        "stream: only log checks read a stream",
+    );
+    assert_at(
+        &at("[[programs.web.checks]]\nnotify = \"redy\"\n"),
+        4,
+        10,
+        "notify: unknown notify check \"redy\", expected \"ready\" (READY=1) or \"watchdog\" (WATCHDOG=1) (did you mean \"ready\"?)",
+    );
+    assert_at(
+        &at("[[programs.web.checks]]\nnotify = \"watchdog\"\ntimeout = 3\n"),
+        5,
+        11,
+        "timeout: not used by this kind of check (the program pings every `period`",
+    );
+    assert_at(
+        &at("[[programs.web.checks]]\nready_fd = 2\n"),
+        4,
+        12,
+        "ready_fd:",
+    );
+}
+
+#[test]
+fn log_notify_and_ready_fd_checks_with_their_defaults() {
+    let got = checks(
+        "[[programs.web.checks]]\nlog = \"ready to accept\"\nstream = \"stderr\"\ntimeout = 30\n\
+         [[programs.web.checks]]\nnotify = \"ready\"\n\
+         [[programs.web.checks]]\nnotify = \"watchdog\"\nperiod = 20\nfailure_threshold = 1\non_failure = \"stop\"\n\
+         [[programs.web.checks]]\nready_fd = 3\n",
+    );
+    assert_eq!(
+        got[0].kind,
+        CheckKind::Log {
+            pattern: "ready to accept".into(),
+            stream: Some(nsvisor_proto::StreamKind::Stderr)
+        }
+    );
+    assert_eq!(
+        (got[0].purpose, got[0].timeout, got[0].failure_threshold),
+        (Purpose::Readiness, Duration::from_secs(30), 1)
+    );
+    assert_eq!(got[1].kind, CheckKind::NotifyReady);
+    assert_eq!(
+        (got[1].purpose, got[1].timeout),
+        (Purpose::Readiness, Duration::from_secs(60))
+    );
+    assert_eq!(got[2].kind, CheckKind::NotifyWatchdog);
+    assert_eq!(
+        (
+            got[2].purpose,
+            got[2].period,
+            got[2].failure_threshold,
+            got[2].on_failure
+        ),
+        (
+            Purpose::Liveness,
+            Duration::from_secs(20),
+            1,
+            OnFailure::Stop
+        )
+    );
+    assert_eq!(got[3].kind, CheckKind::ReadyFd { fd: 3 });
 }

@@ -83,6 +83,13 @@ pub enum Event {
         /// What happened, in words.
         detail: String,
     },
+    /// A program sent a message to its notify socket (`sd_notify`).
+    Notify {
+        /// Program.
+        name: ProgramName,
+        /// What it said.
+        message: crate::health::notify::NotifyMessage,
+    },
     /// A signal reached the daemon (other than SIGCHLD, which only reaps).
     Signal(Signal),
     /// A client asks for an action.

@@ -23,7 +23,8 @@ use nix::unistd::Pid;
 use nsvisor_proto::ExitStatus;
 
 use super::{Effect, Planner};
-use crate::config::{CheckConfig, OnFailure, ProgramName, Purpose};
+use crate::config::{CheckConfig, CheckKind, OnFailure, ProgramName, Purpose};
+use crate::health::notify::NotifyMessage;
 use crate::supervisor::machine::{Input, ProgramState};
 
 /// How often a readiness check that has not passed yet runs (at most).
@@ -42,6 +43,8 @@ pub struct CheckState {
     last: Option<String>,
     /// How long the last run took, in milliseconds.
     last_ms: Option<u64>,
+    /// A `notify = "watchdog"` check: `WATCHDOG=1` arrived this period.
+    pinged: bool,
 }
 
 impl CheckState {
@@ -98,6 +101,10 @@ pub struct HealthState {
     /// Runs and failed runs of each check since the daemon started (or the
     /// program's checks last changed).
     pub totals: Vec<(u64, u64)>,
+    /// The last `STATUS=` the current process sent to its notify socket.
+    pub notify_status: Option<String>,
+    /// `MAINPID=` was reported as ignored (once per program).
+    mainpid_reported: bool,
 }
 
 impl Planner {
@@ -109,13 +116,21 @@ impl Planner {
         };
         p.health.epoch += 1;
         p.health.checks = p.cfg.checks.iter().map(CheckState::fresh).collect();
+        p.health.notify_status = None;
         if p.health.totals.len() != p.cfg.checks.len() {
             p.health.totals = vec![(0, 0); p.cfg.checks.len()];
         }
         let epoch = p.health.epoch;
         for (index, check) in p.cfg.checks.iter().enumerate() {
+            // A check the program signals itself is due at its deadline: a
+            // readiness one at its `timeout`, a watchdog every `period`.
+            let first = match (&check.kind, check.purpose) {
+                (CheckKind::NotifyWatchdog, _) => check.period,
+                (kind, Purpose::Readiness) if kind.is_passive() => check.timeout,
+                _ => check.period.min(UNTIL_READY),
+            };
             self.out.push(Effect::CheckTimer {
-                at: now + check.period.min(UNTIL_READY),
+                at: now + first,
                 name: key.clone(),
                 index,
                 epoch,
@@ -123,8 +138,9 @@ impl Planner {
         }
     }
 
-    /// A check's timer fired: run it if its process is still the one.
-    pub(super) fn check_due(&mut self, name: &str, index: usize, epoch: u64) {
+    /// A check's timer fired: run it if its process is still the one (a
+    /// check the program signals itself is judged here instead).
+    pub(super) fn check_due(&mut self, name: &str, index: usize, epoch: u64, now: Instant) {
         let current = self.programs.get(name).is_some_and(|p| {
             p.health.epoch == epoch
                 && matches!(
@@ -133,7 +149,20 @@ impl Planner {
                 )
                 && index < p.cfg.checks.len()
         });
-        if current {
+        if !current {
+            return;
+        }
+        let passive = self
+            .programs
+            .get(name)
+            .is_some_and(|p| p.cfg.checks[index].kind.is_passive());
+        if passive {
+            if let Some((passed, detail)) = self.passive_verdict(name, index) {
+                self.check_done(name, index, epoch, (passed, Duration::ZERO), detail, now);
+            }
+            return;
+        }
+        {
             let netns = self.netns_of(name);
             self.out.push(Effect::RunCheck {
                 name: self.key(name),
@@ -196,18 +225,21 @@ impl Planner {
         // A check reaching its failure threshold while already failing
         // changes no verdict, but answers clients waiting for readiness.
         let gave_up = !passed && state.failures == check.failure_threshold;
+        let passive_readiness = check.kind.is_passive() && check.purpose == Purpose::Readiness;
         let next = if check.purpose == Purpose::Readiness && !after {
             check.period.min(UNTIL_READY)
         } else {
             check.period
         };
         let (purpose, on_failure) = (check.purpose, check.on_failure);
-        self.out.push(Effect::CheckTimer {
-            at: now + next,
-            name: self.key(name),
-            index,
-            epoch,
-        });
+        if !passive_readiness {
+            self.out.push(Effect::CheckTimer {
+                at: now + next,
+                name: self.key(name),
+                index,
+                epoch,
+            });
+        }
         if before == after {
             if gave_up {
                 self.dirty.insert(self.key(name));
@@ -328,6 +360,98 @@ impl Planner {
         };
         let took = now.saturating_duration_since(run.started);
         self.check_done(&run.name, run.index, run.epoch, (passed, took), detail, now);
+    }
+
+    /// The verdict on a self-signalled check at its deadline: a watchdog
+    /// passes if `WATCHDOG=1` came this period; a readiness check that has
+    /// not passed yet fails (it keeps waiting for its signal, but waiting
+    /// clients are answered). `None` for a check that runs, or nothing to say.
+    fn passive_verdict(&mut self, name: &str, index: usize) -> Option<(bool, String)> {
+        let p = self.programs.get_mut(name)?;
+        let (check, state) = (p.cfg.checks.get(index)?, p.health.checks.get_mut(index)?);
+        let what = crate::health::describe(&check.kind);
+        match (&check.kind, check.purpose) {
+            (CheckKind::NotifyWatchdog, _) => Some(if std::mem::take(&mut state.pinged) {
+                (
+                    true,
+                    format!("{what} within {} s", check.period.as_secs_f64()),
+                )
+            } else {
+                (
+                    false,
+                    format!("no WATCHDOG=1 within {} s", check.period.as_secs_f64()),
+                )
+            }),
+            (kind, Purpose::Readiness) if kind.is_passive() => (!state.passing).then(|| {
+                let waited = check.timeout.as_secs_f64();
+                let detail = match kind {
+                    CheckKind::Log { pattern, .. } => {
+                        format!("no line matched /{pattern}/ within {waited} s")
+                    }
+                    CheckKind::NotifyReady => format!("no READY=1 within {waited} s"),
+                    _ => format!("{what}: no newline within {waited} s"),
+                };
+                (false, detail)
+            }),
+            _ => None,
+        }
+    }
+
+    /// A program's `sd_notify` message: `READY=1` passes its `notify =
+    /// "ready"` checks, `WATCHDOG=1` feeds its watchdog, `STATUS=` is shown.
+    pub(super) fn notified(&mut self, name: &str, message: NotifyMessage, now: Instant) {
+        let Some(p) = self.programs.get_mut(name) else {
+            return;
+        };
+        let since = match p.machine.state() {
+            ProgramState::Starting { since, .. } | ProgramState::Running { since, .. } => {
+                now.saturating_duration_since(*since)
+            }
+            _ => return,
+        };
+        let epoch = p.health.epoch;
+        if let Some(text) = message.status {
+            p.health.notify_status = Some(text);
+            self.dirty.insert(self.key(name));
+        }
+        let Some(p) = self.programs.get_mut(name) else {
+            return;
+        };
+        if message.mainpid.is_some() && !std::mem::replace(&mut p.health.mainpid_reported, true) {
+            tracing::warn!(
+                program = %name,
+                "MAINPID= is ignored: nsvisor keeps supervising the process it started"
+            );
+        }
+        if message.stopping {
+            tracing::info!(program = %name, "the program says it is stopping (STOPPING=1)");
+        }
+        if message.reloading {
+            tracing::info!(program = %name, "the program says it is reloading (RELOADING=1)");
+        }
+        let mut ready = Vec::new();
+        for (index, (check, state)) in p.cfg.checks.iter().zip(&mut p.health.checks).enumerate() {
+            match check.kind {
+                CheckKind::NotifyWatchdog if message.watchdog => state.pinged = true,
+                CheckKind::NotifyWatchdog if message.watchdog_trigger => {
+                    // The program says it is broken: fail at once.
+                    state.failures = check.failure_threshold.saturating_sub(1);
+                    ready.push((index, false, "WATCHDOG=trigger".to_string()));
+                }
+                CheckKind::NotifyReady if message.ready && !state.passing => {
+                    ready.push((index, true, String::new()));
+                }
+                _ => {}
+            }
+        }
+        for (index, passed, detail) in ready {
+            let detail = if passed {
+                format!("notify READY=1 after {} ms", since.as_millis())
+            } else {
+                detail
+            };
+            self.check_done(name, index, epoch, (passed, since), detail, now);
+        }
     }
 
     /// `exec /bin/check --fast`, `tcp 127.0.0.1:80`...

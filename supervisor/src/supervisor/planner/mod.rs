@@ -149,7 +149,8 @@ impl Planner {
                 }
             }
             Event::Tick(name) => self.drive(&name, Input::Tick, now),
-            Event::CheckDue { name, index, epoch } => self.check_due(&name, index, epoch),
+            Event::CheckDue { name, index, epoch } => self.check_due(&name, index, epoch, now),
+            Event::Notify { name, message } => self.notified(&name, message, now),
             Event::CheckSpawned {
                 name,
                 index,

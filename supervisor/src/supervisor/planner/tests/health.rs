@@ -340,3 +340,140 @@ fn an_exec_check_that_cannot_start_fails_with_why() {
         Err(e) => panic!("{e:?}"),
     }
 }
+
+fn passive(kind: CheckKind) -> CheckConfig {
+    let purpose = if kind == CheckKind::NotifyWatchdog {
+        Purpose::Liveness
+    } else {
+        Purpose::Readiness
+    };
+    let mut c = CheckConfig::new(purpose, kind);
+    c.timeout = Duration::from_secs(30);
+    if purpose == Purpose::Readiness {
+        c.failure_threshold = 1;
+    }
+    c
+}
+
+/// The program signals check `index` of its current process.
+fn signal(w: &mut World, name: &str, index: usize, epoch_offset: i64) {
+    let epoch = w.planner.program(name).expect("program").health.epoch;
+    w.on(Event::CheckDone {
+        name: name.into(),
+        index,
+        epoch: (epoch as i64 + epoch_offset) as u64,
+        passed: true,
+        took: Duration::from_millis(120),
+        detail: "log matched \"ready\" after 120 ms".into(),
+    });
+}
+
+fn notify(w: &mut World, name: &str, text: &[u8]) {
+    w.on(Event::Notify {
+        name: name.into(),
+        message: crate::health::notify::NotifyMessage::parse(text),
+    });
+}
+
+#[test]
+fn a_self_signalled_check_is_never_run_and_passes_when_signalled() {
+    let log = CheckKind::Log {
+        pattern: "ready".into(),
+        stream: None,
+    };
+    let db = with_check(prog("db", &[]), passive(log));
+    let mut web = prog("web", &[]);
+    web.depends_on = vec![Dependency::on("db", Condition::Ready)];
+    let mut w = World::new(config([db, web]));
+    w.boot();
+    let client = w.act(Verb::Restart, "db", true);
+    w.exit("db", ExitStatus::Signal(15));
+    w.advance(Duration::from_secs(10));
+    assert!(
+        w.check_runs.is_empty(),
+        "nothing to run: {:?}",
+        w.check_runs
+    );
+    assert!(!w.answered(client));
+    assert!(
+        w.description("db")
+            .ends_with(", not ready (waiting for log /ready/)"),
+        "{}",
+        w.description("db")
+    );
+    assert_eq!(w.state("web"), State::Stopped);
+    signal(&mut w, "db", 0, -1);
+    assert!(
+        !w.answered(client),
+        "a signal of an earlier process is ignored"
+    );
+    signal(&mut w, "db", 0, 0);
+    assert_eq!(
+        w.act_answer(client).as_ref().map(|r| r[0].ok).ok(),
+        Some(true)
+    );
+    assert_eq!(w.state("web"), State::Running);
+    w.advance(Duration::from_secs(60));
+    assert!(w.check_runs.is_empty());
+    assert!(w.planner.program("db").is_some_and(|p| p.ready()));
+}
+
+#[test]
+fn a_self_signalled_check_gives_up_waiters_at_its_timeout_and_passes_later() {
+    let db = with_check(prog("db", &[]), passive(CheckKind::NotifyReady));
+    let mut w = World::new(config([db]));
+    w.boot();
+    let client = w.act(Verb::Restart, "db", true);
+    w.exit("db", ExitStatus::Signal(15));
+    w.advance(Duration::from_secs(29));
+    assert!(!w.answered(client));
+    w.advance(Duration::from_secs(1));
+    let answer = w.act_answer(client);
+    let result = &answer.as_ref().expect("answered")[0];
+    assert!(!result.ok);
+    assert_eq!(result.message, "not ready: no READY=1 within 30 s");
+    notify(&mut w, "db", b"READY=1\nSTATUS=serving");
+    assert!(w.planner.program("db").is_some_and(|p| p.ready()));
+    assert!(
+        w.description("db").ends_with(", status \"serving\""),
+        "{}",
+        w.description("db")
+    );
+}
+
+#[test]
+fn a_missed_watchdog_ping_fails_the_liveness_check() {
+    let mut c = passive(CheckKind::NotifyWatchdog);
+    c.period = Duration::from_secs(10);
+    c.failure_threshold = 1;
+    let mut w = World::new(config([with_check(prog("web", &[]), c)]));
+    w.boot();
+    for _ in 0..3 {
+        w.advance(Duration::from_secs(5));
+        notify(&mut w, "web", b"WATCHDOG=1");
+        w.advance(Duration::from_secs(5));
+    }
+    assert!(w.signals_to("web").is_empty(), "pinged every period");
+    w.advance(Duration::from_secs(10));
+    assert_eq!(
+        w.signals_to("web"),
+        [Signal::SIGTERM],
+        "a period without a ping"
+    );
+    let info = w.planner.program("web").expect("web").info(w.now);
+    assert_eq!(
+        info.checks[0].last.as_deref(),
+        Some("no WATCHDOG=1 within 10 s")
+    );
+}
+
+#[test]
+fn watchdog_trigger_fails_at_once() {
+    let mut c = passive(CheckKind::NotifyWatchdog);
+    c.period = Duration::from_secs(10);
+    let mut w = World::new(config([with_check(prog("web", &[]), c)]));
+    w.boot();
+    w.advance(Duration::from_secs(1));
+    notify(&mut w, "web", b"WATCHDOG=trigger");
+    assert_eq!(w.signals_to("web"), [Signal::SIGTERM]);
+}
