@@ -49,8 +49,8 @@ say() { printf '== %s\n' "$*" >&2; }
 say "building nsvisor ($profile)"
 if [ $profile = release ]; then cargo build --release --workspace; else cargo build --workspace; fi
 
-say "building spawnlimit and linewriter"
-for prog in spawnlimit linewriter; do
+say "building spawnlimit, linewriter and probeloop"
+for prog in spawnlimit linewriter probeloop; do
     cc -O2 -Wall -Wextra -o "$cache/bin/$prog" "$root/bench/$prog.c"
 done
 
@@ -104,6 +104,7 @@ name=$stamp
 json=$root/bench/results/$name.json
 args=(--mode "$mode" --bin-dir "$target/$profile" --cache "$cache" --out "$json"
       --spawnlimit "$cache/bin/spawnlimit" --linewriter "$cache/bin/linewriter"
+      --probeloop "$cache/bin/probeloop"
       --bench-dir "$root/bench")
 for m in "${missing[@]}"; do args+=(--missing "$m"); done
 

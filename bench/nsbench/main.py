@@ -15,12 +15,13 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 
 from . import companions, procfs, workloads
 from .tools import Horust, Nsvisor, Supervisord
 
-WORKLOADS = ("lifecycle", "logs", "crash", "logs.sh", "net")
+WORKLOADS = ("lifecycle", "logs", "crash", "checks", "logs.sh", "net")
 
 
 @dataclass
@@ -36,15 +37,19 @@ class Settings:
     log_timeout_s: float
     crash_s: float
     crash_warm_s: float
+    check_n: int
+    exec_n: int
     tmp_root: str = field(default="", repr=False)
 
 
 def settings(mode):
     if mode == "quick":
         return Settings("quick", [20, 50], runs=2, warmup=1, settle_s=0.5, idle_s=1.0, status_samples=5,
-                        log_bytes=16 << 20, log_timeout_s=120, crash_s=2.0, crash_warm_s=0.5)
+                        log_bytes=16 << 20, log_timeout_s=120, crash_s=2.0, crash_warm_s=0.5,
+                        check_n=50, exec_n=10)
     return Settings("full", [100, 1000], runs=5, warmup=1, settle_s=2.0, idle_s=10.0, status_samples=30,
-                    log_bytes=1 << 30, log_timeout_s=600, crash_s=30.0, crash_warm_s=1.0)
+                    log_bytes=1 << 30, log_timeout_s=600, crash_s=30.0, crash_warm_s=1.0,
+                    check_n=1000, exec_n=100)
 
 
 def parse_args(argv):
@@ -54,6 +59,7 @@ def parse_args(argv):
     p.add_argument("--cache", required=True, help="bench cache directory (peers, tools)")
     p.add_argument("--spawnlimit", required=True)
     p.add_argument("--linewriter", required=True)
+    p.add_argument("--probeloop", required=True)
     p.add_argument("--bench-dir", required=True, help="the bench/ directory (logs.sh, net.sh)")
     p.add_argument("--out", required=True, help="JSON file to write")
     p.add_argument("--missing", action="append", default=[], metavar="TOOL=REASON",
@@ -121,9 +127,36 @@ class Run:
         self.save()
 
 
+def _checks(run, tool, cfg, args, total, counted):
+    """The checks workload: tcp checks of cfg.check_n programs, exec checks of
+    cfg.exec_n, each next to the same programs without checks, and the C floor
+    for the tcp checks' connections. One listener serves every tcp check."""
+    port = workloads._free_port()
+    listener = subprocess.Popen([args.probeloop, "listen", str(port)])
+    try:
+        time.sleep(0.2)
+        if listener.poll() is not None:
+            log(f"checks: probeloop listen {port} exited with {listener.returncode}")
+            return
+        for r in range(total):
+            log(f"checks run {r + 1}/{total}{' (warm-up)' if not counted(r) else ''}")
+            trials = [("none", cfg.check_n), ("tcp", cfg.check_n), ("none", cfg.exec_n), ("exec", cfg.exec_n), ("floor", cfg.check_n)]
+            for variant, n in _rotate(trials, r):
+                base = {"workload": "checks", "n": n, "run": r, "counted": counted(r)}
+                if variant == "floor":
+                    rec = workloads.probe_floor(args.probeloop, port, n, cfg.idle_s)
+                    run.add("probeloop", {**base, "tool": "probeloop", **rec})
+                else:
+                    rec = workloads.checks(tool, variant, n, port, cfg)
+                    run.add(f"nsvisor {variant} n={n}", {**base, "tool": tool.name, **rec})
+    finally:
+        listener.kill()
+        listener.wait()
+
+
 def main(argv=None):
     args = parse_args(argv)
-    for key in ("bin_dir", "cache", "spawnlimit", "linewriter", "bench_dir", "out"):
+    for key in ("bin_dir", "cache", "spawnlimit", "linewriter", "probeloop", "bench_dir", "out"):
         if getattr(args, key):
             setattr(args, key, os.path.abspath(getattr(args, key)))
     cfg = settings(args.mode)
@@ -215,6 +248,9 @@ def main(argv=None):
                 for tool in _rotate(ready, r):
                     base = {"workload": "crash", "tool": tool.name, "run": r, "counted": counted(r)}
                     run.add(tool.name, {**base, **workloads.crash(tool, cfg)})
+
+        if "checks" in chosen and not tools[0].missing:
+            _checks(run, tools[0], cfg, args, total, counted)
 
     for name, key, fn in (("logs.sh", "logs_sh", companions.logs_sh), ("net", "net", companions.net_sh)):
         if name in chosen and not tools[0].missing:

@@ -64,6 +64,8 @@ def fmt_num(v, unit):
         return f"{v:.1f} MB"
     if unit == "MiB/s":
         return f"{v:.0f} MiB/s"
+    if unit == "%":
+        return f"{v:.2f} %"
     return f"{v:g} {unit}".strip()
 
 
@@ -232,6 +234,60 @@ def crash_table(res):
     return table(["10 programs exiting at once", f"daemon CPU ticks / {win:g} s", f"starts / {win:g} s", "CPU ticks of the programs"], rows)
 
 
+def checks_table(res):
+    """tcp and exec checks next to the same programs without, and the C floor."""
+    trials = [t for t in res.trials if t["workload"] == "checks" and t["counted"]]
+    if not trials:
+        return "Not measured in this run."
+
+    def vals(variant, n, key, scale=1):
+        return [t[key] * scale for t in trials
+                if t.get("variant") == variant and t.get("n") == n and "error" not in t and t.get(key) is not None]
+
+    def errs(variant, n):
+        return [t["error"] for t in trials if t.get("variant") == variant and t.get("n") == n and "error" in t]
+
+    def pct(values):
+        return [v * 100 for v in values]
+
+    settings = res.doc["settings"]
+    tcp_n, exec_n = settings["check_n"], settings["exec_n"]
+    rows = []
+    floor = median(vals("probe_floor", tcp_n, "cpu_share"))
+    for label, variant, n in (
+        (f"{tcp_n:,} programs, no checks", "none", tcp_n),
+        (f"{tcp_n:,} programs, one `tcp` check each every 1 s", "tcp", tcp_n),
+        (f"{exec_n:,} programs, no checks", "none", exec_n),
+        (f"{exec_n:,} programs, one `exec` check (`/bin/true`) each every 1 s", "exec", exec_n),
+    ):
+        share = vals(variant, n, "cpu_share")
+        rows.append([
+            label,
+            cell(pct(share), "%", errs(variant, n)),
+            cell(pct(vals(variant, n, "cpu_share_with_children")), "%") if variant == "exec" else "—",
+            ratio(median(share), floor) if variant == "tcp" else "—",
+            cell(vals(variant, n, "rss_kb", 1024 / 1e6), "MB", errs(variant, n)),
+        ])
+    rows.append([
+        f"`probeloop`: {tcp_n:,} connect + close a second from C (the floor)",
+        cell(pct(vals("probe_floor", tcp_n, "cpu_share")), "%", errs("probe_floor", tcp_n)),
+        "—", "1×", "—",
+    ])
+    out = table(["workload", "daemon CPU (% of one core)", "with the checks' processes", "÷ floor", "daemon RSS"], rows)
+    tcp, none = median(vals("tcp", tcp_n, "cpu_share")), median(vals("none", tcp_n, "cpu_share"))
+    grew = median(vals("tcp", tcp_n, "rss_kb", 1024 / 1e6))
+    base = median(vals("none", tcp_n, "rss_kb", 1024 / 1e6))
+    if tcp is not None and none is not None and grew is not None and base is not None:
+        cost = (tcp - none) * 100
+        quick = res.doc["mode"] == "quick"
+        verdict = "n/a (quick run)" if quick else "met" if cost < 2 else "**missed**"
+        out += (f"\n\nTargets at {tcp_n:,} programs: `tcp` checks under 2 % of one core: {cost:.2f} % "
+                f"more than without checks, {verdict}"
+                + (f" (the C floor for the same connections is {floor * 100:.2f} %)" if floor else "")
+                + f"; RSS growth under 2 MB: {grew - base:+.2f} MB, {'n/a (quick run)' if quick else 'met' if grew - base < 2 else '**missed**'}.")
+    return out
+
+
 def _script_state(rec, script):
     if rec is None:
         return f"Not run (`{script}` was not selected)."
@@ -397,6 +453,10 @@ def page(res, chart_name):
         "",
         crash_table(res),
         "",
+        "### Checks",
+        "",
+        checks_table(res),
+        "",
         "### Log sink set-ups",
         "",
         logs_sh_section(res),
@@ -462,6 +522,13 @@ the workloads and writes every raw figure to `bench/results/DATE.json`.
 - **Crash loop**: 10 programs that exit with status 1 at once (`sh -c 'echo >> FILE;
   exit 1'`), restarted by policy (`autorestart`; horust `strategy = "always"`, no backoff),
   for {crash:g} s: the daemon's CPU ticks and how many starts happened.
+- **Checks**: N `sleep` programs, each with one `tcp` readiness check every second
+  against one listener (`bench/probeloop.c listen`), or with one `exec` check running
+  `/bin/true` every second, next to the same programs without checks; once all are
+  ready and after {settle:g} s of settling, the daemon's CPU over {idle:g} s (and, for `exec`,
+  the CPU of the reaped check processes too) and its VmRSS. The floor is
+  `bench/probeloop.c connect`: one C thread making the same number of
+  connections a second with blocking sockets, its own CPU time.
 - **Network**: `bench/net.sh`, when present, measures sandbox creation and port-mapped
   TCP throughput; its figures are copied as it reports them.
 

@@ -28,6 +28,8 @@ class Prog:
     autorestart: bool = False
     # File the program's stdout is written to; None: not kept anywhere.
     stdout_path: str = None
+    # TOML lines added after the program's table (nsvisor only: its checks).
+    nsvisor_toml: str = ""
 
 
 def _quote(word):
@@ -155,6 +157,8 @@ class Nsvisor(Tool):
             ]
             if p.stdout_path:
                 lines += [f"stdout_logfile = {_toml_str(p.stdout_path)}", "stdout_logfile_maxbytes = 0"]
+            if p.nsvisor_toml:
+                lines.append(p.nsvisor_toml)
             lines.append("")
         conf = os.path.join(tdir, "nsvisor.toml")
         with open(conf, "w") as f:

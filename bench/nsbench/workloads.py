@@ -12,6 +12,13 @@ run or hide the others' figures.
   file sink, through the supervisor or through ``cat``.
 - ``crash``: 10 programs that exit at once, restarted by policy, for a while:
   daemon CPU ticks and how many starts happened.
+- ``checks`` (nsvisor only; no peer has per-program checks to compare):
+  N programs each with a ``tcp`` readiness check every second against one
+  listener, or M with an ``exec`` check (``/bin/true``) every second, next to
+  the same programs without checks: the daemon's CPU share and RSS over a
+  window once every program is ready. ``probe_floor``: ``probeloop`` making
+  the same number of connections a second from C, the least any checker
+  can spend on them.
 """
 
 import itertools
@@ -342,6 +349,85 @@ def crash(tool, cfg, programs=10):
         return rec
 
     return _guard(tool, cfg.tmp_root, f"{tool.name}-crash", body)
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(launched, n, timeout):
+    """Until the daemon reports n programs RUNNING and ready."""
+    from . import clients
+
+    sock = os.path.join(launched.dir, "nsvisor.sock")
+    deadline = now() + timeout
+    while now() < deadline:
+        if launched.proc.poll() is not None:
+            raise TrialError(f"daemon exited with {launched.proc.returncode}")
+        try:
+            status, body = clients.nsvisor_get(sock, "/v1/programs")
+        except OSError:
+            status, body = None, None
+        if status == 200 and isinstance(body, list):
+            if sum(1 for p in body if p.get("state") == "RUNNING" and p.get("ready")) >= n:
+                return
+        time.sleep(0.05)
+    raise TrialError(f"not all {n} programs ready within {timeout} s")
+
+
+def checks(tool, variant, n, port, cfg):
+    """n sleep programs with one check each (variant tcp / exec) or none:
+    daemon CPU share and RSS over a window once all are ready."""
+
+    def body(d, state):
+        marker = unique_marker()
+        state["markers"].append(marker)
+        extra = {
+            "none": "",
+            "tcp": f"[[programs.p.checks]]\ntcp = {port}\nperiod = 1",
+            "exec": '[[programs.p.checks]]\nexec = ["/bin/true"]\nperiod = 1',
+        }[variant]
+        launched = tool.launch(d, [Prog("p", ["sleep", marker], numprocs=n, nsvisor_toml=extra)])
+        state["launched"] = launched
+        _wait_ready(launched, n, START_TIMEOUT_S)
+        time.sleep(cfg.settle_s)
+        c0, k0 = procfs.cpu_ticks(launched.pid), procfs.children_cpu_ticks(launched.pid)
+        t0 = now()
+        time.sleep(cfg.idle_s)
+        c1, k1 = procfs.cpu_ticks(launched.pid), procfs.children_cpu_ticks(launched.pid)
+        window = now() - t0
+        hz = os.sysconf("SC_CLK_TCK")
+        rec = {
+            "variant": variant,
+            "window_s": window,
+            "ticks": c1 - c0,
+            "child_ticks": k1 - k0,
+            "cpu_share": (c1 - c0) / hz / window,
+            "cpu_share_with_children": (c1 - c0 + k1 - k0) / hz / window,
+            "rss_kb": procfs.rss_kb(launched.pid),
+            "threads": procfs.threads(launched.pid),
+        }
+        launched.terminate(STOP_TIMEOUT_S)
+        return rec
+
+    return _guard(tool, cfg.tmp_root, f"{tool.name}-checks-{variant}", body)
+
+
+def probe_floor(probeloop, port, rate, seconds):
+    """probeloop's own CPU share for rate connects a second to port."""
+    out = subprocess.run([probeloop, "connect", str(port), str(rate), str(seconds)],
+                         capture_output=True, text=True, timeout=seconds + 60)
+    if out.returncode != 0:
+        return {"error": f"probeloop failed: {out.stderr.strip()}"}
+    fig = json.loads(out.stdout)
+    if fig["failed"]:
+        return {"error": f"probeloop: {fig['failed']} of {fig['connects']} connects failed"}
+    return {"variant": "probe_floor", "window_s": fig["wall_s"], "cpu_share": fig["cpu_s"] / fig["wall_s"],
+            "connects": fig["connects"]}
 
 
 def percentile(values, p):
