@@ -5,10 +5,10 @@
 //!
 //! The actor calls [`run`] in a short-lived task per run and hands the
 //! result to the planner, which decides what follows. A check of a program in
-//! a network sandbox connects from inside the sandbox: the socket is made
-//! and connected on a short-lived thread that entered the sandbox's
-//! namespace (never a tokio worker), then handed to the runtime; so
-//! `127.0.0.1` is the sandbox's own loopback.
+//! a network sandbox connects from inside the sandbox: its socket is made in
+//! the sandbox's namespace (by `sys::tcp_socket_in`'s one thread; never on a
+//! tokio worker) and connected by the runtime, so `127.0.0.1` is the
+//! sandbox's own loopback.
 
 pub mod notify;
 pub mod ready_fd;
@@ -118,8 +118,11 @@ async fn probe(
     }
 }
 
-/// Connects to `host:port`, from inside `netns` when given (the thread that
-/// connects there gives up at `timeout` too, so none lingers).
+/// Connects to `host:port`, from inside `netns` when given. For an address
+/// (the usual `127.0.0.1`), the socket is made in the sandbox by the one
+/// namespace socket thread and connected here; a host name is resolved and
+/// connected on a short-lived thread inside the sandbox (which gives up at
+/// `timeout` too, so none lingers), so that the sandbox's resolver answers.
 async fn connect(
     host: &str,
     port: u16,
@@ -129,6 +132,15 @@ async fn connect(
     let Some(netns) = netns else {
         return TcpStream::connect((host, port)).await;
     };
+    if let Ok(ip) = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+    {
+        let fd = crate::sys::tcp_socket_in(netns, ip.is_ipv6()).await?;
+        let socket = tokio::net::TcpSocket::from_std_stream(std::net::TcpStream::from(fd));
+        return socket.connect(std::net::SocketAddr::new(ip, port)).await;
+    }
     let (tx, rx) = tokio::sync::oneshot::channel();
     let host = host.to_string();
     std::thread::Builder::new()

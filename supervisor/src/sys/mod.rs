@@ -12,6 +12,8 @@
 //! - `reactor.rs`: registering fds and the daemon's epoll with tokio.
 //! - `socket.rs`: peer groups, UDP `IP_PKTINFO`, socket shutdown.
 //! - `namespace.rs`: network namespaces for a thread, bind mounts, umount.
+//! - `netns_socket.rs`: TCP sockets created inside a sandbox's namespace (one
+//!   long-lived thread), for the checks of sandboxed programs.
 //!
 //! Every `unsafe` block carries a `// SAFETY:` comment. Where nix already has a
 //! safe wrapper, the function here only gathers it, so that the daemon's
@@ -20,6 +22,7 @@
 mod child;
 mod fd;
 mod namespace;
+mod netns_socket;
 mod pipe;
 mod process;
 mod reactor;
@@ -30,6 +33,7 @@ pub use fd::{open_dev_null, set_status_flag, stdin_is_tty};
 pub use namespace::{
     bind_mount, enter_netns_thread, make_rshared, rbind_onto_itself, umount_detach, unshare_netns,
 };
+pub use netns_socket::tcp_socket_in;
 pub use pipe::{log_pipe, set_pipe_size, splice_move, splice_pipe, splice_pipe_to_file};
 pub use process::{effective_caps, group_alive, send_signal, set_subreaper};
 pub use reactor::{register_async, register_epoll, OwnedEpoll};
