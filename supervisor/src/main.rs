@@ -224,12 +224,30 @@ fn daemon_main(stderr_log: Option<nsvisor::daemon_log::StderrLog>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(nsvisor::run(config, options)) {
+    let pidfile = config.supervisor.pidfile.clone();
+    if let Some(path) = &pidfile {
+        write_pidfile(path);
+    }
+    let result = runtime.block_on(nsvisor::run(config, options));
+    if let Some(path) = &pidfile {
+        if let Err(e) = std::fs::remove_file(path) {
+            tracing::warn!("cannot remove pidfile {}: {e}", path.display());
+        }
+    }
+    match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `[supervisor] pidfile`: the daemon's pid and a newline. A failure is
+/// logged, not fatal (as in supervisord).
+fn write_pidfile(path: &std::path::Path) {
+    if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+        tracing::warn!("cannot write pidfile {}: {e}", path.display());
     }
 }
 
