@@ -10,14 +10,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use nsvisor::config::{Config, ConfigErrors};
+use nsvisor::config::{Config, ConfigErrors, ConfigFormat, LoadOptions, Loaded};
 use nsvisor::{RunOptions, EXIT_CONFIG};
 
 const DEFAULT_CONFIG: &str = "/etc/nsvisor/nsvisor.toml";
 
 /// A process supervisor and PID 1 for containers.
 ///
-/// Reads a TOML list of programs, starts them, restarts them by policy, and on
+/// Reads a list of programs (nsvisor's TOML, or supervisord's INI as is), starts them, restarts them by policy, and on
 /// SIGTERM stops each with its own stopsignal, waits stopwaitsecs, then
 /// SIGKILLs what is left. With `-- CMD ARGS`, it is a tini-style init for one
 /// command (and with `-c FILE -- CMD`, CMD runs beside the config's programs
@@ -39,7 +39,9 @@ Exit codes:
 
 Examples:
   nsvisor -c /etc/nsvisor/nsvisor.toml
+  nsvisor -c /etc/supervisord.conf
   nsvisor check -c nsvisor.toml
+  nsvisor convert /etc/supervisord.conf > nsvisor.toml
   nsvisor -- python3 app.py
   nsvisor -c sidecars.toml -- ./server --port 8080"
 )]
@@ -48,6 +50,17 @@ struct Cli {
     /// with `-- CMD`, no config unless given]
     #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
     config: Option<PathBuf>,
+
+    /// Format of the config file [default: recognised by content: a
+    /// [supervisord], [program:x], [group:x] or [include] section means
+    /// supervisord's INI, anything else TOML]
+    #[arg(long, value_enum, value_name = "FORMAT", global = true)]
+    config_format: Option<FormatArg>,
+
+    /// In a supervisord config, skip [eventlistener:x] and [fcgi-program:x]
+    /// sections with a warning instead of refusing the config
+    #[arg(long, global = true)]
+    skip_unsupported: bool,
 
     /// Format of the daemon's own log on stderr
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -79,8 +92,25 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Sub {
     /// Validate the config (and its includes) without starting anything:
-    /// exit 0 when valid, 2 with every error otherwise
+    /// exit 0 when valid, 2 with every error otherwise. Warnings about
+    /// settings nsvisor drops or honours differently are printed too
     Check,
+    /// Print a supervisord INI config as the equivalent nsvisor TOML, with a
+    /// comment at each setting dropped or changed: exit 0, or 2 with every
+    /// error when the config is invalid
+    Convert {
+        /// The supervisord config [default: the -c file]
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    /// nsvisor's TOML
+    Toml,
+    /// supervisord's INI (supervisord.conf)
+    Ini,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -112,18 +142,31 @@ fn main() -> ExitCode {
 fn daemon_main(stderr_log: Option<nsvisor::daemon_log::StderrLog>) -> ExitCode {
     let cli = Cli::parse();
     let path = config_path(&cli);
-    if let Some(Sub::Check) = cli.subcommand {
-        return check(
-            path.as_deref()
-                .unwrap_or(std::path::Path::new(DEFAULT_CONFIG)),
-        );
+    let options = LoadOptions {
+        format: cli.config_format.map(|f| match f {
+            FormatArg::Toml => ConfigFormat::Toml,
+            FormatArg::Ini => ConfigFormat::Ini,
+        }),
+        skip_unsupported: cli.skip_unsupported,
+    };
+    let default_path = std::path::Path::new(DEFAULT_CONFIG);
+    match &cli.subcommand {
+        Some(Sub::Check) => return check(path.as_deref().unwrap_or(default_path), &options),
+        Some(Sub::Convert { file }) => {
+            let file = file.as_deref().or(path.as_deref()).unwrap_or(default_path);
+            return convert(file, &options);
+        }
+        None => {}
     }
-    let config = match &path {
-        Some(p) => match Config::load(p) {
-            Ok(c) => c,
+    let (config, warnings) = match &path {
+        Some(p) => match Config::load_with(p, &options) {
+            Ok(loaded) => {
+                let warnings = warning_lines(&loaded);
+                (loaded.config, warnings)
+            }
             Err(e) => return config_failure(&e),
         },
-        None => Config::empty(),
+        None => (Config::empty(), Vec::new()),
     };
     // A tini-style init stays quiet unless something goes wrong.
     let quiet = path.is_none().then_some("warn");
@@ -138,6 +181,9 @@ fn daemon_main(stderr_log: Option<nsvisor::daemon_log::StderrLog>) -> ExitCode {
         stderr_log,
         daemon_log.clone(),
     );
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
     let mut config = config;
     if let Some(grace) = cli.grace {
         if !(grace.is_finite() && grace >= 0.0) {
@@ -178,12 +224,30 @@ fn daemon_main(stderr_log: Option<nsvisor::daemon_log::StderrLog>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(nsvisor::run(config, options)) {
+    let pidfile = config.supervisor.pidfile.clone();
+    if let Some(path) = &pidfile {
+        write_pidfile(path);
+    }
+    let result = runtime.block_on(nsvisor::run(config, options));
+    if let Some(path) = &pidfile {
+        if let Err(e) = std::fs::remove_file(path) {
+            tracing::warn!("cannot remove pidfile {}: {e}", path.display());
+        }
+    }
+    match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `[supervisor] pidfile`: the daemon's pid and a newline. A failure is
+/// logged, not fatal (as in supervisord).
+fn write_pidfile(path: &std::path::Path) {
+    if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+        tracing::warn!("cannot write pidfile {}: {e}", path.display());
     }
 }
 
@@ -196,20 +260,49 @@ fn config_path(cli: &Cli) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("NSVISOR_CONFIG").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
-    if cli.command.is_empty() || matches!(cli.subcommand, Some(Sub::Check)) {
+    if cli.command.is_empty() || cli.subcommand.is_some() {
         Some(PathBuf::from(DEFAULT_CONFIG))
     } else {
         None
     }
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
-    match Config::load(path) {
-        Ok(c) => {
-            if !check_network(&c) {
+fn check(path: &std::path::Path, options: &LoadOptions) -> ExitCode {
+    match Config::load_with(path, options) {
+        Ok(loaded) => {
+            for w in warning_lines(&loaded) {
+                eprintln!("warning: {w}");
+            }
+            let c = &loaded.config;
+            if !check_network(c) {
                 return ExitCode::from(EXIT_CONFIG as u8);
             }
-            println!("{}: ok ({} programs)", path.display(), c.programs.len());
+            let n = loaded.warnings().count();
+            let warned = match n {
+                0 => String::new(),
+                1 => ", 1 warning".to_string(),
+                n => format!(", {n} warnings"),
+            };
+            println!(
+                "{}: ok ({} programs{warned})",
+                path.display(),
+                c.programs.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => config_failure(&e),
+    }
+}
+
+/// `file:line:col: [program "p": ]message` for each warning of a load.
+fn warning_lines(loaded: &Loaded) -> Vec<String> {
+    loaded.warnings().map(|w| w.headline()).collect()
+}
+
+fn convert(path: &std::path::Path, options: &LoadOptions) -> ExitCode {
+    match nsvisor::config::convert(path, options) {
+        Ok(toml) => {
+            print!("{toml}");
             ExitCode::SUCCESS
         }
         Err(e) => config_failure(&e),

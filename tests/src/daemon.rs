@@ -34,6 +34,7 @@ pub struct DaemonBuilder {
     inherited: Vec<nix::sys::signal::Signal>,
     open_files: Option<u64>,
     stderr: Option<std::os::fd::OwnedFd>,
+    ini: bool,
 }
 
 impl DaemonBuilder {
@@ -45,6 +46,15 @@ impl DaemonBuilder {
     /// The config file body (placeholders `{dir}` and `{testprog}` are replaced).
     pub fn config(mut self, toml: &str) -> Self {
         self.config = toml.to_string();
+        self
+    }
+
+    /// A supervisord INI config instead of TOML: written as
+    /// `supervisord.conf` (same placeholders), with a `[unix_http_server]`
+    /// putting the socket in the temp dir unless the config has one.
+    pub fn supervisord_conf(mut self, ini: &str) -> Self {
+        self.config = ini.to_string();
+        self.ini = true;
         self
     }
 
@@ -111,8 +121,11 @@ impl DaemonBuilder {
     /// exit by themselves, like single-command mode or bad configs).
     pub fn spawn(self) -> Daemon {
         let dir = self.dir.path().to_path_buf();
-        let socket = write_config(&dir, &self.config);
-        let config = dir.join("nsvisor.toml");
+        let (socket, config) = if self.ini {
+            write_ini_config(&dir, &self.config)
+        } else {
+            (write_config(&dir, &self.config), dir.join("nsvisor.toml"))
+        };
 
         let mut cmd = if self.pid1 {
             let mut c = Command::new("unshare");
@@ -209,6 +222,23 @@ fn write_config(dir: &Path, body: &str) -> PathBuf {
     socket
 }
 
+/// Writes `<dir>/supervisord.conf` from `body` (placeholders replaced, a
+/// `[unix_http_server]` added unless present); returns the socket and the file.
+fn write_ini_config(dir: &Path, body: &str) -> (PathBuf, PathBuf) {
+    let body = body
+        .replace("{dir}", &dir.to_string_lossy())
+        .replace("{testprog}", &testprog().to_string_lossy());
+    let socket = dir.join("nsvisor.sock");
+    let body = if body.contains("[unix_http_server]") {
+        body
+    } else {
+        format!("[unix_http_server]\nfile={}\n\n{body}", socket.display())
+    };
+    let path = dir.join("supervisord.conf");
+    std::fs::write(&path, body).expect("cannot write the config");
+    (socket, path)
+}
+
 /// Adds `socket = "<dir>/nsvisor.sock"` to `[supervisor]` unless the config
 /// names a socket; returns the body and the socket path.
 fn with_socket(body: &str, dir: &Path) -> (String, PathBuf) {
@@ -277,6 +307,7 @@ impl Daemon {
             inherited: Vec::new(),
             open_files: None,
             stderr: None,
+            ini: false,
         }
     }
 

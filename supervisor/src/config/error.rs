@@ -78,11 +78,32 @@ impl ConfigError {
 #[error("{}", self.0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
+/// How much a finding that is not an error matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// A setting nsvisor drops or honours differently: shown by `nsvisor
+    /// check` and logged at start.
+    Warning,
+    /// A setting translated faithfully but into something else (only a
+    /// comment in `nsvisor convert`'s output).
+    Note,
+}
+
+/// A warning or note: where, and what was dropped or changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Warning or note.
+    pub severity: Severity,
+    /// Position, program and message (rendered like an error).
+    pub at: ConfigError,
+}
+
 /// Collects errors during one load, with the sources they point into.
 #[derive(Debug, Default)]
 pub(super) struct Diag {
     sources: Vec<Source>,
     errors: Vec<(Option<Loc>, ConfigError)>,
+    findings: Vec<(Loc, Finding)>,
 }
 
 impl Diag {
@@ -99,19 +120,47 @@ impl Diag {
 
     /// Reports a problem at `loc`.
     pub fn error(&mut self, loc: Loc, program: Option<&str>, message: impl Into<String>) {
+        let err = self.located(loc, program, message.into());
+        if !self.errors.iter().any(|(_, e)| *e == err) {
+            self.errors.push((Some(loc), err));
+        }
+    }
+
+    /// Reports a setting that is dropped or honoured differently.
+    pub fn warn(&mut self, loc: Loc, program: Option<&str>, message: impl Into<String>) {
+        self.finding(Severity::Warning, loc, program, message.into());
+    }
+
+    /// Records a faithful translation worth a comment in `convert`'s output.
+    pub fn note(&mut self, loc: Loc, program: Option<&str>, message: impl Into<String>) {
+        self.finding(Severity::Note, loc, program, message.into());
+    }
+
+    fn finding(&mut self, severity: Severity, loc: Loc, program: Option<&str>, message: String) {
+        let at = self.located(loc, program, message);
+        if !self.findings.iter().any(|(_, f)| f.at == at) {
+            self.findings.push((loc, Finding { severity, at }));
+        }
+    }
+
+    /// Warnings and notes so far, ordered by file (in reading order) and position.
+    pub fn findings(&self) -> Vec<Finding> {
+        let mut all = self.findings.clone();
+        all.sort_by_key(|(loc, _)| *loc);
+        all.into_iter().map(|(_, f)| f).collect()
+    }
+
+    fn located(&self, loc: Loc, program: Option<&str>, message: String) -> ConfigError {
         let source = &self.sources[loc.file];
         let (line, column) = source.line_col(loc.offset);
         let snippet = source.line_text(line).replace('\t', " ");
-        let err = ConfigError {
+        ConfigError {
             file: source.path.clone(),
             line: Some(line),
             column: Some(column),
             program: program.map(str::to_string),
-            message: message.into(),
+            message,
             snippet: Some(snippet),
-        };
-        if !self.errors.iter().any(|(_, e)| *e == err) {
-            self.errors.push((Some(loc), err));
         }
     }
 

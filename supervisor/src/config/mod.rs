@@ -10,9 +10,13 @@
 //! program configs on reload via `PartialEq`).
 
 mod checks;
+mod convert;
 mod deps;
 mod env;
+mod environment;
 mod error;
+mod ini;
+mod load;
 mod main_program;
 mod name;
 mod networks;
@@ -31,12 +35,14 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-pub use error::{ConfigError, ConfigErrors};
+pub use convert::convert;
+pub use error::{ConfigError, ConfigErrors, Finding, Severity};
+pub use load::{ConfigFormat, LoadOptions, Loaded};
 pub use main_program::{main_program, MAIN_PROGRAM};
 pub use name::ProgramName;
 pub use subnet::{ParseSubnetError, Subnet};
@@ -84,6 +90,34 @@ pub struct SupervisorConfig {
     /// `health_listen`: a TCP address serving only `GET /livez` and
     /// `GET /readyz[/NAME]` for probes (off by default).
     pub health_listen: Option<std::net::SocketAddr>,
+    /// The environment every program starts from (`environment_file`, then
+    /// `environment`; each program's own settings win).
+    pub environment: BTreeMap<String, String>,
+    /// The daemon's pid is written here after start and removed at exit.
+    pub pidfile: Option<PathBuf>,
+    /// `socket_username`/`socket_password` (supervisord's `[unix_http_server]`
+    /// credentials): kept for XML-RPC clients; not checked yet.
+    pub socket_auth: Option<Credentials>,
+    /// supervisord's `[inet_http_server]`: kept; not served yet.
+    pub inet_http_server: Option<InetHttpServer>,
+}
+
+/// HTTP basic-auth credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Password as written (supervisord also accepts `{SHA}` + hex digest).
+    pub password: String,
+}
+
+/// XML-RPC over TCP, as supervisord's `[inet_http_server]` configures it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InetHttpServer {
+    /// `HOST:PORT` or `PORT` as written (`*:PORT` or `:PORT` = every address).
+    pub port: String,
+    /// Credentials clients must give.
+    pub auth: Option<Credentials>,
 }
 
 /// How a program stream appears on the daemon's console (what `docker logs` shows).
@@ -443,20 +477,6 @@ pub struct NetworkConfig {
 }
 
 impl Config {
-    /// Reads, parses and validates `path` and its includes. Every problem is
-    /// reported, not just the first.
-    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        validate::load(path, &|name| std::env::var(name).ok())
-    }
-
-    /// Like [`Config::load`], with an explicit environment lookup (for tests).
-    pub fn load_with_env(
-        path: &Path,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigErrors> {
-        validate::load(path, env)
-    }
-
     /// A config with no programs, for single-command mode without `-c`.
     pub fn empty() -> Config {
         Config {
@@ -484,6 +504,10 @@ impl Default for SupervisorConfig {
             logfile: None,
             shutdown_grace: Duration::from_secs(5),
             health_listen: None,
+            environment: BTreeMap::new(),
+            pidfile: None,
+            socket_auth: None,
+            inet_http_server: None,
         }
     }
 }

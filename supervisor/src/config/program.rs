@@ -5,7 +5,6 @@
 //! Cross-program checks (`depends_on`, networks, duplicate log files) happen
 //! later in `deps.rs`, `networks.rs` and `validate.rs`, on the expanded instances.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::error::Diag;
@@ -19,6 +18,8 @@ const KEYS: &[&str] = &[
     "command",
     "directory",
     "environment",
+    "environment_file",
+    "group",
     "user",
     "umask",
     "autostart",
@@ -127,9 +128,12 @@ pub(super) fn read(
         }
     };
     let directory = r.get("directory", units::non_empty_string);
-    if let Some(node) = r.node("environment") {
-        base.environment = environment(&mut r, node);
-    }
+    base.environment = super::environment::merged(&mut r, &base_dir, &sup.environment);
+    let group = r.get("group", |n| {
+        let g = units::non_empty_string(n)?;
+        units::check_name(&g)?;
+        Ok(g)
+    });
     base.user = r.get("user", units::user_spec);
     base.umask = r.get("umask", |n| units::octal(n, 0o777));
     set(&mut base.autostart, r.get("autostart", units::boolean));
@@ -211,6 +215,9 @@ pub(super) fn read(
     base.stderr = stream(&mut r, "stderr", sup, tail);
 
     let net = net_keys(&mut r);
+    if let Some(group) = group {
+        base.group = group;
+    }
     let command = command?;
     base.command = command;
     Some(Template {
@@ -271,51 +278,6 @@ pub(super) fn words(r: &mut Reader, key: &str, node: &Node) -> Option<Vec<String
         Some(_) => return Some(words),
     }
     None
-}
-
-fn environment(r: &mut Reader, node: &Node) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::new();
-    let Value::Table(table) = &node.value else {
-        let found = units::describe(node);
-        r.error(
-            node.loc,
-            format!("environment: expected a table like {{ KEY = \"value\" }}, found {found}"),
-        );
-        return env;
-    };
-    for entry in &table.entries {
-        let key = &entry.key;
-        if key.is_empty() || key.contains(['=', '\0']) {
-            r.error(
-                entry.key_loc,
-                format!("environment: invalid variable name {key:?}"),
-            );
-            continue;
-        }
-        let value = match &entry.node.value {
-            Value::Str(s) => s.clone(),
-            Value::Int { value, .. } => value.to_string(),
-            Value::Float(f) => f.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => {
-                let found = units::describe(&entry.node);
-                r.error(
-                    entry.node.loc,
-                    format!("environment: {key}: expected a string, found {found}"),
-                );
-                continue;
-            }
-        };
-        if value.contains('\0') {
-            r.error(
-                entry.node.loc,
-                format!("environment: {key}: value contains a NUL byte"),
-            );
-            continue;
-        }
-        env.insert(key.clone(), value);
-    }
-    env
 }
 
 fn autorestart(node: &Node) -> Conv<AutoRestart> {
@@ -480,7 +442,6 @@ impl Template {
     fn instance(&self, name: String, k: u32, sup: &SupervisorConfig) -> Instance {
         let sub = |s: &str| substitute(s, k);
         let mut config = self.base.clone();
-        config.group = self.base.name.to_string();
         config.process_num = k;
         config.command = self.base.command.iter().map(|w| sub(w)).collect();
         config.directory = self

@@ -29,14 +29,9 @@ const SUPERVISORD: &[(&str, &str)] = &[
     ("stderr_syslog", "use the console or log files"),
     ("serverurl", "programs do not talk to the daemon"),
     ("nodaemon", "nsvisor always runs in the foreground"),
-    (
-        "pidfile",
-        "nsvisor runs in the foreground; use the socket to reach it",
-    ),
     ("childlogdir", "use log_dir"),
     ("loglevel", "use log_level"),
     ("user", "start nsvisor as that user instead"),
-    ("environment", "set environment in each program"),
 ];
 
 /// A table being read, with the errors collector.

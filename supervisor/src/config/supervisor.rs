@@ -3,14 +3,15 @@
 //!
 //! Relative paths are relative to the main config file's directory.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::error::Diag;
-use super::raw::{Loc, Table};
+use super::raw::{Loc, Node, Table, Value};
 use super::read::Reader;
 use super::suggest::did_you_mean;
 use super::units::{self, Conv};
-use super::SupervisorConfig;
+use super::{Credentials, InetHttpServer, SupervisorConfig};
 
 const KEYS: &[&str] = &[
     "minfds",
@@ -27,7 +28,15 @@ const KEYS: &[&str] = &[
     "logfile",
     "shutdown_grace",
     "health_listen",
+    "environment",
+    "environment_file",
+    "pidfile",
+    "socket_username",
+    "socket_password",
+    "inet_http_server",
 ];
+
+const INET_KEYS: &[&str] = &["port", "username", "password"];
 
 const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
 
@@ -85,7 +94,121 @@ pub(super) fn read(diag: &mut Diag, table: Option<&Table>, base: &Path) -> Secti
     if let Some(g) = r.get("shutdown_grace", units::seconds) {
         config.shutdown_grace = g;
     }
+    config.environment = super::environment::merged(&mut r, base, &BTreeMap::new());
+    config.pidfile = r.get("pidfile", |n| units::path(base, n));
+    config.socket_auth = socket_auth(&mut r, table);
+    config.inet_http_server = inet_http_server(&mut r);
     Section { config, includes }
+}
+
+/// `socket_username` and `socket_password`: both or neither.
+fn socket_auth(r: &mut Reader, table: &Table) -> Option<Credentials> {
+    let username = r.get("socket_username", units::string);
+    let password = r.get("socket_password", units::string);
+    let auth = credentials(
+        r,
+        table,
+        "socket_username",
+        "socket_password",
+        username,
+        password,
+    )?;
+    let at = table.get("socket_username").map(|e| e.key_loc)?;
+    r.diag.warn(
+        at,
+        None,
+        "socket_username/socket_password: kept for XML-RPC clients but not checked yet; the socket is protected by its mode and its peers' credentials",
+    );
+    Some(auth)
+}
+
+/// Both halves of a username/password pair, or neither (an error).
+fn credentials(
+    r: &mut Reader,
+    table: &Table,
+    user_key: &str,
+    password_key: &str,
+    username: Option<String>,
+    password: Option<String>,
+) -> Option<Credentials> {
+    match (username, password) {
+        (Some(username), Some(password)) => Some(Credentials { username, password }),
+        (None, None) => None,
+        (u, _) => {
+            let (given, missing) = if u.is_some() {
+                (user_key, password_key)
+            } else {
+                (password_key, user_key)
+            };
+            if let Some(entry) = table.get(given) {
+                r.error(
+                    entry.key_loc,
+                    format!("{given}: needs {missing} too (give both or neither)"),
+                );
+            }
+            None
+        }
+    }
+}
+
+/// `inet_http_server = { port = "127.0.0.1:9001", username = "u", password = "p" }`.
+fn inet_http_server(r: &mut Reader) -> Option<InetHttpServer> {
+    let node = r.node("inet_http_server")?;
+    let Value::Table(table) = &node.value else {
+        let found = units::describe(node);
+        r.error(
+            node.loc,
+            format!("inet_http_server: expected a table like {{ port = \"127.0.0.1:9001\" }}, found {found}"),
+        );
+        return None;
+    };
+    for entry in &table.entries {
+        if !INET_KEYS.contains(&entry.key.as_str()) {
+            let hint = did_you_mean(&entry.key, INET_KEYS);
+            r.error(
+                entry.key_loc,
+                format!("inet_http_server: unknown key \"{}\"{hint}", entry.key),
+            );
+        }
+    }
+    let field = |r: &mut Reader, key: &str| {
+        let e = table.get(key)?;
+        r.check(
+            &format!("inet_http_server: {key}"),
+            &e.node,
+            units::string(&e.node),
+        )
+    };
+    let port = match table.get("port") {
+        Some(e) => r.check("inet_http_server: port", &e.node, inet_port(&e.node))?,
+        None => {
+            r.error(node.loc, "inet_http_server: port is missing".into());
+            return None;
+        }
+    };
+    let (username, password) = (field(r, "username"), field(r, "password"));
+    let auth = credentials(r, table, "username", "password", username, password);
+    r.diag.warn(
+        node.loc,
+        None,
+        "inet_http_server: kept but not served yet (nsvisor answers only on its unix socket)",
+    );
+    Some(InetHttpServer { port, auth })
+}
+
+/// `PORT`, `HOST:PORT`, `*:PORT` or `:PORT` (port 1 to 65535), as written.
+fn inet_port(node: &Node) -> Conv<String> {
+    let text = match &node.value {
+        Value::Int { value, .. } => value.to_string(),
+        _ => units::string(node)?,
+    };
+    let port = text.rsplit_once(':').map_or(text.as_str(), |(_, p)| p);
+    match port.trim().parse::<u16>() {
+        Ok(p) if p > 0 => Ok(text),
+        _ => Err(format!(
+            "invalid address \"{text}\", expected PORT or HOST:PORT (port 1 to 65535)"
+        )),
+    }
 }
 
 fn id_list(r: &mut Reader, key: &str) -> Vec<u32> {
@@ -98,7 +221,7 @@ fn id_list(r: &mut Reader, key: &str) -> Vec<u32> {
         .collect()
 }
 
-fn log_level(node: &super::raw::Node) -> Conv<String> {
+fn log_level(node: &Node) -> Conv<String> {
     let mut s = units::string(node)?.to_ascii_lowercase();
     if s == "warning" {
         s = "warn".into();

@@ -15,11 +15,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::error::Diag;
+use super::load::Inputs;
 use super::program::{self, Instance};
 use super::raw::{self, FileId, Loc, Node, Table, Value};
 use super::suggest::did_you_mean;
-use super::{deps, env, networks, sandboxes, supervisor, units};
-use super::{Config, ConfigError, ConfigErrors, LogFile};
+use super::{deps, env, ini, networks, sandboxes, supervisor, units};
+use super::{Config, ConfigError, ConfigErrors, ConfigFormat, Loaded, LogFile};
 
 const TOP: &[&str] = &["supervisor", "programs", "networks"];
 
@@ -37,19 +38,51 @@ struct Parts {
     networks: Vec<Defined>,
 }
 
+/// A successful load, and for an INI file the tables it was mapped to
+/// (what `convert` writes out).
+pub(super) struct Outcome {
+    pub loaded: Loaded,
+    pub ini_tables: Option<(Table, Vec<Defined>)>,
+}
+
 /// Loads and validates a config file and its includes.
-pub(super) fn load(
-    path: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, ConfigErrors> {
+pub(super) fn load(path: &Path, inputs: &Inputs) -> Result<Outcome, ConfigErrors> {
+    let env = inputs.env;
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut diag = Diag::default();
-    let Some((main, root)) = read_file(&mut diag, &path, None, env) else {
-        return Err(diag.into_errors());
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) => {
+            let message = format!("cannot read config file {}: {e}", path.display());
+            diag.push(ConfigError::file(&path, message));
+            return Err(diag.into_errors());
+        }
     };
+    let format = inputs
+        .options
+        .format
+        .unwrap_or_else(|| ConfigFormat::detect(&text));
+    let main = diag.add_source(path.clone(), text.clone());
     let mut parts = Parts::default();
-    let sup_table = split_top(&mut diag, main, root, true, &mut parts);
+    let sup_table = match format {
+        ConfigFormat::Toml => {
+            let Some(root) = parse_toml(&mut diag, main, &text, env) else {
+                return Err(diag.into_errors());
+            };
+            split_top(&mut diag, main, root, true, &mut parts)
+        }
+        ConfigFormat::Ini => {
+            let ini_inputs = ini::IniInputs {
+                env,
+                host_node_name: inputs.host_node_name.clone(),
+                skip_unsupported: inputs.options.skip_unsupported,
+            };
+            let front = ini::read(&mut diag, main, &text, &ini_inputs);
+            parts.programs = front.programs;
+            Some(front.supervisor)
+        }
+    };
     let section = supervisor::read(&mut diag, sup_table.as_ref(), &base);
     for (file, loc) in expand_includes(&mut diag, &section.includes, &base, &path) {
         if let Some((id, root)) = read_file(&mut diag, &file, Some(loc), env) {
@@ -62,7 +95,8 @@ pub(super) fn load(
 
     let mut broken = BTreeSet::new();
     let mut instances = BTreeMap::new();
-    for def in unique(&mut diag, parts.programs, "program") {
+    let program_defs = unique(&mut diag, parts.programs, "program");
+    for def in &program_defs {
         if let Err(e) = units::check_name(&def.name) {
             diag.error(def.key_loc, None, format!("program name: {e}"));
             broken.insert(def.name.clone());
@@ -90,6 +124,7 @@ pub(super) fn load(
             }
         }
     }
+    check_groups(&mut diag, &instances);
     deps::resolve(&mut diag, &mut instances, &broken);
     sandboxes::resolve(&mut diag, &networks, &mut instances);
     check_log_files(&mut diag, &instances);
@@ -97,7 +132,8 @@ pub(super) fn load(
     if diag.has_errors() {
         return Err(diag.into_errors());
     }
-    Ok(Config {
+    let findings = diag.findings();
+    let config = Config {
         path,
         supervisor: sup,
         programs: instances
@@ -105,10 +141,20 @@ pub(super) fn load(
             .map(|(name, inst)| (name, inst.config))
             .collect(),
         networks: networks.valid,
+    };
+    Ok(Outcome {
+        loaded: Loaded {
+            config,
+            format,
+            findings,
+        },
+        ini_tables: (format == ConfigFormat::Ini)
+            .then(|| (sup_table.unwrap_or_default(), program_defs)),
     })
 }
 
-/// Reads, parses and interpolates one file. `from`: the include that named it.
+/// Reads, parses and interpolates one included TOML file. `from`: the
+/// include that named it.
 fn read_file(
     diag: &mut Diag,
     path: &Path,
@@ -127,10 +173,20 @@ fn read_file(
         }
     };
     let id = diag.add_source(path.to_path_buf(), text.clone());
-    match raw::parse(id, &text) {
+    parse_toml(diag, id, &text, env).map(|t| (id, t))
+}
+
+/// Parses and interpolates one registered TOML file.
+fn parse_toml(
+    diag: &mut Diag,
+    id: FileId,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<Table> {
+    match raw::parse(id, text) {
         Ok(mut table) => {
-            env::interpolate_tree(diag, &text, &mut table, env);
-            Some((id, table))
+            env::interpolate_tree(diag, text, &mut table, env);
+            Some(table)
         }
         Err(e) => {
             let loc = Loc {
@@ -139,6 +195,22 @@ fn read_file(
             };
             diag.error(loc, None, format!("invalid TOML: {}", e.message));
             None
+        }
+    }
+}
+
+/// A program's `group` must not be the name of another program.
+fn check_groups(diag: &mut Diag, instances: &BTreeMap<ProgramName, Instance>) {
+    for inst in instances.values() {
+        let group = &inst.config.group;
+        let own = inst.config.name.as_str();
+        let template = own.split(':').next().unwrap_or(own);
+        if group != template && instances.contains_key(group.as_str()) {
+            diag.error(
+                inst.loc,
+                Some(own),
+                format!("group \"{group}\" has the name of program \"{group}\" (give the group another name)"),
+            );
         }
     }
 }

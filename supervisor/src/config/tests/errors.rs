@@ -28,8 +28,8 @@ fn unknown_keys_suggest_the_closest() {
         "unknown key \"autorestrt\" in [programs.web] (did you mean \"autorestart\"?)",
     );
     assert_eq!(e.program.as_deref(), Some("web"));
-    let e = error("[supervisord]\n");
-    assert_at(&e, 1, 2, "unknown top-level key \"supervisord\"");
+    let e = error("[supervisr]\n");
+    assert_at(&e, 1, 2, "unknown top-level key \"supervisr\"");
     assert!(e.message.contains("did you mean \"supervisor\""));
     let e = error("[supervisor]\nloglevel = \"info\"\n");
     assert_at(&e, 2, 1, "use log_level");

@@ -6,6 +6,8 @@ mod checks;
 mod errors;
 mod helpers;
 mod includes;
+mod ini;
+mod ini_errors;
 mod networks;
 mod programs;
 mod replicas;
