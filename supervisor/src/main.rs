@@ -196,6 +196,7 @@ fn daemon_main(stderr_log: Option<nsvisor::daemon_log::StderrLog>) -> ExitCode {
         main_command: (!cli.command.is_empty()).then(|| cli.command.clone()),
         single_child: cli.single_child,
         daemon_log,
+        load_options: options.clone(),
     };
     if options.main_command.is_some()
         && config

@@ -137,3 +137,21 @@ fn an_event_listener_is_refused_unless_skipped() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("section skipped"));
 }
+
+#[test]
+fn a_reload_reads_the_ini_file_the_way_the_start_did() {
+    let b = Daemon::builder();
+    let dir = b.dir().to_path_buf();
+    let ini = conf(&dir) + "\n[eventlistener:mon]\ncommand=/bin/true\n";
+    let d = b
+        .supervisord_conf(&ini)
+        .args(["--skip-unsupported"])
+        .start();
+    d.wait_state("web", State::Running, T);
+    let out = d.ctl(&["reload"]);
+    assert!(out.status.success(), "{out:?}");
+    // The daemon's log is written by its own thread: wait for the line.
+    wait_until("the warning at start and at the reload", T, || {
+        (d.stderr().matches("[eventlistener:mon]").count() == 2).then_some(())
+    });
+}

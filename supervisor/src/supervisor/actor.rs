@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub single_child: bool,
     /// The daemon's own log file (`[supervisor] logfile`), reopened on SIGUSR2.
     pub daemon_log: Option<crate::daemon_log::DaemonLogFile>,
+    /// How the config file is read (at start, and again by every reload).
+    pub load_options: crate::config::LoadOptions,
 }
 
 /// What a timer is for.
@@ -82,6 +84,7 @@ pub struct Supervisor {
     lingering: Lingering,
     grace: std::time::Duration,
     config_path: PathBuf,
+    load_options: crate::config::LoadOptions,
     started: Instant,
     spawner: Spawner,
     /// Notify sockets, and what each spawn needs for `log`, `notify` and
@@ -112,6 +115,7 @@ impl Supervisor {
         let sup = Supervisor {
             grace: config.supervisor.shutdown_grace,
             config_path: config.path.clone(),
+            load_options: options.load_options.clone(),
             planner: Planner::new(config, main, options.single_child),
             timers: BinaryHeap::new(),
             events,
@@ -465,8 +469,9 @@ impl Supervisor {
         }
         let path = self.config_path.clone();
         let jobs = self.jobs.clone();
+        let options = self.load_options.clone();
         tokio::task::spawn_blocking(move || {
-            let config = read_config(&path);
+            let config = read_config(&path, &options);
             let _ = jobs.send(Event::Reloaded { client, config });
         });
     }
@@ -560,15 +565,23 @@ impl Supervisor {
     }
 }
 
-/// Reads and checks the config file for a reload (on a blocking thread).
-fn read_config(path: &std::path::Path) -> Result<Box<Config>, ApiError> {
+/// Reads and checks the config file for a reload (on a blocking thread),
+/// the way it was read at start; logs its warnings.
+fn read_config(
+    path: &std::path::Path,
+    options: &crate::config::LoadOptions,
+) -> Result<Box<Config>, ApiError> {
     let invalid = |e: &dyn std::fmt::Display| {
         ApiError::new(
             ErrorKind::InvalidConfig,
             format!("configuration not reloaded:\n{e}"),
         )
     };
-    let config = Config::load(path).map_err(|e| invalid(&e))?;
+    let loaded = Config::load_with(path, options).map_err(|e| invalid(&e))?;
+    for warning in loaded.warnings() {
+        tracing::warn!("{warning}");
+    }
+    let config = loaded.config;
     crate::net::check_privileges(&config).map_err(|e| {
         ApiError::new(
             ErrorKind::InvalidConfig,
