@@ -579,7 +579,7 @@ fn read_config(
     };
     let loaded = Config::load_with(path, options).map_err(|e| invalid(&e))?;
     for warning in loaded.warnings() {
-        tracing::warn!("{warning}");
+        tracing::warn!("{}", warning.headline());
     }
     let config = loaded.config;
     crate::net::check_privileges(&config).map_err(|e| {
