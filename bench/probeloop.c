@@ -6,9 +6,11 @@
  *       accept connections on 127.0.0.1:PORT and close them, until killed
  *       (the listener every check in the workload connects to)
  *   probeloop connect PORT RATE SECONDS
- *       connect to 127.0.0.1:PORT and close, RATE times a second for SECONDS,
- *       in one thread with blocking sockets (the least a checker can do per
- *       check), then print {"connects": N, "failed": F, "cpu_s": S, "wall_s": W}
+ *       once a second for SECONDS, connect to 127.0.0.1:PORT and close, RATE
+ *       times back to back (as checks that fall due together are run), in one
+ *       thread with blocking sockets and one wake-up a second (the least a
+ *       checker can do per check), then print
+ *       {"connects": N, "failed": F, "cpu_s": S, "wall_s": W}
  *       with its own user+system CPU time.
  * Exit status 0 on success, 1 with a message on stderr otherwise.
  */
@@ -57,21 +59,28 @@ static int serve(int port) {
     }
 }
 
-static int probe(int port, double rate, double seconds) {
+static int probe(int port, long rate, long seconds) {
     struct sockaddr_in a = addr_of(port);
-    long total = (long)(rate * seconds), failed = 0;
+    long total = rate * seconds, failed = 0;
     double t0 = mono();
-    for (long i = 0; i < total; i++) {
-        double due = t0 + i / rate, wait = due - mono();
+    for (long sec = 0; sec < seconds; sec++) {
+        double wait = t0 + sec - mono();
         if (wait > 0) {
             struct timespec ts = {(time_t)wait, (long)((wait - (time_t)wait) * 1e9)};
             nanosleep(&ts, NULL);
         }
-        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0)
-            failed++;
-        if (s >= 0)
-            close(s);
+        for (long i = 0; i < rate; i++) {
+            int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0)
+                failed++;
+            if (s >= 0)
+                close(s);
+        }
+    }
+    double wait = t0 + seconds - mono();
+    if (wait > 0) {
+        struct timespec ts = {(time_t)wait, (long)((wait - (time_t)wait) * 1e9)};
+        nanosleep(&ts, NULL);
     }
     double wall = mono() - t0;
     struct rusage ru;
@@ -85,7 +94,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "listen") == 0)
         return serve(atoi(argv[2]));
     if (argc == 5 && strcmp(argv[1], "connect") == 0)
-        return probe(atoi(argv[2]), atof(argv[3]), atof(argv[4]));
+        return probe(atoi(argv[2]), atol(argv[3]), atol(argv[4]));
     fprintf(stderr, "usage: probeloop listen PORT | probeloop connect PORT RATE SECONDS\n");
     return 1;
 }

@@ -269,7 +269,7 @@ def checks_table(res):
             cell(vals(variant, n, "rss_kb", 1024 / 1e6), "MB", errs(variant, n)),
         ])
     rows.append([
-        f"`probeloop`: {tcp_n:,} connect + close a second from C (the floor)",
+        f"`probeloop`: {tcp_n:,} connect + close back to back once a second, from C (the floor)",
         cell(pct(vals("probe_floor", tcp_n, "cpu_share")), "%", errs("probe_floor", tcp_n)),
         "—", "1×", "—",
     ])
@@ -277,6 +277,8 @@ def checks_table(res):
     tcp, none = median(vals("tcp", tcp_n, "cpu_share")), median(vals("none", tcp_n, "cpu_share"))
     grew = median(vals("tcp", tcp_n, "rss_kb", 1024 / 1e6))
     base = median(vals("none", tcp_n, "rss_kb", 1024 / 1e6))
+    anon = median(vals("tcp", tcp_n, "rss_anon_kb", 1024 / 1e6))
+    anon_base = median(vals("none", tcp_n, "rss_anon_kb", 1024 / 1e6))
     if tcp is not None and none is not None and grew is not None and base is not None:
         cost = (tcp - none) * 100
         quick = res.doc["mode"] == "quick"
@@ -284,7 +286,10 @@ def checks_table(res):
         out += (f"\n\nTargets at {tcp_n:,} programs: `tcp` checks under 2 % of one core: {cost:.2f} % "
                 f"more than without checks, {verdict}"
                 + (f" (the C floor for the same connections is {floor * 100:.2f} %)" if floor else "")
-                + f"; RSS growth under 2 MB: {grew - base:+.2f} MB, {'n/a (quick run)' if quick else 'met' if grew - base < 2 else '**missed**'}.")
+                + f"; RSS growth under 2 MB: {grew - base:+.2f} MB, {'n/a (quick run)' if quick else 'met' if grew - base < 2 else '**missed**'}"
+                + (f" (of which anonymous memory, the daemon's own: {anon - anon_base:+.2f} MB; the rest is"
+                   " pages of the binary's code that the checks touch)" if anon is not None and anon_base is not None else "")
+                + ".")
     return out
 
 
@@ -528,7 +533,8 @@ the workloads and writes every raw figure to `bench/results/DATE.json`.
   ready and after {settle:g} s of settling, the daemon's CPU over {idle:g} s (and, for `exec`,
   the CPU of the reaped check processes too) and its VmRSS. The floor is
   `bench/probeloop.c connect`: one C thread making the same number of
-  connections a second with blocking sockets, its own CPU time.
+  connections back to back once a second with blocking sockets (checks that
+  fall due together), its own CPU time.
 - **Network**: `bench/net.sh`, when present, measures sandbox creation and port-mapped
   TCP throughput; its figures are copied as it reports them.
 

@@ -411,6 +411,7 @@ def checks(tool, variant, n, port, cfg):
             "rss_kb": procfs.rss_kb(launched.pid),
             "threads": procfs.threads(launched.pid),
         }
+        rec.update(procfs.rss_parts_kb(launched.pid))
         launched.terminate(STOP_TIMEOUT_S)
         return rec
 
@@ -419,7 +420,7 @@ def checks(tool, variant, n, port, cfg):
 
 def probe_floor(probeloop, port, rate, seconds):
     """probeloop's own CPU share for rate connects a second to port."""
-    out = subprocess.run([probeloop, "connect", str(port), str(rate), str(seconds)],
+    out = subprocess.run([probeloop, "connect", str(port), str(rate), str(round(seconds))],
                          capture_output=True, text=True, timeout=seconds + 60)
     if out.returncode != 0:
         return {"error": f"probeloop failed: {out.stderr.strip()}"}
