@@ -73,10 +73,11 @@ impl Net {
         format!("nsvisor-{}", self.sandbox(s))
     }
 
-    /// The `[networks.NAME]` table.
+    /// The `[networks.NAME]` table, without masquerade: tests that run the
+    /// daemon in the host's own namespace must not add firewall rules there.
     pub fn network_toml(&self) -> String {
         format!(
-            "[networks.{}]\nbridge = \"{}\"\nsubnet = \"{}/24\"\ngateway = \"{}\"\n\n",
+            "[networks.{}]\nbridge = \"{}\"\nsubnet = \"{}/24\"\ngateway = \"{}\"\nmasquerade = false\n\n",
             self.name(),
             self.bridge(),
             self.addr(0),
