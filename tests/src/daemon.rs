@@ -34,6 +34,7 @@ pub struct DaemonBuilder {
     inherited: Vec<nix::sys::signal::Signal>,
     open_files: Option<u64>,
     stderr: Option<std::os::fd::OwnedFd>,
+    netns: Option<String>,
 }
 
 impl DaemonBuilder {
@@ -100,6 +101,15 @@ impl DaemonBuilder {
         self
     }
 
+    /// Run the daemon in the named network namespace `/run/netns/NAME` (via
+    /// `nsenter --net`, which keeps the mount namespace, so `/run/netns`
+    /// stays the test's). For tests that need firewall rules or sysctls:
+    /// they then live in a namespace the test made.
+    pub fn netns(mut self, name: &str) -> Self {
+        self.netns = Some(name.to_string());
+        self
+    }
+
     /// Starts the daemon and waits until its API answers.
     pub fn start(self) -> Daemon {
         let mut daemon = self.spawn();
@@ -117,6 +127,11 @@ impl DaemonBuilder {
         let mut cmd = if self.pid1 {
             let mut c = Command::new("unshare");
             c.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
+            c.arg(nsvisor_bin());
+            c
+        } else if let Some(netns) = &self.netns {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/run/netns/{netns}")).arg("--");
             c.arg(nsvisor_bin());
             c
         } else {
@@ -277,6 +292,7 @@ impl Daemon {
             inherited: Vec::new(),
             open_files: None,
             stderr: None,
+            netns: None,
         }
     }
 

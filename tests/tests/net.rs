@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+#[allow(dead_code)]
 mod netkit;
 
 use netkit::*;

@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+pub mod hosts;
+
 use nsvisor_tests::{toml_quote, wait_until};
 
 pub const T: Duration = Duration::from_secs(15);
