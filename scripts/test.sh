@@ -13,6 +13,8 @@ command -v ip >/dev/null || need_pkgs+=(iproute2)
 command -v unshare >/dev/null || need_pkgs+=(util-linux)
 command -v python3 >/dev/null || need_pkgs+=(python3)
 command -v curl >/dev/null || need_pkgs+=(curl)
+command -v nft >/dev/null || need_pkgs+=(nftables)
+command -v sysctl >/dev/null || need_pkgs+=(procps)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing: ${need_pkgs[*]}"

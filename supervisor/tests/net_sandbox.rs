@@ -11,7 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use nsvisor::config::{
-    Config, NetworkConfig, PortMapping, ProgramConfig, ProgramNet, Protocol, SandboxSpec, Subnet,
+    Config, NetworkConfig, PortMapping, PortMode, ProgramConfig, ProgramNet, Protocol, SandboxSpec,
+    Subnet,
 };
 use nsvisor::net::{self, netlink::Netlink, Manager};
 
@@ -63,6 +64,8 @@ impl Names {
             bridge: format!("nsvt{tag}"),
             subnet,
             gateway: subnet.nth_host(1).unwrap(),
+            // These tests run in the host's own namespace: no firewall rules.
+            masquerade: false,
         };
         Names { tag, network }
     }
@@ -100,6 +103,7 @@ fn mapping(protocol: Protocol, host_port: u16, port: u16) -> PortMapping {
         host_port,
         port,
         protocol,
+        mode: PortMode::Proxy,
     }
 }
 

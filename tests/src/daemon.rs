@@ -35,6 +35,7 @@ pub struct DaemonBuilder {
     open_files: Option<u64>,
     stderr: Option<std::os::fd::OwnedFd>,
     ini: bool,
+    netns: Option<String>,
 }
 
 impl DaemonBuilder {
@@ -110,6 +111,15 @@ impl DaemonBuilder {
         self
     }
 
+    /// Run the daemon in the named network namespace `/run/netns/NAME` (via
+    /// `nsenter --net`, which keeps the mount namespace, so `/run/netns`
+    /// stays the test's). For tests that need firewall rules or sysctls:
+    /// they then live in a namespace the test made.
+    pub fn netns(mut self, name: &str) -> Self {
+        self.netns = Some(name.to_string());
+        self
+    }
+
     /// Starts the daemon and waits until its API answers.
     pub fn start(self) -> Daemon {
         let mut daemon = self.spawn();
@@ -130,6 +140,11 @@ impl DaemonBuilder {
         let mut cmd = if self.pid1 {
             let mut c = Command::new("unshare");
             c.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
+            c.arg(nsvisor_bin());
+            c
+        } else if let Some(netns) = &self.netns {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/run/netns/{netns}")).arg("--");
             c.arg(nsvisor_bin());
             c
         } else {
@@ -308,6 +323,7 @@ impl Daemon {
             open_files: None,
             stderr: None,
             ini: false,
+            netns: None,
         }
     }
 

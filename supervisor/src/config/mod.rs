@@ -461,6 +461,22 @@ pub struct PortMapping {
     pub port: u16,
     /// Transport.
     pub protocol: Protocol,
+    /// How the host port reaches the sandbox.
+    pub mode: PortMode,
+}
+
+/// How a mapped port is forwarded (`port_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PortMode {
+    /// The daemon listens on the host port and copies each connection or
+    /// flow into the sandbox (Docker's userland proxy). The program sees the
+    /// proxy's address as the client.
+    #[default]
+    Proxy,
+    /// The kernel rewrites the destination (DNAT in nsvisor's nftables
+    /// table; Docker's `--userland-proxy=false`). The program sees the
+    /// client's own address, except for connections to the host's loopback.
+    Nat,
 }
 
 /// `[networks.NAME]`.
@@ -474,6 +490,9 @@ pub struct NetworkConfig {
     pub subnet: Subnet,
     /// Bridge address (default: last usable address of the subnet).
     pub gateway: Ipv4Addr,
+    /// Source-NAT traffic from the subnet that leaves through any other
+    /// interface, and let the host forward it (default true).
+    pub masquerade: bool,
 }
 
 impl Config {

@@ -1,5 +1,5 @@
 //! `[networks.NAME]` tables → [`NetworkConfig`]: bridge name, subnet,
-//! gateway, and the checks between networks (overlapping subnets, shared
+//! gateway, masquerade (default on, as with Docker's bridge), and the checks between networks (overlapping subnets, shared
 //! bridges). The subnet is parsed here, once, into a [`Subnet`] (whose
 //! arithmetic lives in `subnet.rs`); this file only adds the config's rules
 //! (at most /30, which host addresses a gateway or sandbox may take) and
@@ -19,7 +19,7 @@ use super::units::{self, Conv};
 use super::validate::Defined;
 use super::NetworkConfig;
 
-const KEYS: &[&str] = &["bridge", "subnet", "gateway"];
+const KEYS: &[&str] = &["bridge", "subnet", "gateway", "masquerade"];
 
 /// Longest prefix of a network: room for a gateway and a sandbox.
 const MAX_PREFIX: u8 = 30;
@@ -91,6 +91,7 @@ pub(super) fn read_networks(diag: &mut Diag, defs: &[Defined]) -> Networks {
             }
         };
         let Some(gateway) = gateway else { continue };
+        let masquerade = r.get("masquerade", units::boolean).unwrap_or(true);
         let subnet_loc = r.node("subnet").map_or(def.node.loc, |n| n.loc);
         let bridge_loc = r.node("bridge").map_or(def.node.loc, |n| n.loc);
         for (other, net) in &valid {
@@ -114,6 +115,7 @@ pub(super) fn read_networks(diag: &mut Diag, defs: &[Defined]) -> Networks {
                 bridge,
                 subnet,
                 gateway,
+                masquerade,
             },
         );
     }

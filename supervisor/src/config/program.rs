@@ -52,6 +52,7 @@ const KEYS: &[&str] = &[
     "address",
     "sandbox",
     "ports",
+    "port_mode",
 ];
 
 /// A string as written (before `{process_num}` substitution) and where.
@@ -69,6 +70,7 @@ pub(super) struct NetKeys {
     pub address: Option<Located>,
     pub sandbox: Option<Located>,
     pub ports: Vec<Located>,
+    pub port_mode: Option<Located>,
 }
 
 /// A program table, read and checked, before replica expansion.
@@ -344,6 +346,7 @@ fn net_keys(r: &mut Reader) -> NetKeys {
         address: located(r, "address"),
         sandbox: located(r, "sandbox"),
         ports: Vec::new(),
+        port_mode: located(r, "port_mode"),
     };
     if let Some(node) = r.node("ports") {
         for item in units::items(node) {
@@ -374,7 +377,7 @@ fn net_keys(r: &mut Reader) -> NetKeys {
         }
     }
     if keys.network.is_none() {
-        for key in ["address", "sandbox", "ports"] {
+        for key in ["address", "sandbox", "ports", "port_mode"] {
             if let Some(node) = r.node(key) {
                 r.error(node.loc, format!("{key}: needs network to be set"));
             }
@@ -382,6 +385,7 @@ fn net_keys(r: &mut Reader) -> NetKeys {
         keys.address = None;
         keys.sandbox = None;
         keys.ports.clear();
+        keys.port_mode = None;
     }
     keys
 }
@@ -487,6 +491,7 @@ impl Template {
                 .iter()
                 .map(|(p, loc)| (sub(p), *loc))
                 .collect(),
+            port_mode: self.net.port_mode.clone(),
         };
         let log_loc = |l: &Option<Located>| l.as_ref().map_or(self.loc, |(_, loc)| *loc);
         config.name = name.into();

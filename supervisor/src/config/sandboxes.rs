@@ -18,7 +18,7 @@ use super::program::{Instance, Located};
 use super::raw::Loc;
 use super::suggest::did_you_mean;
 use super::units::{self, Conv};
-use super::{NetworkConfig, PortMapping, ProgramNet, Protocol, SandboxSpec};
+use super::{NetworkConfig, PortMapping, PortMode, ProgramNet, Protocol, SandboxSpec};
 
 /// One program's request for a sandbox.
 struct Member<'a> {
@@ -64,11 +64,18 @@ pub(super) fn resolve(
             });
             report(diag, name, "address", *loc, checked).map(|ip| (ip, *loc))
         });
+        let mode = match &keys.port_mode {
+            None => PortMode::Proxy,
+            Some((m, loc)) => {
+                report(diag, name, "port_mode", *loc, parse_port_mode(m)).unwrap_or_default()
+            }
+        };
         let ports = keys
             .ports
             .iter()
             .filter_map(|(p, loc)| {
-                report(diag, name, "ports", *loc, parse_port(p)).map(|m| (m, *loc))
+                let mapping = parse_port(p).and_then(|m| with_mode(m, mode));
+                report(diag, name, "ports", *loc, mapping).map(|m| (m, *loc))
             })
             .collect();
         let Some((sandbox, sandbox_loc)) = keys.sandbox.clone() else {
@@ -313,7 +320,30 @@ pub(super) fn parse_port(s: &str) -> Conv<PortMapping> {
         host_port,
         port: inner,
         protocol,
+        mode: PortMode::Proxy,
     })
+}
+
+/// `"proxy"` or `"nat"`.
+fn parse_port_mode(s: &str) -> Conv<PortMode> {
+    match s {
+        "proxy" => Ok(PortMode::Proxy),
+        "nat" => Ok(PortMode::Nat),
+        _ => Err(format!(
+            "\"{s}\" is not a port mode (expected \"proxy\" or \"nat\")"
+        )),
+    }
+}
+
+/// `mapping` forwarded in `mode`; the kernel mapping is IPv4 only.
+fn with_mode(mapping: PortMapping, mode: PortMode) -> Conv<PortMapping> {
+    if mode == PortMode::Nat && mapping.host_ip.is_ipv6() {
+        return Err(format!(
+            "{} is an IPv6 address; port_mode = \"nat\" maps IPv4 host addresses only",
+            mapping.host_ip
+        ));
+    }
+    Ok(PortMapping { mode, ..mapping })
 }
 
 /// Two host addresses that cannot both be bound to the same port.
@@ -362,6 +392,21 @@ mod tests {
         ] {
             assert!(parse_port(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn port_modes() {
+        assert_eq!(parse_port_mode("nat"), Ok(PortMode::Nat));
+        assert_eq!(parse_port_mode("proxy"), Ok(PortMode::Proxy));
+        assert!(parse_port_mode("kernel").is_err());
+        let v6 = parse_port("[::1]:8443:443").unwrap();
+        assert!(with_mode(v6.clone(), PortMode::Proxy).is_ok());
+        assert_eq!(
+            with_mode(v6, PortMode::Nat),
+            Err("::1 is an IPv6 address; port_mode = \"nat\" maps IPv4 host addresses only".into())
+        );
+        let m = with_mode(parse_port("8080:80").unwrap(), PortMode::Nat).unwrap();
+        assert_eq!(m.mode, PortMode::Nat);
     }
 
     #[test]

@@ -3,16 +3,20 @@
 //! namespaces and netlink need, and no network's subnet overlaps a route the
 //! host already has (which would make part of the host's network unreachable
 //! or ambiguous), an overlap decided by [`Subnet::overlaps`] on the prefixes
-//! (never a text match). Config-only checks (unknown network, duplicate
+//! (never a text match), and, when a network masquerades or a port is mapped
+//! in `nat` mode, that the kernel can hold nsvisor's nftables table (a probe
+//! table built and deleted in one transaction). Config-only checks (unknown network, duplicate
 //! address, overlapping subnets, port conflicts) are made by `config/validate.rs`.
 //!
 //! [`Subnet::overlaps`]: crate::config::Subnet::overlaps
 
 use std::collections::BTreeMap;
 
+use super::nat;
 use super::netlink::{Netlink, Route};
+use super::owner::Owner;
 use super::Error;
-use crate::config::{Config, NetworkConfig};
+use crate::config::{Config, NetworkConfig, PortMode, ProgramNet};
 
 /// `CAP_NET_ADMIN`: create links, addresses, routes.
 const CAP_NET_ADMIN: u32 = 12;
@@ -24,6 +28,15 @@ pub async fn check_host(config: &Config) -> Result<(), Vec<Error>> {
     let mut errors = Vec::new();
     if let Err(e) = check_privileges(config) {
         errors.push(e);
+    }
+    if needs_nat(config) && has_privileges() {
+        let probed = tokio::task::spawn_blocking(|| match Owner::current() {
+            Ok(owner) => nat::probe(owner),
+            Err(_) => Ok(()),
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        errors.extend(probed.err());
     }
     let networks: Vec<NetworkConfig> = config.networks.values().cloned().collect();
     if !networks.is_empty() {
@@ -72,6 +85,21 @@ pub fn check_privileges(config: &Config) -> Result<(), Error> {
         many => format!("the network settings of programs {}", many.join(", ")),
     };
     Err(Error::Privileges { what })
+}
+
+/// Whether a program needs nsvisor's nftables table: it is on a network
+/// that masquerades, or has a `nat` port mapping.
+fn needs_nat(config: &Config) -> bool {
+    config.programs.values().any(|p| match &p.net {
+        Some(ProgramNet::Sandbox(spec)) => {
+            spec.ports.iter().any(|m| m.mode == PortMode::Nat)
+                || config
+                    .networks
+                    .get(&spec.network)
+                    .is_some_and(|n| n.masquerade)
+        }
+        _ => false,
+    })
 }
 
 /// Whether this process has the capabilities to manage namespaces and links.
@@ -151,6 +179,7 @@ mod tests {
             bridge: "nsvbr0".into(),
             subnet: subnet("172.20.0.0/24"),
             gateway: "172.20.0.1".parse().unwrap(),
+            masquerade: true,
         }
     }
 

@@ -11,6 +11,12 @@
 //! it and no sandbox uses it any more. A program restarting keeps its sandbox
 //! and address: the supervisor releases only on removal and at shutdown.
 //! Netlink work runs on blocking threads; requests are handled one at a time.
+//!
+//! After every change of sandboxes or mappings the task brings its nftables
+//! table (`nat.rs`) in line: masquerade for the networks in use that ask for
+//! it, DNAT for `nat` mappings; the table is created with the first network
+//! that needs it and deleted with the last. A program whose rules cannot be
+//! applied fails to start and leaves nothing behind.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -22,12 +28,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::bridge;
 use super::guard::Undo;
+use super::nat::{self, NatPort, NetUse, Wanted};
 use super::netlink::Netlink;
 use super::owner::{Owner, MARK_DIR};
 use super::proxy::{self, Proxy};
 use super::sandbox::{self, host_veth_name, Doomed, Plan};
 use super::{leftovers, open_netns, sandbox_netns, Error};
-use crate::config::{NetworkConfig, SandboxSpec};
+use crate::config::{NetworkConfig, PortMode, SandboxSpec};
 
 /// A program's sandbox, ready for its spawn.
 #[derive(Debug)]
@@ -72,6 +79,9 @@ impl Manager {
         let (requests, rx) = mpsc::unbounded_channel();
         let task = Task {
             owner,
+            table: nat::table_name(owner),
+            nat: None,
+            networks: BTreeMap::new(),
             mark_dir: PathBuf::from(MARK_DIR),
             sandboxes: BTreeMap::new(),
             bridges: BTreeMap::new(),
@@ -146,6 +156,12 @@ impl Manager {
 
 struct Task {
     owner: Owner,
+    /// This daemon's nftables table.
+    table: String,
+    /// What the table holds now; `None` while it does not exist.
+    nat: Option<Wanted>,
+    /// The latest config of every network a sandbox was built on.
+    networks: BTreeMap<String, NetworkConfig>,
     mark_dir: PathBuf,
     sandboxes: BTreeMap<String, Sandbox>,
     /// Bridges in use, by name.
@@ -194,7 +210,9 @@ impl Task {
                 Request::Shutdown(reply) => {
                     let programs: Vec<String> = self.programs.keys().cloned().collect();
                     let doomed = programs.iter().filter_map(|p| self.forget(p)).collect();
-                    let _ = reply.send(self.remove(doomed).await);
+                    let mut errors = self.remove(doomed).await;
+                    errors.extend(self.sync_nat().await.err());
+                    let _ = reply.send(errors);
                 }
             }
         }
@@ -202,7 +220,14 @@ impl Task {
 
     async fn cleanup(&mut self) -> Vec<Error> {
         let mark_dir = self.mark_dir.clone();
-        let (removed, errors) = blocking(move || leftovers::cleanup(&mark_dir)).await;
+        let (removed, errors) = blocking(move || {
+            let (mut removed, mut errors) = nat::cleanup();
+            let (links, more) = leftovers::cleanup(&mark_dir);
+            removed.extend(links);
+            errors.extend(more);
+            (removed, errors)
+        })
+        .await;
         for what in removed {
             tracing::info!("removed {what}, left by a crashed nsvisor");
         }
@@ -226,6 +251,7 @@ impl Task {
                 );
             }
         }
+        self.networks.insert(network.name.clone(), network.clone());
         // Validate first: ports are bound before anything is built.
         let bound = proxy::bind(program, &spec.ports)?;
         match self.sandboxes.get_mut(&spec.sandbox) {
@@ -277,10 +303,16 @@ impl Task {
                 _proxies: proxies,
             },
         );
-        if handle.is_err() {
-            self.release(program).await;
+        let ready = match handle {
+            Ok(handle) => self.sync_nat().await.map(|()| handle),
+            Err(e) => Err(e),
+        };
+        if ready.is_err() {
+            for e in self.release(program).await {
+                tracing::warn!("rollback: {e}");
+            }
         }
-        handle
+        ready
     }
 
     /// Builds bridge (if needed) and sandbox on a blocking thread; returns
@@ -337,7 +369,58 @@ impl Task {
 
     async fn release(&mut self, program: &str) -> Vec<Error> {
         let doomed = self.forget(program).into_iter().collect();
-        self.remove(doomed).await
+        let mut errors = self.remove(doomed).await;
+        errors.extend(self.sync_nat().await.err());
+        errors
+    }
+
+    /// What the nftables table must hold for the sandboxes and programs now.
+    fn wanted(&self) -> Wanted {
+        let mut wanted = Wanted::default();
+        for s in self.sandboxes.values() {
+            if let Some(n) = self.networks.get(&s.network) {
+                let net = NetUse {
+                    bridge: n.bridge.clone(),
+                    subnet: n.subnet,
+                    masquerade: n.masquerade,
+                };
+                wanted.networks.insert(s.network.clone(), net);
+            }
+        }
+        for m in self.programs.values() {
+            let spec = &m.spec;
+            for p in spec.ports.iter().filter(|p| p.mode == PortMode::Nat) {
+                wanted
+                    .ports
+                    .extend(NatPort::of(p, &spec.network, spec.address));
+            }
+        }
+        // Programs sharing a sandbox share its mappings.
+        wanted.ports.sort();
+        wanted.ports.dedup();
+        wanted
+    }
+
+    /// Brings the nftables table in line with [`Task::wanted`].
+    async fn sync_nat(&mut self) -> Result<(), Error> {
+        let wanted = self.wanted();
+        match &self.nat {
+            None if wanted.is_empty() => return Ok(()),
+            Some(now) if *now == wanted => return Ok(()),
+            _ => {}
+        }
+        let (table, exists, w) = (self.table.clone(), self.nat.is_some(), wanted.clone());
+        blocking(move || nat::apply(&table, &w, exists)).await?;
+        if wanted.is_empty() {
+            tracing::info!("nftables table ip {}: removed", self.table);
+            self.nat = None;
+        } else {
+            if !exists {
+                tracing::info!("nftables table ip {}: created", self.table);
+            }
+            self.nat = Some(wanted);
+        }
+        Ok(())
     }
 
     /// Drops `program`'s membership and stops its proxies; returns its

@@ -2,7 +2,10 @@
 //! network namespace (`nsvisor-<sandbox>`), an *endpoint* is a veth pair whose
 //! host end is a port of the network's bridge and whose other end is `eth0`
 //! inside, a *network* is a Linux bridge whose address is the sandboxes'
-//! gateway. Port mappings are forwarded by a userland proxy in the daemon.
+//! gateway. Port mappings are forwarded by a userland proxy in the daemon
+//! (`port_mode = "proxy"`) or by the kernel (`"nat"`); traffic leaving a
+//! network is masqueraded. Both live in one nftables table per daemon
+//! (`nat.rs`, over the netlink client in `nft.rs`).
 //!
 //! What callers use:
 //! - [`check_host`] before anything runs (start, reload, `nsvisor check`):
@@ -25,8 +28,10 @@ mod check;
 mod guard;
 mod leftovers;
 mod manager;
+mod nat;
 pub mod netlink;
 pub mod netns;
+mod nft;
 mod owner;
 mod proxy;
 mod sandbox;
@@ -204,9 +209,42 @@ pub enum Error {
         /// What the program asks for, in the same words.
         want: String,
     },
+    /// nsvisor's nftables table cannot be changed (or the kernel has no
+    /// nf_tables, or not its NAT support).
+    #[error(
+        "nftables table ip {table}: cannot {what}: {source}{}",
+        missing_hint(source)
+    )]
+    Firewall {
+        /// Table name.
+        table: String,
+        /// What was being done (`add rule to chain postrouting`).
+        what: String,
+        /// Cause.
+        source: io::Error,
+    },
+    /// A sysctl needed for forwarding cannot be set.
+    #[error("cannot enable {}: {source}", path.display())]
+    Sysctl {
+        /// Its `/proc/sys` path.
+        path: PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
     /// The network task has stopped (the daemon is going down).
     #[error("the network task has stopped")]
     Stopped,
+}
+
+/// What to do when the kernel lacks what nsvisor's table needs.
+fn missing_hint(source: &io::Error) -> &'static str {
+    if nat::is_missing(source) {
+        " (the kernel lacks nf_tables or its NAT support: modules nf_tables, nf_nat, \
+         nft_masq, nft_fib_ipv4; without them set masquerade = false on the network \
+         and use port_mode = \"proxy\")"
+    } else {
+        ""
+    }
 }
 
 /// Opens the named namespace `/run/netns/NAME` for a program's `setns`, as
@@ -279,7 +317,7 @@ pub fn protocol_name(protocol: Protocol) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{PortMapping, SandboxSpec, Subnet};
+    use crate::config::{PortMapping, PortMode, SandboxSpec, Subnet};
     use std::net::Ipv4Addr;
 
     fn networks() -> std::collections::BTreeMap<String, NetworkConfig> {
@@ -288,6 +326,7 @@ mod tests {
             bridge: "nsvbr0".into(),
             subnet: Subnet::containing(Ipv4Addr::new(172, 20, 0, 0), 24),
             gateway: Ipv4Addr::new(172, 20, 0, 1),
+            masquerade: true,
         };
         [("front".to_string(), n)].into_iter().collect()
     }
@@ -305,6 +344,7 @@ mod tests {
                 host_port: 5353,
                 port: 53,
                 protocol: Protocol::Udp,
+                mode: PortMode::Proxy,
             }],
         }));
         let info = net_info(&p, &networks()).unwrap();

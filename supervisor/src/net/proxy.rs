@@ -8,13 +8,17 @@
 //! forwards. Traffic goes from the host namespace to the sandbox address
 //! through the bridge, so the proxy never enters a namespace. TCP forwarding
 //! is in `tcp.rs`, UDP in `udp.rs`.
+//!
+//! A mapping in `nat` mode is forwarded by the kernel (`nat.rs`); here its
+//! host port is only *reserved*: bound, never listened on or read, so no
+//! other process can take the port and the conflict is reported the same way.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use tokio::task::JoinHandle;
 
 use super::{protocol_name, tcp, udp, Error};
-use crate::config::{PortMapping, Protocol};
+use crate::config::{PortMapping, PortMode, Protocol};
 
 /// A host listener, bound and not serving yet.
 #[derive(Debug)]
@@ -27,17 +31,31 @@ pub struct Bound {
 enum Listener {
     Tcp(tokio::net::TcpListener),
     Udp(tokio::net::UdpSocket),
+    /// A `nat` mapping's port: bound only.
+    Reserved(Reservation),
 }
 
-/// A running forwarder; stops when dropped.
+/// A bound socket that holds a host port for a `nat` mapping; only held
+/// (dropping it frees the port), never read.
+#[derive(Debug)]
+#[allow(dead_code)]
+enum Reservation {
+    Tcp(tokio::net::TcpSocket),
+    Udp(std::net::UdpSocket),
+}
+
+/// A running forwarder (or a held reservation); stops when dropped.
 #[derive(Debug)]
 pub struct Proxy {
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
+    _reserved: Option<Reservation>,
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -54,14 +72,20 @@ pub fn bind(program: &str, ports: &[PortMapping]) -> Result<Vec<Bound>, Error> {
         .iter()
         .map(|mapping| {
             let addr = SocketAddr::new(mapping.host_ip, mapping.host_port);
-            let listener = match mapping.protocol {
-                Protocol::Tcp => std::net::TcpListener::bind(addr)
+            let listener = match (mapping.mode, mapping.protocol) {
+                (PortMode::Nat, Protocol::Tcp) => tokio::net::TcpSocket::new_v4()
+                    .and_then(|s| s.bind(addr).map(|()| s))
+                    .map(|s| Listener::Reserved(Reservation::Tcp(s))),
+                (PortMode::Nat, Protocol::Udp) => {
+                    std::net::UdpSocket::bind(addr).map(|s| Listener::Reserved(Reservation::Udp(s)))
+                }
+                (PortMode::Proxy, Protocol::Tcp) => std::net::TcpListener::bind(addr)
                     .and_then(|l| {
                         l.set_nonblocking(true)?;
                         tokio::net::TcpListener::from_std(l)
                     })
                     .map(Listener::Tcp),
-                Protocol::Udp => std::net::UdpSocket::bind(addr)
+                (PortMode::Proxy, Protocol::Udp) => std::net::UdpSocket::bind(addr)
                     .and_then(|s| {
                         s.set_nonblocking(true)?;
                         tokio::net::UdpSocket::from_std(s)
@@ -90,8 +114,17 @@ pub fn start(bound: Bound, address: Ipv4Addr) -> Proxy {
     let task = match bound.listener {
         Listener::Tcp(listener) => tokio::spawn(tcp::serve(listener, target, what)),
         Listener::Udp(socket) => tokio::spawn(udp::serve(socket, target, what)),
+        Listener::Reserved(reserved) => {
+            return Proxy {
+                task: None,
+                _reserved: Some(reserved),
+            }
+        }
     };
-    Proxy { task }
+    Proxy {
+        task: Some(task),
+        _reserved: None,
+    }
 }
 
 #[cfg(test)]
@@ -104,6 +137,7 @@ mod tests {
             host_port,
             port: 80,
             protocol,
+            mode: PortMode::Proxy,
         }
     }
 
@@ -139,5 +173,20 @@ mod tests {
         );
         // The first listener was closed again.
         std::net::TcpListener::bind(("127.0.0.1", free_port)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_nat_port_is_reserved_without_listening() {
+        let mut m = mapping(Protocol::Tcp, 0);
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        m.host_port = free.local_addr().unwrap().port();
+        drop(free);
+        m.mode = PortMode::Nat;
+        let bound = bind("web", &[m.clone()]).unwrap();
+        let _held = start(bound.into_iter().next().unwrap(), Ipv4Addr::LOCALHOST);
+        let taken = std::net::TcpListener::bind(("127.0.0.1", m.host_port)).unwrap_err();
+        assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse);
+        let refused = std::net::TcpStream::connect(("127.0.0.1", m.host_port)).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
     }
 }

@@ -4,8 +4,12 @@
 //! ```text
 //! echo PORT [--bind ADDR]        serve TCP and UDP echo on PORT (default address 0.0.0.0);
 //!                                 TCP echoes until the client half-closes, then closes
-//! send ADDR:PORT MSG OUT         connect over TCP (retrying up to 10 s), send MSG, half-close,
-//!                                 read the reply and write it to OUT (atomically)
+//! send ADDR:PORT MSG OUT [--within SECS]
+//!                                connect over TCP (retrying up to SECS, default 10 s), send MSG,
+//!                                 half-close, read the reply and write it to OUT (atomically)
+//! peer PORT                      serve TCP on 0.0.0.0:PORT: read each connection until the client
+//!                                 half-closes, answer with the client's address as this side
+//!                                 sees it ("IP:PORT"), then close
 //! ifaces OUT                     write "netns INODE", one "NAME link" line per interface and
 //!                                 one "NAME ADDR/PREFIX" line per IPv4 address of the
 //!                                 current network namespace to OUT
@@ -25,13 +29,16 @@ fn main() {
     let result = match args.as_slice() {
         ["echo", port] => echo("0.0.0.0", port),
         ["echo", port, "--bind", addr] => echo(addr, port),
-        ["send", to, msg, out] => send(to, msg, Path::new(out)),
+        ["send", to, msg, out] => send(to, msg, Path::new(out), "10"),
+        ["send", to, msg, out, "--within", secs] => send(to, msg, Path::new(out), secs),
+        ["peer", port] => peer(port),
         ["ifaces", out] => ifaces(Path::new(out)),
         ["sleep"] => loop {
             std::thread::sleep(Duration::from_secs(3600));
         },
         _ => Err(
-            "usage: nettool echo PORT [--bind ADDR] | send ADDR:PORT MSG OUT | ifaces OUT | sleep"
+            "usage: nettool echo PORT [--bind ADDR] | send ADDR:PORT MSG OUT [--within SECS] \
+             | peer PORT | ifaces OUT | sleep"
                 .into(),
         ),
     };
@@ -74,9 +81,27 @@ fn echo(addr: &str, port: &str) -> Result<()> {
     Ok(())
 }
 
-fn send(to: &str, msg: &str, out: &Path) -> Result<()> {
+fn peer(port: &str) -> Result<()> {
+    let at = format!("0.0.0.0:{port}");
+    let tcp = TcpListener::bind(&at).map_err(|e| format!("tcp {at}: {e}"))?;
+    println!("peer on {at}");
+    for stream in tcp.incoming() {
+        let Ok(mut s) = stream else { continue };
+        // Read what the client sends until it half-closes (closing with
+        // unread data would reset the connection), then answer.
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = std::io::copy(&mut s, &mut std::io::sink());
+        if let Ok(from) = s.peer_addr() {
+            let _ = s.write_all(from.to_string().as_bytes());
+        }
+    }
+    Ok(())
+}
+
+fn send(to: &str, msg: &str, out: &Path, within: &str) -> Result<()> {
     let addr: SocketAddr = to.parse().map_err(|e| format!("{to}: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let secs: u64 = within.parse().map_err(|e| format!("{within}: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(secs);
     let mut stream = loop {
         match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
             Ok(s) => break s,

@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+pub mod hosts;
+
 use nsvisor_tests::{toml_quote, wait_until};
 
 pub const T: Duration = Duration::from_secs(15);
@@ -73,10 +75,11 @@ impl Net {
         format!("nsvisor-{}", self.sandbox(s))
     }
 
-    /// The `[networks.NAME]` table.
+    /// The `[networks.NAME]` table, without masquerade: tests that run the
+    /// daemon in the host's own namespace must not add firewall rules there.
     pub fn network_toml(&self) -> String {
         format!(
-            "[networks.{}]\nbridge = \"{}\"\nsubnet = \"{}/24\"\ngateway = \"{}\"\n\n",
+            "[networks.{}]\nbridge = \"{}\"\nsubnet = \"{}/24\"\ngateway = \"{}\"\nmasquerade = false\n\n",
             self.name(),
             self.bridge(),
             self.addr(0),

@@ -57,6 +57,7 @@ fn network() -> NetworkConfig {
         bridge: "nsv-test0".into(),
         subnet: "172.30.5.0/24".parse().expect("subnet"),
         gateway: [172, 30, 5, 254].into(),
+        masquerade: true,
     }
 }
 
