@@ -106,6 +106,31 @@ pub struct PortInfo {
     pub port: u16,
     /// `tcp` or `udp`.
     pub protocol: String,
+    /// `proxy` (forwarded by the daemon) or `nat` (by the kernel).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mode: String,
+    /// Connections (UDP: none counted) being forwarded now, by the proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_active: Option<u64>,
+    /// Connections the proxy accepted since it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_total: Option<u64>,
+    /// Of those, connections held until the program could take them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_held: Option<u64>,
+}
+
+/// Traffic of a sandbox, from its side (its veth pair's counters).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    /// Bytes the sandbox received.
+    pub bytes_in: u64,
+    /// Packets the sandbox received.
+    pub packets_in: u64,
+    /// Bytes the sandbox sent.
+    pub bytes_out: u64,
+    /// Packets the sandbox sent.
+    pub packets_out: u64,
 }
 
 /// The network side of a program, when it has one.
@@ -125,6 +150,9 @@ pub struct NetInfo {
     /// Port mappings.
     #[serde(default)]
     pub ports: Vec<PortInfo>,
+    /// The sandbox's traffic since it was made (sandboxes the daemon made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Traffic>,
 }
 
 /// One program as the API reports it.

@@ -54,7 +54,49 @@ pub fn render(
     let check_failures = Family::<Labels, Counter>::default();
     let check_passing = Family::<Labels, Gauge>::default();
     let check_last = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let net_bytes = Family::<Labels, Counter>::default();
+    let net_packets = Family::<Labels, Counter>::default();
+    let port_active = Family::<Labels, Gauge>::default();
+    let port_total = Family::<Labels, Counter>::default();
+    let port_held = Family::<Labels, Counter>::default();
     for p in programs {
+        if let Some(net) = &p.net {
+            let labels = |extra: (&str, String)| {
+                vec![
+                    ("name".to_string(), p.name.clone()),
+                    ("group".to_string(), p.group.clone()),
+                    (extra.0.to_string(), extra.1),
+                ]
+            };
+            if let Some(t) = net.traffic {
+                for (direction, bytes, packets) in [
+                    ("in", t.bytes_in, t.packets_in),
+                    ("out", t.bytes_out, t.packets_out),
+                ] {
+                    let l = labels(("direction", direction.to_string()));
+                    net_bytes.get_or_create(&l).inc_by(bytes);
+                    net_packets.get_or_create(&l).inc_by(packets);
+                }
+            }
+            for port in &net.ports {
+                let Some(total) = port.connections_total else {
+                    continue;
+                };
+                let ip: std::net::IpAddr = port
+                    .host_ip
+                    .parse()
+                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+                let at = std::net::SocketAddr::new(ip, port.host_port);
+                let l = labels(("port", format!("{at}/{}", port.protocol)));
+                port_total.get_or_create(&l).inc_by(total);
+                port_held
+                    .get_or_create(&l)
+                    .inc_by(port.connections_held.unwrap_or(0));
+                port_active
+                    .get_or_create(&l)
+                    .set(i64::try_from(port.connections_active.unwrap_or(0)).unwrap_or(i64::MAX));
+            }
+        }
         for c in &p.checks {
             let l = vec![
                 ("name".to_string(), p.name.clone()),
@@ -124,6 +166,32 @@ pub fn render(
         "how long the check's last run took",
         Unit::Seconds,
         check_last,
+    );
+    registry.register_with_unit(
+        "sandbox_traffic",
+        "bytes into (direction=in) and out of the program's sandbox, from its veth pair",
+        Unit::Bytes,
+        net_bytes,
+    );
+    registry.register(
+        "sandbox_packets",
+        "packets into (direction=in) and out of the program's sandbox",
+        net_packets,
+    );
+    registry.register(
+        "port_connections_active",
+        "connections the port proxy forwards now, per mapping",
+        port_active,
+    );
+    registry.register(
+        "port_connections",
+        "connections the port proxy accepted, per mapping",
+        port_total,
+    );
+    registry.register(
+        "port_connections_held",
+        "connections the port proxy held until the program could take them (port_hold)",
+        port_held,
     );
     registry.register(
         "program_restarts",

@@ -463,7 +463,14 @@ pub struct PortMapping {
     pub protocol: Protocol,
     /// How the host port reaches the sandbox.
     pub mode: PortMode,
+    /// `port_hold`: how long the proxy holds a new connection while the
+    /// program cannot take it (restarting, not RUNNING or not ready); zero:
+    /// forwarded at once, refused if nothing listens.
+    pub hold: std::time::Duration,
 }
+
+/// `port_hold` when not set.
+pub const DEFAULT_PORT_HOLD: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How a mapped port is forwarded (`port_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -53,6 +53,7 @@ const KEYS: &[&str] = &[
     "sandbox",
     "ports",
     "port_mode",
+    "port_hold",
 ];
 
 /// A string as written (before `{process_num}` substitution) and where.
@@ -71,6 +72,8 @@ pub(super) struct NetKeys {
     pub sandbox: Option<Located>,
     pub ports: Vec<Located>,
     pub port_mode: Option<Located>,
+    /// `port_hold` (seconds) and where.
+    pub port_hold: Option<(std::time::Duration, Loc)>,
 }
 
 /// A program table, read and checked, before replica expansion.
@@ -347,6 +350,10 @@ fn net_keys(r: &mut Reader) -> NetKeys {
         sandbox: located(r, "sandbox"),
         ports: Vec::new(),
         port_mode: located(r, "port_mode"),
+        port_hold: r.node("port_hold").and_then(|n| {
+            r.check("port_hold", n, units::seconds(n))
+                .map(|d| (d, n.loc))
+        }),
     };
     if let Some(node) = r.node("ports") {
         for item in units::items(node) {
@@ -377,7 +384,7 @@ fn net_keys(r: &mut Reader) -> NetKeys {
         }
     }
     if keys.network.is_none() {
-        for key in ["address", "sandbox", "ports", "port_mode"] {
+        for key in ["address", "sandbox", "ports", "port_mode", "port_hold"] {
             if let Some(node) = r.node(key) {
                 r.error(node.loc, format!("{key}: needs network to be set"));
             }
@@ -386,6 +393,7 @@ fn net_keys(r: &mut Reader) -> NetKeys {
         keys.sandbox = None;
         keys.ports.clear();
         keys.port_mode = None;
+        keys.port_hold = None;
     }
     keys
 }
@@ -492,6 +500,7 @@ impl Template {
                 .map(|(p, loc)| (sub(p), *loc))
                 .collect(),
             port_mode: self.net.port_mode.clone(),
+            port_hold: self.net.port_hold,
         };
         let log_loc = |l: &Option<Located>| l.as_ref().map_or(self.loc, |(_, loc)| *loc);
         config.name = name.into();

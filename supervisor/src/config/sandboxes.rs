@@ -70,11 +70,14 @@ pub(super) fn resolve(
                 report(diag, name, "port_mode", *loc, parse_port_mode(m)).unwrap_or_default()
             }
         };
+        let hold = keys.port_hold.map_or(super::DEFAULT_PORT_HOLD, |(d, _)| d);
         let ports = keys
             .ports
             .iter()
             .filter_map(|(p, loc)| {
-                let mapping = parse_port(p).and_then(|m| with_mode(m, mode));
+                let mapping = parse_port(p)
+                    .and_then(|m| with_mode(m, mode))
+                    .map(|m| PortMapping { hold, ..m });
                 report(diag, name, "ports", *loc, mapping).map(|m| (m, *loc))
             })
             .collect();
@@ -321,6 +324,7 @@ pub(super) fn parse_port(s: &str) -> Conv<PortMapping> {
         port: inner,
         protocol,
         mode: PortMode::Proxy,
+        hold: super::DEFAULT_PORT_HOLD,
     })
 }
 

@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::bridge;
 use super::guard::Undo;
+use super::hold::Forwarding;
 use super::nat::{self, NatPort, NetUse, Wanted};
 use super::netlink::Netlink;
 use super::owner::{Owner, MARK_DIR};
@@ -51,6 +52,7 @@ pub struct SandboxHandle {
 #[derive(Debug, Clone)]
 pub struct Manager {
     requests: mpsc::UnboundedSender<Request>,
+    forwarding: Forwarding,
 }
 
 #[derive(Debug)]
@@ -77,7 +79,9 @@ impl Manager {
             start: 0,
         });
         let (requests, rx) = mpsc::unbounded_channel();
+        let forwarding = Forwarding::default();
         let task = Task {
+            forwarding: forwarding.clone(),
             owner,
             table: nat::table_name(owner),
             nat: None,
@@ -88,7 +92,16 @@ impl Manager {
             programs: BTreeMap::new(),
         };
         tokio::spawn(task.run(rx));
-        Manager { requests }
+        Manager {
+            requests,
+            forwarding,
+        }
+    }
+
+    /// What the port proxies share with the supervisor: availability of
+    /// programs, connection counts (`hold.rs`).
+    pub fn forwarding(&self) -> &Forwarding {
+        &self.forwarding
     }
 
     /// Removes what a crashed daemon left behind (see `leftovers.rs`). Call
@@ -156,6 +169,7 @@ impl Manager {
 
 struct Task {
     owner: Owner,
+    forwarding: Forwarding,
     /// This daemon's nftables table.
     table: String,
     /// What the table holds now; `None` while it does not exist.
@@ -293,7 +307,7 @@ impl Task {
         }
         let proxies = bound
             .into_iter()
-            .map(|b| proxy::start(b, spec.address))
+            .map(|b| proxy::start(b, spec.address, program, &self.forwarding))
             .collect();
         let handle = self.handle(&spec);
         self.programs.insert(
@@ -429,6 +443,7 @@ impl Task {
         let member = self.programs.remove(program)?;
         let name = member.spec.sandbox.clone();
         drop(member); // stops its proxies
+        self.forwarding.forget(program);
         let sandbox = self.sandboxes.get_mut(&name)?;
         sandbox.users.remove(program);
         if sandbox.users.is_empty() {

@@ -26,6 +26,7 @@
 mod bridge;
 mod check;
 mod guard;
+pub mod hold;
 mod leftovers;
 mod manager;
 mod nat;
@@ -44,7 +45,7 @@ use std::path::PathBuf;
 
 use nsvisor_proto::{NetInfo, PortInfo};
 
-use crate::config::{NetworkConfig, ProgramConfig, ProgramNet, Protocol};
+use crate::config::{NetworkConfig, PortMode, ProgramConfig, ProgramNet, Protocol};
 
 pub use check::{check_host, check_privileges, has_privileges};
 pub use manager::{Manager, SandboxHandle};
@@ -283,6 +284,7 @@ pub fn net_info(
             network: None,
             address: None,
             ports: Vec::new(),
+            traffic: None,
         },
         ProgramNet::Sandbox(spec) => NetInfo {
             netns: sandbox_netns(&spec.sandbox),
@@ -300,10 +302,46 @@ pub fn net_info(
                     host_port: p.host_port,
                     port: p.port,
                     protocol: protocol_name(p.protocol).to_string(),
+                    mode: match p.mode {
+                        PortMode::Proxy => "proxy",
+                        PortMode::Nat => "nat",
+                    }
+                    .to_string(),
+                    connections_active: None,
+                    connections_total: None,
+                    connections_held: None,
                 })
                 .collect(),
+            traffic: None,
         },
     })
+}
+
+/// Adds the live figures to a program's network info: its sandbox's veth
+/// counters and its proxies' connection counts.
+pub fn add_live_figures(program: &str, info: &mut NetInfo, forwarding: &hold::Forwarding) {
+    let Some(sandbox) = &info.sandbox else {
+        return;
+    };
+    info.traffic = sandbox::traffic(&sandbox::host_veth_name(sandbox));
+    let counts = forwarding.port_counts(program);
+    for port in &mut info.ports {
+        let what = format!(
+            "{}/{}",
+            std::net::SocketAddr::new(
+                port.host_ip
+                    .parse()
+                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+                port.host_port
+            ),
+            port.protocol
+        );
+        if let Some((_, (active, total, held))) = counts.iter().find(|(w, _)| *w == what) {
+            port.connections_active = Some(*active);
+            port.connections_total = Some(*total);
+            port.connections_held = Some(*held);
+        }
+    }
 }
 
 /// `tcp` or `udp`.
@@ -345,6 +383,7 @@ mod tests {
                 port: 53,
                 protocol: Protocol::Udp,
                 mode: PortMode::Proxy,
+                hold: std::time::Duration::ZERO,
             }],
         }));
         let info = net_info(&p, &networks()).unwrap();
@@ -358,7 +397,11 @@ mod tests {
                 host_ip: "127.0.0.1".into(),
                 host_port: 5353,
                 port: 53,
-                protocol: "udp".into()
+                protocol: "udp".into(),
+                mode: "proxy".into(),
+                connections_active: None,
+                connections_total: None,
+                connections_held: None,
             }]
         );
     }

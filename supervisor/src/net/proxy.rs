@@ -17,6 +17,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use tokio::task::JoinHandle;
 
+use super::hold::Forwarding;
 use super::{protocol_name, tcp, udp, Error};
 use crate::config::{PortMapping, PortMode, Protocol};
 
@@ -107,12 +108,20 @@ pub fn bind(program: &str, ports: &[PortMapping]) -> Result<Vec<Bound>, Error> {
 }
 
 /// Starts forwarding `bound` to `address` (the sandbox address) on the
-/// mapping's sandbox port.
-pub fn start(bound: Bound, address: Ipv4Addr) -> Proxy {
+/// mapping's sandbox port, for `program` (whose availability and counters
+/// are in `forwarding`).
+pub fn start(bound: Bound, address: Ipv4Addr, program: &str, forwarding: &Forwarding) -> Proxy {
     let target = SocketAddrV4::new(address, bound.mapping.port);
     let what = describe(&bound.mapping);
     let task = match bound.listener {
-        Listener::Tcp(listener) => tokio::spawn(tcp::serve(listener, target, what)),
+        Listener::Tcp(listener) => {
+            let gate = tcp::Gate {
+                available: forwarding.watch(program),
+                hold: bound.mapping.hold,
+                counters: forwarding.counters(program, &what),
+            };
+            tokio::spawn(tcp::serve(listener, target, what, gate))
+        }
         Listener::Udp(socket) => tokio::spawn(udp::serve(socket, target, what)),
         Listener::Reserved(reserved) => {
             return Proxy {
@@ -138,6 +147,7 @@ mod tests {
             port: 80,
             protocol,
             mode: PortMode::Proxy,
+            hold: std::time::Duration::ZERO,
         }
     }
 
@@ -183,7 +193,9 @@ mod tests {
         drop(free);
         m.mode = PortMode::Nat;
         let bound = bind("web", &[m.clone()]).unwrap();
-        let _held = start(bound.into_iter().next().unwrap(), Ipv4Addr::LOCALHOST);
+        let forwarding = Forwarding::default();
+        let bound = bound.into_iter().next().unwrap();
+        let _held = start(bound, Ipv4Addr::LOCALHOST, "web", &forwarding);
         let taken = std::net::TcpListener::bind(("127.0.0.1", m.host_port)).unwrap_err();
         assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse);
         let refused = std::net::TcpStream::connect(("127.0.0.1", m.host_port)).unwrap_err();

@@ -51,6 +51,25 @@ pub struct Plan<'a> {
 /// Name of the host end of a sandbox's veth pair: `nsv` and 12 hex digits of
 /// a hash of the sandbox name (interface names have at most 15 bytes; the
 /// sandbox name is in the interface alias).
+/// The traffic of the sandbox whose host-side veth is `veth`, from the
+/// sandbox's side (what the host end sends, the sandbox receives); `None`
+/// when the link is gone.
+pub fn traffic(veth: &str) -> Option<nsvisor_proto::Traffic> {
+    let read = |what: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/class/net/{veth}/statistics/{what}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some(nsvisor_proto::Traffic {
+        bytes_in: read("tx_bytes")?,
+        packets_in: read("tx_packets")?,
+        bytes_out: read("rx_bytes")?,
+        packets_out: read("rx_packets")?,
+    })
+}
+
 pub fn host_veth_name(sandbox: &str) -> String {
     // FNV-1a, 64 bits: stable across runs and versions, unlike std's hasher.
     let hash = sandbox.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {

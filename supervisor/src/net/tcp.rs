@@ -20,11 +20,15 @@
 use std::io;
 use std::net::{IpAddr, SocketAddrV4};
 use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::hold::PortCounters;
 use crate::sys;
 
 /// Bytes one `splice` moves at most (and the pipe size asked for).
@@ -34,19 +38,37 @@ const CHUNK: usize = 1024 * 1024;
 /// every kernel and allowed to every user.
 const LOCAL_HOP_CONGESTION: &str = "reno";
 
+/// When a connection may be forwarded (see `hold.rs`), and its counts.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    /// Whether the program can take connections now.
+    pub available: watch::Receiver<bool>,
+    /// How long a connection waits for it (zero: not at all).
+    pub hold: Duration,
+    /// This mapping's connection counts.
+    pub counters: Arc<PortCounters>,
+}
+
+/// How often a refused connect is tried again within the hold.
+const RETRY: Duration = Duration::from_millis(20);
+
 /// Accepts connections on `listener` and forwards each to `target`, until
 /// the task is aborted.
-pub async fn serve(listener: TcpListener, target: SocketAddrV4, what: String) {
+pub async fn serve(listener: TcpListener, target: SocketAddrV4, what: String, gate: Gate) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
                     let what = what.clone();
+                    let gate = gate.clone();
                     connections.spawn(async move {
-                        if let Err(e) = forward(client, target).await {
+                        let held = !*gate.available.borrow();
+                        gate.counters.opened(held);
+                        if let Err(e) = forward(client, target, gate.clone()).await {
                             tracing::debug!("port {what}: connection from {peer} to {target}: {e}");
                         }
+                        gate.counters.closed();
                     });
                 }
                 Err(e) => {
@@ -61,8 +83,8 @@ pub async fn serve(listener: TcpListener, target: SocketAddrV4, what: String) {
 }
 
 /// Forwards one connection until both directions have ended.
-async fn forward(client: TcpStream, target: SocketAddrV4) -> io::Result<()> {
-    let server = connect_upstream(target).await?;
+async fn forward(client: TcpStream, target: SocketAddrV4, gate: Gate) -> io::Result<()> {
+    let server = connect_when_available(target, gate).await?;
     tune_client(&client);
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
@@ -80,6 +102,30 @@ async fn forward(client: TcpStream, target: SocketAddrV4) -> io::Result<()> {
         let _ = sys::shutdown_socket(server.as_fd(), true);
     }
     rest.map(drop)
+}
+
+/// Connects to the sandbox address once the program can take the
+/// connection: waits while it is unavailable and retries a refused connect,
+/// both until `gate.hold` has passed (then one last plain attempt).
+async fn connect_when_available(target: SocketAddrV4, mut gate: Gate) -> io::Result<TcpStream> {
+    if gate.hold.is_zero() {
+        return connect_upstream(target).await;
+    }
+    let deadline = tokio::time::Instant::now() + gate.hold;
+    // Err: the deadline passed (or the program is gone): go on regardless.
+    let _ = tokio::time::timeout_at(deadline, gate.available.wait_for(|a| *a)).await;
+    loop {
+        match connect_upstream(target).await {
+            Err(e)
+                if e.kind() == io::ErrorKind::ConnectionRefused
+                    && tokio::time::Instant::now() + RETRY < deadline =>
+            {
+                tokio::time::sleep(RETRY).await;
+                let _ = tokio::time::timeout_at(deadline, gate.available.wait_for(|a| *a)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Connects to the sandbox address, with the congestion control of a hop
@@ -186,12 +232,21 @@ mod tests {
         (addr, task)
     }
 
+    /// Forwarding at once (no hold), counted.
+    fn gate() -> Gate {
+        Gate {
+            available: watch::channel(true).1,
+            hold: Duration::ZERO,
+            counters: Arc::default(),
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn forwards_many_connections_with_half_close() {
         let (target, _up) = upstream().await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy_addr = listener.local_addr().unwrap();
-        let proxy = tokio::spawn(serve(listener, target, "test".into()));
+        let proxy = tokio::spawn(serve(listener, target, "test".into(), gate()));
         let mut clients = JoinSet::new();
         for i in 0..32u64 {
             clients.spawn(async move {
@@ -253,7 +308,7 @@ mod tests {
         drop(closed);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy_addr = listener.local_addr().unwrap();
-        let proxy = tokio::spawn(serve(listener, target, "test".into()));
+        let proxy = tokio::spawn(serve(listener, target, "test".into(), gate()));
         let mut s = TcpStream::connect(proxy_addr).await.unwrap();
         let mut buf = Vec::new();
         let n = s.read_to_end(&mut buf).await.unwrap_or(0);

@@ -266,6 +266,7 @@ impl Supervisor {
                 self.passive.forget(&name);
             }
             Effect::Publish(change) => {
+                self.update_forwarding(&change.name);
                 let _ = self.events.send(StateEvent {
                     name: change.name.to_string(),
                     from: change.from,
@@ -343,7 +344,15 @@ impl Supervisor {
     fn on_command(&mut self, cmd: Command) {
         let now = Instant::now();
         match cmd {
-            Command::List { reply } => drop(reply.send(self.planner.list(now))),
+            Command::List { reply } => {
+                let mut list = self.planner.list(now);
+                for p in &mut list {
+                    if let Some(net) = &mut p.net {
+                        crate::net::add_live_figures(&p.name, net, self.net.forwarding());
+                    }
+                }
+                drop(reply.send(list));
+            }
             Command::Act {
                 action: Action::Signal(signal),
                 target,
@@ -556,6 +565,20 @@ impl Supervisor {
         self.passive.clear();
         for e in self.net.shutdown().await {
             tracing::error!("{e}");
+        }
+    }
+
+    /// Tells `name`'s port proxies whether it can take connections now
+    /// (RUNNING and ready); they hold new ones meanwhile (`net/hold.rs`).
+    fn update_forwarding(&self, name: &str) {
+        let Some(p) = self.planner.program(name) else {
+            return;
+        };
+        if let Some(crate::config::ProgramNet::Sandbox(spec)) = &p.cfg.net {
+            if !spec.ports.is_empty() {
+                let available = p.state() == nsvisor_proto::State::Running && p.ready();
+                self.net.forwarding().set_available(name, available);
+            }
         }
     }
 

@@ -2,8 +2,11 @@
 //! they depend on no outside tool inside a sandbox.
 //!
 //! ```text
-//! echo PORT [--bind ADDR]        serve TCP and UDP echo on PORT (default address 0.0.0.0);
-//!                                 TCP echoes until the client half-closes, then closes
+//! echo PORT [--bind ADDR] [--graceful]
+//!                                serve TCP and UDP echo on PORT (default address 0.0.0.0);
+//!                                 TCP echoes until the client half-closes, then closes.
+//!                                 With --graceful, SIGTERM ends it only once no connection
+//!                                 is open and none came for 100 ms (a server draining)
 //! send ADDR:PORT MSG OUT [--within SECS]
 //!                                connect over TCP (retrying up to SECS, default 10 s), send MSG,
 //!                                 half-close, read the reply and write it to OUT (atomically)
@@ -27,8 +30,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
-        ["echo", port] => echo("0.0.0.0", port),
-        ["echo", port, "--bind", addr] => echo(addr, port),
+        ["echo", port] => echo("0.0.0.0", port, false),
+        ["echo", port, "--graceful"] => echo("0.0.0.0", port, true),
+        ["echo", port, "--bind", addr] => echo(addr, port, false),
         ["send", to, msg, out] => send(to, msg, Path::new(out), "10"),
         ["send", to, msg, out, "--within", secs] => send(to, msg, Path::new(out), secs),
         ["peer", port] => peer(port),
@@ -50,8 +54,14 @@ fn main() {
 
 type Result<T> = std::result::Result<T, String>;
 
-fn echo(addr: &str, port: &str) -> Result<()> {
+fn echo(addr: &str, port: &str, graceful: bool) -> Result<()> {
     let at = format!("{addr}:{port}");
+    // (open connections, accepts so far) for --graceful.
+    let open = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    if graceful {
+        drain_on_term(open.clone(), accepted.clone());
+    }
     let tcp = TcpListener::bind(&at).map_err(|e| format!("tcp {at}: {e}"))?;
     let udp = UdpSocket::bind(&at).map_err(|e| format!("udp {at}: {e}"))?;
     std::thread::spawn(move || {
@@ -63,6 +73,10 @@ fn echo(addr: &str, port: &str) -> Result<()> {
     println!("echo on {at} (tcp, udp)");
     for stream in tcp.incoming() {
         let Ok(mut s) = stream else { continue };
+        use std::sync::atomic::Ordering::SeqCst;
+        open.fetch_add(1, SeqCst);
+        accepted.fetch_add(1, SeqCst);
+        let open = open.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 65536];
             loop {
@@ -70,15 +84,40 @@ fn echo(addr: &str, port: &str) -> Result<()> {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         if s.write_all(&buf[..n]).is_err() {
-                            return;
+                            break;
                         }
                     }
                 }
             }
             let _ = s.shutdown(std::net::Shutdown::Write);
+            open.fetch_sub(1, SeqCst);
         });
     }
     Ok(())
+}
+
+/// SIGTERM (blocked here, so every thread spawned later has it blocked
+/// too) is waited for by a thread that exits 0 once no connection is open
+/// and none was accepted for 100 ms.
+fn drain_on_term(
+    open: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use nix::sys::signal::{SigSet, Signal};
+    use std::sync::atomic::Ordering::SeqCst;
+    let mut term = SigSet::empty();
+    term.add(Signal::SIGTERM);
+    let _ = term.thread_block();
+    std::thread::spawn(move || {
+        let _ = term.wait();
+        loop {
+            let before = accepted.load(SeqCst);
+            std::thread::sleep(Duration::from_millis(100));
+            if open.load(SeqCst) == 0 && accepted.load(SeqCst) == before {
+                std::process::exit(0);
+            }
+        }
+    });
 }
 
 fn peer(port: &str) -> Result<()> {

@@ -365,3 +365,22 @@ fn a_broken_network_does_not_cascade() {
     ));
     assert_eq!(e.len(), 1, "{e:?}");
 }
+
+#[test]
+fn port_hold_defaults_to_five_seconds_and_needs_a_network() {
+    let c = ok(&format!(
+        "{NET}{}{}",
+        prog("web", "network = \"front\"\nports = [\"8080:80\"]"),
+        prog(
+            "api",
+            "network = \"front\"\nports = [\"8081:80\"]\nport_hold = 0"
+        )
+    ));
+    assert_eq!(
+        sandbox(&c, "web").ports[0].hold,
+        std::time::Duration::from_secs(5)
+    );
+    assert_eq!(sandbox(&c, "api").ports[0].hold, std::time::Duration::ZERO);
+    let e = error(&prog("web", "port_hold = 2"));
+    assert_at(&e, 3, 13, "port_hold: needs network to be set");
+}
