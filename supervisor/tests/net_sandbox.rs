@@ -104,6 +104,7 @@ fn mapping(protocol: Protocol, host_port: u16, port: u16) -> PortMapping {
         port,
         protocol,
         mode: PortMode::Proxy,
+        hold: std::time::Duration::ZERO,
     }
 }
 
