@@ -50,7 +50,13 @@ pub fn net_summary(net: &NetInfo) -> String {
         let ports: Vec<String> = net
             .ports
             .iter()
-            .map(|p| format!("{}:{}->{}/{}", p.host_ip, p.host_port, p.port, p.protocol))
+            .map(|p| {
+                let nat = if p.mode == "nat" { " (nat)" } else { "" };
+                format!(
+                    "{}:{}->{}/{}{nat}",
+                    p.host_ip, p.host_port, p.port, p.protocol
+                )
+            })
             .collect();
         let _ = write!(out, ", ports {}", ports.join(" "));
     }
@@ -285,17 +291,29 @@ mod tests {
             sandbox: Some("web".into()),
             network: Some("front".into()),
             address: Some("172.20.0.2/24".into()),
-            ports: vec![nsvisor_proto::PortInfo {
-                host_ip: "0.0.0.0".into(),
-                host_port: 9090,
-                port: 8080,
-                protocol: "tcp".into(),
-            }],
+            ports: vec![
+                nsvisor_proto::PortInfo {
+                    host_ip: "0.0.0.0".into(),
+                    host_port: 9090,
+                    port: 8080,
+                    protocol: "tcp".into(),
+                    ..Default::default()
+                },
+                nsvisor_proto::PortInfo {
+                    host_ip: "0.0.0.0".into(),
+                    host_port: 9443,
+                    port: 443,
+                    protocol: "tcp".into(),
+                    mode: "nat".into(),
+                    ..Default::default()
+                },
+            ],
+            traffic: None,
         });
         let line = status_table(&[&p]);
         assert!(
             line.ends_with(
-                "pid 7, uptime 0:00:01; sandbox web 172.20.0.2/24, ports 0.0.0.0:9090->8080/tcp\n"
+                "pid 7, uptime 0:00:01; sandbox web 172.20.0.2/24, ports 0.0.0.0:9090->8080/tcp 0.0.0.0:9443->443/tcp (nat)\n"
             ),
             "{line}"
         );
@@ -305,6 +323,7 @@ mod tests {
             network: None,
             address: None,
             ports: vec![],
+            traffic: None,
         });
         assert!(status_table(&[&p]).ends_with("; netns blue\n"));
     }

@@ -96,7 +96,7 @@ impl std::fmt::Display for ExitStatus {
 }
 
 /// A port mapping of a program, as shown by `status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortInfo {
     /// Host address the daemon listens on.
     pub host_ip: String,
