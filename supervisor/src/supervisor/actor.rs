@@ -90,7 +90,13 @@ pub struct Supervisor {
     /// Notify sockets, and what each spawn needs for `log`, `notify` and
     /// `ready_fd` checks.
     passive: Passive,
+    /// `tcp`/`http` check runs started since the loop last looked; it polls
+    /// them on this task (no task, thread or channel hop per run).
+    new_probes: Vec<Probe>,
 }
+
+/// One `tcp` or `http` check run; its result is the planner's event.
+type Probe = std::pin::Pin<Box<dyn std::future::Future<Output = Event> + Send>>;
 
 impl Supervisor {
     /// A supervisor for `config` (not yet started) and the handle to talk to it.
@@ -130,6 +136,7 @@ impl Supervisor {
             started: Instant::now(),
             spawner: Spawner::new()?,
             passive: Passive::new(notify_dir, jobs_for_passive),
+            new_probes: Vec::new(),
         };
         Ok((sup, handle, rx))
     }
@@ -154,6 +161,7 @@ impl Supervisor {
             .job_answers
             .take()
             .unwrap_or_else(|| mpsc::unbounded_channel().1);
+        let mut probes = futures::stream::FuturesUnordered::new();
         loop {
             if let Some(code) = self
                 .planner
@@ -163,6 +171,7 @@ impl Supervisor {
                 self.teardown_network().await;
                 return code;
             }
+            probes.extend(self.new_probes.drain(..));
             let next = self.timers.peek().map(|Reverse((at, _))| *at);
             tokio::select! {
                 Some(sig) = signals.next() => self.on_signal(sig),
@@ -172,6 +181,7 @@ impl Supervisor {
                 },
                 () = sleep_until(next), if next.is_some() => self.on_timers(),
                 Some(event) = job_answers.recv() => self.handle(event),
+                Some(event) = probes.next(), if !probes.is_empty() => self.handle(event),
             }
         }
     }
@@ -418,8 +428,8 @@ impl Supervisor {
         self.next_client
     }
 
-    /// Runs a check in a short-lived task; its result comes back as
-    /// [`Event::CheckDone`].
+    /// Starts a check run, polled by the supervisor's loop; its result comes
+    /// back as [`Event::CheckDone`].
     /// An `exec` check is spawned here, at once, and its spawn reported
     /// (returned); its exit comes through the reaper.
     fn run_check(
@@ -441,19 +451,18 @@ impl Supervisor {
             });
         }
         let (kind, timeout) = (check.kind.clone(), check.timeout);
-        let jobs = self.jobs.clone();
-        tokio::spawn(async move {
+        self.new_probes.push(Box::pin(async move {
             let (passed, detail, took) =
                 crate::health::run(&kind, timeout, netns.map(|n| n.0)).await;
-            let _ = jobs.send(Event::CheckDone {
+            Event::CheckDone {
                 name,
                 index,
                 epoch,
                 passed,
                 took,
                 detail,
-            });
-        });
+            }
+        }));
         None
     }
 
