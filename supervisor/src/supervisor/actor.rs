@@ -239,12 +239,17 @@ impl Supervisor {
                 network,
                 ticket,
             } => {
-                let answer = self.net.ensure(&name, &spec, &network);
+                let group = self.planner.program(&name).map(|p| p.cfg.group.clone());
+                let group = group.unwrap_or_else(|| name.to_string());
+                let answer = self.net.ensure(&name, &group, &spec, &network);
                 let jobs = self.jobs.clone();
                 tokio::spawn(async move {
                     let result = answer
                         .await
-                        .map(|sandbox| Netns(Arc::new(sandbox.fd)))
+                        .map(|sandbox| Netns {
+                            net: Arc::new(sandbox.fd),
+                            mnt: sandbox.mntns,
+                        })
                         .map_err(|e| e.to_string());
                     let _ = jobs.send(Event::SandboxReady {
                         name,
@@ -435,7 +440,7 @@ impl Supervisor {
         let jobs = self.jobs.clone();
         tokio::spawn(async move {
             let (passed, detail, took) =
-                crate::health::run(&kind, timeout, netns.map(|n| n.0)).await;
+                crate::health::run(&kind, timeout, netns.map(|n| n.net)).await;
             let _ = jobs.send(Event::CheckDone {
                 name,
                 index,

@@ -82,6 +82,7 @@ impl Spawner {
                 },
                 stdio: [None, None, None],
                 netns,
+                mntns: mntns_fd(sandbox),
                 env: &hooks.env,
                 extra_fd: hooks.extra_fd(),
             },
@@ -93,6 +94,7 @@ impl Spawner {
                     Some(pipes.stderr.as_raw_fd()),
                 ],
                 netns,
+                mntns: mntns_fd(sandbox),
                 env: &hooks.env,
                 extra_fd: hooks.extra_fd(),
             },
@@ -139,6 +141,7 @@ impl Spawner {
             session: Session::NewSession,
             stdio: [Some(null), Some(null), Some(null)],
             netns: netns_fd(joined.as_ref(), sandbox),
+            mntns: mntns_fd(sandbox),
             env: &[],
             extra_fd: None,
         };
@@ -150,7 +153,14 @@ impl Spawner {
 fn netns_fd(joined: Option<&OwnedFd>, sandbox: Option<&Netns>) -> Option<std::os::fd::RawFd> {
     joined
         .map(|fd| fd.as_raw_fd())
-        .or_else(|| sandbox.map(|n| n.0.as_raw_fd()))
+        .or_else(|| sandbox.map(|n| n.net.as_raw_fd()))
+}
+
+/// The mount namespace a spawn enters: the sandbox's names, if it has them.
+fn mntns_fd(sandbox: Option<&Netns>) -> Option<std::os::fd::RawFd> {
+    sandbox
+        .and_then(|n| n.mnt.as_ref())
+        .map(|fd| fd.as_raw_fd())
 }
 
 /// The named namespace a program joins (`netns = "NAME"`), opened for a
