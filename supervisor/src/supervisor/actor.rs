@@ -22,6 +22,7 @@ use nix::sys::signal::Signal;
 use nsvisor_proto::{ActionResult, ApiError, ErrorKind, ReloadResult, StateEvent};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::exec::Sessions;
 use super::handle::{Action, Command, DaemonStats, Handle};
 use super::linger::Lingering;
 use super::passive::Passive;
@@ -55,6 +56,8 @@ enum TimerKey {
     Check(ProgramName, usize, u64),
     /// An `exec` check's process must be done by now.
     CheckDeadline(i32),
+    /// An exec session's timeout.
+    ExecDeadline(u64),
     /// SIGKILL what is left of a finished main program's group.
     Linger,
 }
@@ -90,6 +93,8 @@ pub struct Supervisor {
     /// Notify sockets, and what each spawn needs for `log`, `notify` and
     /// `ready_fd` checks.
     passive: Passive,
+    /// Commands clients run in programs' sandboxes.
+    exec: Sessions,
 }
 
 impl Supervisor {
@@ -130,6 +135,7 @@ impl Supervisor {
             started: Instant::now(),
             spawner: Spawner::new()?,
             passive: Passive::new(notify_dir, jobs_for_passive),
+            exec: Sessions::default(),
         };
         Ok((sup, handle, rx))
     }
@@ -155,13 +161,12 @@ impl Supervisor {
             .take()
             .unwrap_or_else(|| mpsc::unbounded_channel().1);
         loop {
-            if let Some(code) = self
-                .planner
-                .exit_code()
-                .filter(|_| self.lingering.is_empty())
-            {
-                self.teardown_network().await;
-                return code;
+            if let Some(code) = self.planner.exit_code() {
+                self.exec.kill_all();
+                if self.lingering.is_empty() && self.exec.is_empty() {
+                    self.teardown_network().await;
+                    return code;
+                }
             }
             let next = self.timers.peek().map(|Reverse((at, _))| *at);
             tokio::select! {
@@ -305,7 +310,8 @@ impl Supervisor {
             return;
         };
         if signal == Signal::SIGCHLD {
-            let statuses = reaper::reap_all();
+            let mut statuses = reaper::reap_all();
+            self.exec.reaped(&mut statuses);
             if !statuses.is_empty() {
                 self.handle(Event::Reaped(statuses));
             }
@@ -341,6 +347,7 @@ impl Supervisor {
                     self.handle(Event::CheckDeadline(nix::unistd::Pid::from_raw(pid)))
                 }
                 TimerKey::Linger => self.lingering.kill_due(now),
+                TimerKey::ExecDeadline(id) => self.exec.expire(id),
             }
         }
     }
@@ -405,6 +412,27 @@ impl Supervisor {
                 };
                 let _ = reply.send(answer);
             }
+            Command::Exec {
+                name,
+                request,
+                reply,
+            } => {
+                let started = match self.planner.program(&name) {
+                    None => Err(super::planner::unknown(&name)),
+                    Some(p) => self.exec.start(&self.spawner, p, request),
+                };
+                let _ = reply.send(started.map(|(output, timeout)| {
+                    if let Some(t) = timeout {
+                        let key = TimerKey::ExecDeadline(output.id);
+                        self.timers.push(Reverse((now + t, key)));
+                    }
+                    output
+                }));
+            }
+            Command::ExecSignal { id, signal, reply } => {
+                let _ = reply.send(self.exec.signal(id, signal));
+            }
+            Command::ExecDetach { id } => self.exec.detach(id),
         }
     }
 
