@@ -431,41 +431,25 @@ impl Task {
                 Entry::new(s.address, &s.name, programs)
             })
             .collect();
-        let work: Vec<(String, PathBuf, String, bool)> = self
+        let jobs: Vec<names::Job> = self
             .sandboxes
             .values()
             .filter(|s| s.network == network)
-            .map(|s| {
-                let dir = names::dir_of(&self.names_dir, &s.netns);
-                let hosts = names::hosts_file(&s.name, network, &entries);
-                (s.name.clone(), dir, hosts, s.mntns.is_none())
+            .map(|s| names::Job {
+                sandbox: s.name.clone(),
+                dir: names::dir_of(&self.names_dir, &s.netns),
+                hosts: names::hosts_file(&s.name, network, &entries),
+                new: s.mntns.is_none(),
             })
             .collect();
-        let made = blocking(move || -> Result<Vec<(String, OwnedFd)>, Error> {
-            let resolv = names::resolv_conf(&names::host_resolv_conf());
-            let mut made = Vec::new();
-            for (sandbox, dir, hosts, new) in work {
-                let failed = |step: String| {
-                    let sandbox = sandbox.clone();
-                    move |source| Error::ConfigureSandbox {
-                        sandbox,
-                        step,
-                        source,
-                    }
-                };
-                if new {
-                    let fd = names::create(&dir, &hosts, &resolv)
-                        .map_err(failed(format!("make its names in {}", dir.display())))?;
-                    made.push((sandbox, fd));
-                } else {
-                    let path = names::hosts_path(&dir);
-                    names::write_in_place(&path, &hosts)
-                        .map_err(failed(format!("rewrite {}", path.display())))?;
-                }
-            }
-            Ok(made)
-        })
-        .await?;
+        let made =
+            blocking(move || names::apply(jobs))
+                .await
+                .map_err(|(sandbox, step, source)| Error::ConfigureSandbox {
+                    sandbox,
+                    step,
+                    source,
+                })?;
         for (sandbox, fd) in made {
             if let Some(s) = self.sandboxes.get_mut(&sandbox) {
                 s.mntns = Some(Arc::new(fd));

@@ -187,6 +187,41 @@ pub fn write_in_place(path: &Path, text: &str) -> io::Result<()> {
     file.write_all(text.as_bytes())
 }
 
+/// One sandbox's names to bring up to date.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Sandbox name.
+    pub sandbox: String,
+    /// Its directory ([`dir_of`]).
+    pub dir: PathBuf,
+    /// Its hosts file.
+    pub hosts: String,
+    /// It has no files and mount namespace yet.
+    pub new: bool,
+}
+
+/// Rewrites the hosts file of each job, or makes the files and the mount
+/// namespace of a new one (with the host's resolver configuration). Returns
+/// the new namespaces by sandbox; an error names the sandbox and the step.
+pub fn apply(jobs: Vec<Job>) -> Result<Vec<(String, OwnedFd)>, (String, String, io::Error)> {
+    let resolv = resolv_conf(&host_resolv_conf());
+    let mut made = Vec::new();
+    for job in jobs {
+        if job.new {
+            let fd = create(&job.dir, &job.hosts, &resolv).map_err(|e| {
+                let step = format!("make its names in {}", job.dir.display());
+                (job.sandbox.clone(), step, e)
+            })?;
+            made.push((job.sandbox, fd));
+        } else {
+            let path = hosts_path(&job.dir);
+            write_in_place(&path, &job.hosts)
+                .map_err(|e| (job.sandbox, format!("rewrite {}", path.display()), e))?;
+        }
+    }
+    Ok(made)
+}
+
 /// Writes a sandbox's files into `dir` and makes its mount namespace, with
 /// them laid over the host's `/etc/hosts` and `/etc/resolv.conf` (a host
 /// file that does not exist has nothing to lay over: skipped). Returns the
