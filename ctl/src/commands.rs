@@ -67,6 +67,9 @@ pub async fn run(cli: Cli, client: Client) -> Exit {
         } => ctx.wait(&names, condition, timeout).await,
         Cmd::Events => ctx.events().await,
         Cmd::Version => ctx.version().await,
+        // Run by main.rs through `exec.rs`: its exit code is the command's,
+        // not an `Exit`, so it never comes here.
+        Cmd::Exec(_) => Ok(Exit::Usage),
         Cmd::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "nsvisorctl", &mut std::io::stdout());

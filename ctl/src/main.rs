@@ -7,6 +7,7 @@
 
 mod client;
 mod commands;
+mod exec;
 mod render;
 
 use std::path::PathBuf;
@@ -43,7 +44,8 @@ Exit codes:
      (health: or fails its liveness checks; health --ready: or is not ready)
   4  unknown program name
   5  the daemon cannot be reached (or refused this user), or it stopped during tail -f
-  6  wait: the timeout passed first";
+  6  wait: the timeout passed first
+exec exits with the command's code instead (see nsvisorctl exec --help)";
 
 /// Control a running nsvisor daemon.
 #[derive(Debug, Parser)]
@@ -146,6 +148,14 @@ pub enum Cmd {
     },
     /// Follow state changes as they happen.
     Events,
+    /// Run a command inside a program's sandbox (its network namespace and
+    /// names), as the program runs: its user, directory and environment unless
+    /// overridden, like `docker exec`. Output is streamed; Ctrl-C (SIGINT,
+    /// and SIGTERM, SIGHUP, SIGQUIT) is sent on to the command's process group.
+    /// Exits with the command's code (128+N when killed by signal N; 126 not
+    /// executable, 127 not found), or 125 when the exec itself failed.
+    #[command(after_help = "Example: nsvisorctl exec web -- getent hosts db")]
+    Exec(ExecArgs),
     /// Print the client's and the daemon's versions.
     Version,
     /// Print a shell completion script.
@@ -153,6 +163,29 @@ pub enum Cmd {
         /// Shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// What `exec` runs, and how.
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// Run as this user (USER or USER:GROUP, names or numbers) instead of
+    /// the program's.
+    #[arg(short, long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+    /// Set a variable over the program's environment (repeatable).
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory instead of the program's.
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Kill the command (SIGKILL to its process group) after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// The program whose sandbox the command runs in.
+    pub program: String,
+    /// The command and its arguments (after `--`).
+    #[arg(required = true, last = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 /// Targets of start/stop/restart.
@@ -186,6 +219,11 @@ fn main() -> ExitCode {
         }
     };
     let socket = client::socket_path(cli.socket.clone());
-    let exit = runtime.block_on(commands::run(cli, client::Client::new(socket)));
+    let client = client::Client::new(socket);
+    if let Cmd::Exec(args) = cli.command {
+        // The command's own exit code, not one of ours.
+        return ExitCode::from(runtime.block_on(exec::run(args, client, cli.json)));
+    }
+    let exit = runtime.block_on(commands::run(cli, client));
     ExitCode::from(exit as u8)
 }

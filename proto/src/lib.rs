@@ -2,18 +2,23 @@
 //!
 //! Everything the control API sends or receives is defined here, and nothing
 //! else: no I/O, no behaviour beyond small helpers. This file holds the JSON
-//! bodies; `route.rs` the paths, verbs, streams and methods, and `query.rs`
-//! the query parameters, which the daemon parses and the client builds from
+//! bodies; `route.rs` the paths, verbs, streams and methods, `query.rs`
+//! the query parameters, and `exec.rs` the exec request and its framed stream, which the daemon parses and the client builds from
 //! the same definition. The daemon turns its internal program state into these types when it answers;
 //! the client renders them. Changing a field or a path here changes the API
 //! documented in `docs/api.md`.
 #![deny(missing_docs)]
 
+mod exec;
 mod query;
 mod route;
 
 use serde::{Deserialize, Serialize};
 
+pub use exec::{
+    encode_frame, ExecExit, ExecRequest, ExecStarted, FrameKind, FrameReader, UnknownFrame,
+    EXEC_CONTENT_TYPE, FRAME_HEADER,
+};
 pub use query::{Param, Query};
 pub use route::{encode_segment, percent_decode, HttpMethod, Route, StreamKind, Verb};
 

@@ -134,6 +134,12 @@ pub enum Route {
     Act(String, Verb),
     /// `GET /v1/programs/{name}/logs/{stream}`: the tail of a stream (and what follows).
     Logs(String, StreamKind),
+    /// `POST /v1/programs/{name}/exec`: run a command in the program's
+    /// sandbox; the answer streams its output and its exit (`exec.rs`).
+    Exec(String),
+    /// `POST /v1/exec/{id}/signal`: send a signal to a running exec
+    /// command's process group (Ctrl-C in `nsvisorctl exec`).
+    ExecSignal(u64),
     /// `POST /v1/reload`: re-read the configuration.
     Reload,
     /// `POST /v1/shutdown`: graceful shutdown.
@@ -150,6 +156,10 @@ pub enum Route {
 const PROGRAMS: &str = "programs";
 /// Path segment before the stream of the logs endpoint.
 const LOGS: &str = "logs";
+/// Path segment of the exec endpoints.
+const EXEC: &str = "exec";
+/// Path segment of the signal endpoint of an exec session.
+const SIGNAL: &str = "signal";
 /// Path of the metrics endpoint.
 const METRICS: &str = "/metrics";
 
@@ -178,6 +188,13 @@ impl Route {
         let route = match segs.as_slice() {
             [PROGRAMS] => Some(Route::Programs),
             [PROGRAMS, name] => Some(Route::Program(name.to_string())),
+            [PROGRAMS, name, EXEC] => Some(Route::Exec(name.to_string())),
+            [EXEC, id, SIGNAL] => Some(Route::ExecSignal(id.parse().map_err(|_| {
+                ApiError::new(
+                    ErrorKind::BadRequest,
+                    format!("bad exec session id {id:?} in the path"),
+                )
+            })?)),
             [PROGRAMS, target, verb] => {
                 Verb::from_segment(verb).map(|verb| Route::Act(target.to_string(), verb))
             }
@@ -208,6 +225,8 @@ impl Route {
             Route::Program(name) => program(name),
             Route::Act(target, verb) => format!("{}/{verb}", program(target)),
             Route::Logs(name, stream) => format!("{}/{LOGS}/{stream}", program(name)),
+            Route::Exec(name) => format!("{}/{EXEC}", program(name)),
+            Route::ExecSignal(id) => format!("{API_PREFIX}/{EXEC}/{id}/{SIGNAL}"),
             Route::Metrics => METRICS.to_string(),
             top => format!("{API_PREFIX}/{}", top.top_segment().unwrap_or_default()),
         }
@@ -227,7 +246,11 @@ impl Route {
     /// The one method this endpoint answers.
     pub fn method(&self) -> HttpMethod {
         match self {
-            Route::Act(..) | Route::Reload | Route::Shutdown => HttpMethod::Post,
+            Route::Act(..)
+            | Route::Reload
+            | Route::Shutdown
+            | Route::Exec(_)
+            | Route::ExecSignal(_) => HttpMethod::Post,
             _ => HttpMethod::Get,
         }
     }
@@ -245,7 +268,7 @@ impl Route {
     /// The program name or target in the path, if the endpoint has one.
     pub fn name(&self) -> Option<&str> {
         match self {
-            Route::Program(n) | Route::Act(n, _) | Route::Logs(n, _) => Some(n),
+            Route::Program(n) | Route::Act(n, _) | Route::Logs(n, _) | Route::Exec(n) => Some(n),
             _ => None,
         }
     }
@@ -321,8 +344,10 @@ mod tests {
             Route::Events,
             Route::Health,
             Route::Metrics,
+            Route::ExecSignal(42),
         ];
         for name in names {
+            routes.push(Route::Exec(name.into()));
             routes.push(Route::Program(name.into()));
             routes.extend(Verb::ALL.map(|v| Route::Act(name.into(), v)));
             routes.extend(StreamKind::ALL.map(|s| Route::Logs(name.into(), s)));
@@ -364,6 +389,11 @@ mod tests {
         assert_eq!(Route::Events.path(), "/v1/events");
         assert_eq!(Route::Health.path(), "/v1/health");
         assert_eq!(Route::Metrics.path(), "/metrics");
+        assert_eq!(
+            Route::Exec("web:0".into()).path(),
+            "/v1/programs/web:0/exec"
+        );
+        assert_eq!(Route::ExecSignal(7).path(), "/v1/exec/7/signal");
     }
 
     #[test]
@@ -402,6 +432,8 @@ mod tests {
             "/v1/programs/%FF",
             "/v1/programs//start",
             "/v1/programs//logs/stdout",
+            "/v1/programs//exec",
+            "/v1/exec/x/signal",
         ] {
             assert_eq!(
                 Route::parse(bad).err().map(|e| e.kind),
@@ -414,7 +446,14 @@ mod tests {
     #[test]
     fn actions_are_posts_and_reads_are_gets() {
         for route in every_route() {
-            let post = matches!(route, Route::Act(..) | Route::Reload | Route::Shutdown);
+            let post = matches!(
+                route,
+                Route::Act(..)
+                    | Route::Reload
+                    | Route::Shutdown
+                    | Route::Exec(_)
+                    | Route::ExecSignal(_)
+            );
             let expected = if post {
                 HttpMethod::Post
             } else {

@@ -147,7 +147,7 @@ async fn a_sandbox_has_eth0_with_its_address_and_a_default_route_and_goes_away()
     let n = Names::new();
     let manager = Manager::start();
     let spec = n.spec("a", 2, vec![]);
-    let handle = manager.ensure("a", &spec, &n.network).await.unwrap();
+    let handle = manager.ensure("a", "a", &spec, &n.network).await.unwrap();
     assert_eq!(handle.netns, format!("nsvisor-{}", spec.sandbox));
     assert!(ip(&["netns", "list"]).contains(&handle.netns));
 
@@ -181,7 +181,7 @@ async fn a_sandbox_has_eth0_with_its_address_and_a_default_route_and_goes_away()
     assert!(veth.contains("alias nsvisor owner="), "{veth}");
 
     // Idempotent: asking again gives the same sandbox.
-    let again = manager.ensure("a", &spec, &n.network).await.unwrap();
+    let again = manager.ensure("a", "a", &spec, &n.network).await.unwrap();
     assert_eq!(again.netns, handle.netns);
 
     assert!(manager.release("a").await.is_empty());
@@ -220,9 +220,13 @@ async fn two_sandboxes_talk_over_the_bridge_and_the_host_reaches_mapped_ports() 
         ],
     );
     let client = n.spec("client", 11, vec![]);
-    let web_ns = manager.ensure("web", &web, &n.network).await.unwrap().netns;
+    let web_ns = manager
+        .ensure("web", "web", &web, &n.network)
+        .await
+        .unwrap()
+        .netns;
     let client_ns = manager
-        .ensure("client", &client, &n.network)
+        .ensure("client", "client", &client, &n.network)
         .await
         .unwrap()
         .netns;
@@ -291,8 +295,8 @@ async fn programs_naming_one_sandbox_share_it_until_the_last_is_released() {
     let n = Names::new();
     let manager = Manager::start();
     let spec = n.spec("pod", 20, vec![]);
-    let a = manager.ensure("a", &spec, &n.network).await.unwrap();
-    let b = manager.ensure("b", &spec, &n.network).await.unwrap();
+    let a = manager.ensure("a", "a", &spec, &n.network).await.unwrap();
+    let b = manager.ensure("b", "b", &spec, &n.network).await.unwrap();
     assert_eq!(a.netns, b.netns);
     // 127.0.0.1 is shared inside the pod.
     let l = in_netns(&a.netns, || TcpListener::bind("127.0.0.1:7000").unwrap());
@@ -301,7 +305,10 @@ async fn programs_naming_one_sandbox_share_it_until_the_last_is_released() {
 
     let mut other = spec.clone();
     other.address = n.address(21);
-    let err = manager.ensure("c", &other, &n.network).await.unwrap_err();
+    let err = manager
+        .ensure("c", "c", &other, &n.network)
+        .await
+        .unwrap_err();
     assert!(
         err.to_string().contains("already exists as network"),
         "{err}"
@@ -324,7 +331,10 @@ async fn a_port_that_cannot_be_bound_fails_before_anything_is_built() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let spec = n.spec("p", 2, vec![mapping(Protocol::Tcp, port, 80)]);
-    let err = manager.ensure("p", &spec, &n.network).await.unwrap_err();
+    let err = manager
+        .ensure("p", "p", &spec, &n.network)
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         format!("program \"p\": cannot listen on port 127.0.0.1:{port}/tcp: Address already in use (os error 98)")
@@ -374,7 +384,7 @@ async fn a_subnet_overlapping_a_host_route_is_refused() {
     // The manager refuses too, before creating the bridge.
     let manager = Manager::start();
     let err = manager
-        .ensure("x", &n.spec("x", 2, vec![]), &n.network)
+        .ensure("x", "x", &n.spec("x", 2, vec![]), &n.network)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("overlaps the host route"), "{err}");

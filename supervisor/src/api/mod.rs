@@ -15,6 +15,7 @@
 //! no TCP listener. Called once by `lib.rs::run`; the returned [`ApiServer`]
 //! removes the socket file when closed or dropped.
 
+mod exec;
 mod metrics;
 mod peer;
 pub mod probes;

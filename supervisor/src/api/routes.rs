@@ -24,7 +24,7 @@ use serde::Deserialize;
 use tokio::sync::{watch, Semaphore};
 
 use super::reply::{self, Reply};
-use super::{metrics, stream};
+use super::{exec, metrics, stream};
 use crate::logs::ring;
 use crate::supervisor::handle::{Action, Handle};
 
@@ -120,6 +120,8 @@ async fn dispatch(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> 
             ))
         }
         Route::Logs(name, which) => logs(api, &name, which, &query).await,
+        Route::Exec(name) => exec::exec(h, &name, &body).await,
+        Route::ExecSignal(id) => exec::signal(h, id, &body).await,
         Route::Reload => Ok(reply::json(StatusCode::OK, &h.reload().await?)),
         Route::Shutdown => {
             h.shutdown().await?;
@@ -177,7 +179,7 @@ async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
 }
 
 /// `{"signal": "HUP" | "SIGHUP" | 1 | "1"}`.
-fn parse_signal_body(body: &[u8]) -> Result<Signal, ApiError> {
+pub(super) fn parse_signal_body(body: &[u8]) -> Result<Signal, ApiError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct SignalBody {

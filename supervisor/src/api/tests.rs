@@ -144,6 +144,15 @@ fn fake() -> Fake {
                     };
                     drop(reply.send(answer));
                 }
+                Command::Exec { name, reply, .. } => drop(reply.send(Err(ApiError::new(
+                    ErrorKind::NotFound,
+                    format!("no such program: {name}"),
+                )))),
+                Command::ExecSignal { id, reply, .. } => drop(reply.send(Err(ApiError::new(
+                    ErrorKind::NotFound,
+                    format!("no running exec session {id}"),
+                )))),
+                Command::ExecDetach { .. } => {}
             }
         }
     });
@@ -266,6 +275,34 @@ async fn programs_and_errors() {
     );
     let (status, err) = call(&s.path, "GET", "/v1/programs?bogus=1", "").await;
     assert_eq!((status, error_kind(&err)), (400, ErrorKind::BadRequest));
+}
+
+#[tokio::test]
+async fn exec_checks_its_body_and_names() {
+    let s = setup(Limits::default()).await;
+    let (status, err) = call(&s.path, "POST", "/v1/programs/web/exec", "{\"cmd\": 1}").await;
+    assert_eq!((status, error_kind(&err)), (400, ErrorKind::BadRequest));
+    let body = r#"{"command": ["true"], "env": ["A=1"], "timeout_secs": 2}"#;
+    let (status, err) = call(&s.path, "POST", "/v1/programs/nope/exec", body).await;
+    assert_eq!((status, error_kind(&err)), (404, ErrorKind::NotFound));
+    let (status, err) = call(
+        &s.path,
+        "POST",
+        "/v1/exec/9/signal",
+        "{\"signal\": \"INT\"}",
+    )
+    .await;
+    assert_eq!((status, error_kind(&err)), (404, ErrorKind::NotFound));
+    let (status, err) = call(
+        &s.path,
+        "POST",
+        "/v1/exec/9/signal",
+        "{\"signal\": \"NOPE\"}",
+    )
+    .await;
+    assert_eq!((status, error_kind(&err)), (400, ErrorKind::BadRequest));
+    let (status, _) = call(&s.path, "GET", "/v1/programs/web/exec", "").await;
+    assert_eq!(status, 405);
 }
 
 #[tokio::test]

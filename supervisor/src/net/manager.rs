@@ -12,6 +12,10 @@
 //! and address: the supervisor releases only on removal and at shutdown.
 //! Netlink work runs on blocking threads; requests are handled one at a time.
 //!
+//! After every change of the programs on a network the task rewrites the
+//! hosts file of each of its sandboxes (`names.rs`); a new sandbox gets its
+//! files and its mount namespace with its first program.
+//!
 //! After every change of sandboxes or mappings the task brings its nftables
 //! table (`nat.rs`) in line: masquerade for the networks in use that ask for
 //! it, DNAT for `nat` mappings; the table is created with the first network
@@ -23,12 +27,14 @@ use std::future::Future;
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::bridge;
 use super::guard::Undo;
 use super::hold::Forwarding;
+use super::names::{self, Entry, NAMES_DIR};
 use super::nat::{self, NatPort, NetUse, Wanted};
 use super::netlink::Netlink;
 use super::owner::{Owner, MARK_DIR};
@@ -46,6 +52,9 @@ pub struct SandboxHandle {
     pub fd: OwnedFd,
     /// Address of the sandbox's `eth0`.
     pub address: Ipv4Addr,
+    /// The sandbox's mount namespace (its `/etc/hosts` and
+    /// `/etc/resolv.conf`), entered after the network namespace.
+    pub mntns: Option<Arc<OwnedFd>>,
 }
 
 /// Handle on the network task; cheap to clone.
@@ -60,6 +69,7 @@ enum Request {
     Cleanup(oneshot::Sender<Vec<Error>>),
     Ensure {
         program: String,
+        group: String,
         spec: SandboxSpec,
         network: NetworkConfig,
         reply: oneshot::Sender<Result<SandboxHandle, Error>>,
@@ -87,6 +97,7 @@ impl Manager {
             nat: None,
             networks: BTreeMap::new(),
             mark_dir: PathBuf::from(MARK_DIR),
+            names_dir: PathBuf::from(NAMES_DIR),
             sandboxes: BTreeMap::new(),
             bridges: BTreeMap::new(),
             programs: BTreeMap::new(),
@@ -112,7 +123,8 @@ impl Manager {
     }
 
     /// Makes sure `program`'s sandbox exists and its ports are forwarded, and
-    /// opens the namespace for its spawn. Idempotent: a program that already
+    /// opens the namespace for its spawn. `group` is one of the program's
+    /// names on the network, with its own. Idempotent: a program that already
     /// has its sandbox gets a fresh handle on it; a changed `spec` moves the
     /// program to the new sandbox.
     ///
@@ -121,12 +133,15 @@ impl Manager {
     pub fn ensure(
         &self,
         program: &str,
+        group: &str,
         spec: &SandboxSpec,
         network: &NetworkConfig,
     ) -> impl Future<Output = Result<SandboxHandle, Error>> + Send + 'static {
         let (program, spec, network) = (program.to_string(), spec.clone(), network.clone());
+        let group = group.to_string();
         let answer = self.send(|reply| Request::Ensure {
             program,
+            group,
             spec,
             network,
             reply,
@@ -177,6 +192,8 @@ struct Task {
     /// The latest config of every network a sandbox was built on.
     networks: BTreeMap<String, NetworkConfig>,
     mark_dir: PathBuf,
+    /// Directory of the sandboxes' hosts and resolv.conf files.
+    names_dir: PathBuf,
     sandboxes: BTreeMap<String, Sandbox>,
     /// Bridges in use, by name.
     bridges: BTreeMap<String, BridgeUse>,
@@ -191,6 +208,8 @@ struct Sandbox {
     bridge: String,
     address: Ipv4Addr,
     users: BTreeSet<String>,
+    /// Its mount namespace, made with its names' files by `sync_names`.
+    mntns: Option<Arc<OwnedFd>>,
 }
 
 struct BridgeUse {
@@ -199,6 +218,7 @@ struct BridgeUse {
 }
 
 struct Member {
+    group: String,
     spec: SandboxSpec,
     _proxies: Vec<Proxy>,
 }
@@ -212,11 +232,13 @@ impl Task {
                 }
                 Request::Ensure {
                     program,
+                    group,
                     spec,
                     network,
                     reply,
                 } => {
-                    let _ = reply.send(self.ensure(&program, spec, &network).await);
+                    let member = (program.as_str(), group);
+                    let _ = reply.send(self.ensure(member, spec, &network).await);
                 }
                 Request::Release { program, reply } => {
                     let _ = reply.send(self.release(&program).await);
@@ -233,12 +255,18 @@ impl Task {
     }
 
     async fn cleanup(&mut self) -> Vec<Error> {
-        let mark_dir = self.mark_dir.clone();
+        let (mark_dir, names_dir) = (self.mark_dir.clone(), self.names_dir.clone());
         let (removed, errors) = blocking(move || {
             let (mut removed, mut errors) = nat::cleanup();
             let (links, more) = leftovers::cleanup(&mark_dir);
             removed.extend(links);
             errors.extend(more);
+            let (files, more) = names::cleanup(&names_dir, &mark_dir);
+            removed.extend(files);
+            errors.extend(
+                more.into_iter()
+                    .map(|(path, source)| Error::RemoveFiles { path, source }),
+            );
             (removed, errors)
         })
         .await;
@@ -250,7 +278,7 @@ impl Task {
 
     async fn ensure(
         &mut self,
-        program: &str,
+        (program, group): (&str, String),
         spec: SandboxSpec,
         network: &NetworkConfig,
     ) -> Result<SandboxHandle, Error> {
@@ -301,6 +329,7 @@ impl Task {
                         bridge: network.bridge.clone(),
                         address: spec.address,
                         users: [program.to_string()].into(),
+                        mntns: None,
                     },
                 );
             }
@@ -309,16 +338,20 @@ impl Task {
             .into_iter()
             .map(|b| proxy::start(b, spec.address, program, &self.forwarding))
             .collect();
-        let handle = self.handle(&spec);
+        let network_name = spec.network.clone();
         self.programs.insert(
             program.to_string(),
             Member {
-                spec,
+                group,
+                spec: spec.clone(),
                 _proxies: proxies,
             },
         );
-        let ready = match handle {
-            Ok(handle) => self.sync_nat().await.map(|()| handle),
+        let ready = match self.sync_names(&network_name).await {
+            Ok(()) => match self.handle(&spec) {
+                Ok(handle) => self.sync_nat().await.map(|()| handle),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         if ready.is_err() {
@@ -378,14 +411,65 @@ impl Task {
             fd: open_netns(&netns)?,
             netns,
             address: spec.address,
+            mntns: self
+                .sandboxes
+                .get(&spec.sandbox)
+                .and_then(|s| s.mntns.clone()),
         })
     }
 
     async fn release(&mut self, program: &str) -> Vec<Error> {
+        let network = self.programs.get(program).map(|m| m.spec.network.clone());
         let doomed = self.forget(program).into_iter().collect();
         let mut errors = self.remove(doomed).await;
+        if let Some(network) = network {
+            errors.extend(self.sync_names(&network).await.err());
+        }
         errors.extend(self.sync_nat().await.err());
         errors
+    }
+
+    /// Brings the names of every sandbox on `network` in line with its
+    /// programs: rewrites each hosts file in place, and gives a sandbox that
+    /// has none yet its files and mount namespace.
+    async fn sync_names(&mut self, network: &str) -> Result<(), Error> {
+        let entries: Vec<Entry> = self
+            .sandboxes
+            .values()
+            .filter(|s| s.network == network)
+            .map(|s| {
+                let programs = s.users.iter().filter_map(|p| {
+                    let member = self.programs.get(p)?;
+                    Some((p.as_str(), member.group.as_str()))
+                });
+                Entry::new(s.address, &s.name, programs)
+            })
+            .collect();
+        let jobs: Vec<names::Job> = self
+            .sandboxes
+            .values()
+            .filter(|s| s.network == network)
+            .map(|s| names::Job {
+                sandbox: s.name.clone(),
+                dir: names::dir_of(&self.names_dir, &s.netns),
+                hosts: names::hosts_file(&s.name, network, &entries),
+                new: s.mntns.is_none(),
+            })
+            .collect();
+        let made =
+            blocking(move || names::apply(jobs))
+                .await
+                .map_err(|(sandbox, step, source)| Error::ConfigureSandbox {
+                    sandbox,
+                    step,
+                    source,
+                })?;
+        for (sandbox, fd) in made {
+            if let Some(s) = self.sandboxes.get_mut(&sandbox) {
+                s.mntns = Some(Arc::new(fd));
+            }
+        }
+        Ok(())
     }
 
     /// What the nftables table must hold for the sandboxes and programs now.
@@ -471,13 +555,21 @@ impl Task {
                 }
             }
         }
-        let mark_dir = self.mark_dir.clone();
+        let (mark_dir, names_dir) = (self.mark_dir.clone(), self.names_dir.clone());
         blocking(move || {
+            let mut errors = Vec::new();
+            for s in &doomed {
+                let dir = names::dir_of(&names_dir, &s.netns);
+                if let Err(source) = names::remove(&dir) {
+                    errors.push(Error::RemoveFiles { path: dir, source });
+                }
+            }
             let mut host = match Netlink::open() {
                 Ok(host) => host,
                 Err(source) => {
                     let what = "opening a socket".into();
-                    return vec![Error::Netlink { what, source }];
+                    errors.push(Error::Netlink { what, source });
+                    return errors;
                 }
             };
             let batch: Vec<Doomed> = doomed
@@ -487,7 +579,7 @@ impl Task {
                     veth: s.veth.clone(),
                 })
                 .collect();
-            let mut errors = sandbox::remove(&mut host, &batch, &mark_dir);
+            errors.extend(sandbox::remove(&mut host, &batch, &mark_dir));
             for bridge in bridges {
                 match bridge::remove_if_unused(&mut host, &bridge) {
                     Ok(true) => {}

@@ -16,11 +16,13 @@
 //!   supervisor asks it to `ensure` a program's sandbox before the first
 //!   start, to `release` it when the program is removed, to clean a crashed
 //!   run's leftovers at start and to tear everything down at shutdown.
-//! - [`net_info`] for `status` and the API.
+//! - [`net_info`] for `status` and the API; [`hostname`] for the rule that
+//!   makes program names hostnames.
 //!
 //! Setup validates first, applies with guards that undo on drop unless
 //! committed, and teardown goes on past errors and reports all of them
-//! (DESIGN rule 7). Host interfaces and namespaces carry an owner mark
+//! (DESIGN rule 7). Each sandbox also gets its names (`names.rs`): its own
+//! `/etc/hosts` and `/etc/resolv.conf` in a mount namespace of its own. Host interfaces and namespaces carry an owner mark
 //! (`owner.rs`) so nothing nsvisor did not create is ever removed.
 
 mod bridge;
@@ -29,6 +31,7 @@ mod guard;
 pub mod hold;
 mod leftovers;
 mod manager;
+mod names;
 mod nat;
 pub mod netlink;
 pub mod netns;
@@ -49,6 +52,7 @@ use crate::config::{NetworkConfig, PortMode, ProgramConfig, ProgramNet, Protocol
 
 pub use check::{check_host, check_privileges, has_privileges};
 pub use manager::{Manager, SandboxHandle};
+pub use names::hostname;
 
 /// Prefix of the namespaces nsvisor creates: `nsvisor-<sandbox>`.
 pub const NETNS_PREFIX: &str = "nsvisor-";
@@ -221,6 +225,14 @@ pub enum Error {
         table: String,
         /// What was being done (`add rule to chain postrouting`).
         what: String,
+        /// Cause.
+        source: io::Error,
+    },
+    /// Files the daemon made (a sandbox's names) cannot be removed.
+    #[error("cannot remove {}: {source}", path.display())]
+    RemoveFiles {
+        /// File or directory.
+        path: PathBuf,
         /// Cause.
         source: io::Error,
     },

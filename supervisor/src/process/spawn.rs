@@ -123,6 +123,8 @@ pub struct SpawnOptions<'a> {
     pub stdio: Stdio,
     /// Network namespace fd to enter.
     pub netns: Option<RawFd>,
+    /// Mount namespace fd to enter after it (a sandbox's names).
+    pub mntns: Option<RawFd>,
     /// Variables set after the program's own (`NOTIFY_SOCKET`, ...).
     pub env: &'a [(String, String)],
     /// One more fd for the program: (the daemon's fd, its number there).
@@ -186,6 +188,7 @@ fn prepare(cfg: &ProgramConfig, opts: SpawnOptions<'_>) -> Result<ChildSetup, Sp
         umask: cfg.umask.map(|m| m as libc::mode_t),
         ids,
         netns: opts.netns,
+        mntns: opts.mntns,
         session: opts.session,
         stdio: opts.stdio,
         extra: opts.extra_fd,

@@ -22,6 +22,7 @@ use nix::sys::signal::Signal;
 use nsvisor_proto::{ActionResult, ApiError, ErrorKind, ReloadResult, StateEvent};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::exec::Sessions;
 use super::handle::{Action, Command, DaemonStats, Handle};
 use super::linger::Lingering;
 use super::passive::Passive;
@@ -55,6 +56,8 @@ enum TimerKey {
     Check(ProgramName, usize, u64),
     /// An `exec` check's process must be done by now.
     CheckDeadline(i32),
+    /// An exec session's timeout.
+    ExecDeadline(u64),
     /// SIGKILL what is left of a finished main program's group.
     Linger,
 }
@@ -93,6 +96,8 @@ pub struct Supervisor {
     /// `tcp`/`http` check runs started since the loop last looked; it polls
     /// them on this task (no task, thread or channel hop per run).
     new_probes: Vec<Probe>,
+    /// Commands clients run in programs' sandboxes.
+    exec: Sessions,
 }
 
 /// One `tcp` or `http` check run; its result is the planner's event.
@@ -137,6 +142,7 @@ impl Supervisor {
             spawner: Spawner::new()?,
             passive: Passive::new(notify_dir, jobs_for_passive),
             new_probes: Vec::new(),
+            exec: Sessions::default(),
         };
         Ok((sup, handle, rx))
     }
@@ -163,13 +169,12 @@ impl Supervisor {
             .unwrap_or_else(|| mpsc::unbounded_channel().1);
         let mut probes = futures::stream::FuturesUnordered::new();
         loop {
-            if let Some(code) = self
-                .planner
-                .exit_code()
-                .filter(|_| self.lingering.is_empty())
-            {
-                self.teardown_network().await;
-                return code;
+            if let Some(code) = self.planner.exit_code() {
+                self.exec.kill_all();
+                if self.lingering.is_empty() && self.exec.is_empty() {
+                    self.teardown_network().await;
+                    return code;
+                }
             }
             probes.extend(self.new_probes.drain(..));
             let next = self.timers.peek().map(|Reverse((at, _))| *at);
@@ -249,12 +254,17 @@ impl Supervisor {
                 network,
                 ticket,
             } => {
-                let answer = self.net.ensure(&name, &spec, &network);
+                let group = self.planner.program(&name).map(|p| p.cfg.group.clone());
+                let group = group.unwrap_or_else(|| name.to_string());
+                let answer = self.net.ensure(&name, &group, &spec, &network);
                 let jobs = self.jobs.clone();
                 tokio::spawn(async move {
                     let result = answer
                         .await
-                        .map(|sandbox| Netns(Arc::new(sandbox.fd)))
+                        .map(|sandbox| Netns {
+                            net: Arc::new(sandbox.fd),
+                            mnt: sandbox.mntns,
+                        })
                         .map_err(|e| e.to_string());
                     let _ = jobs.send(Event::SandboxReady {
                         name,
@@ -311,7 +321,8 @@ impl Supervisor {
             return;
         };
         if signal == Signal::SIGCHLD {
-            let statuses = reaper::reap_all();
+            let mut statuses = reaper::reap_all();
+            self.exec.reaped(&mut statuses);
             if !statuses.is_empty() {
                 self.handle(Event::Reaped(statuses));
             }
@@ -347,6 +358,7 @@ impl Supervisor {
                     self.handle(Event::CheckDeadline(nix::unistd::Pid::from_raw(pid)))
                 }
                 TimerKey::Linger => self.lingering.kill_due(now),
+                TimerKey::ExecDeadline(id) => self.exec.expire(id),
             }
         }
     }
@@ -419,6 +431,27 @@ impl Supervisor {
                 };
                 let _ = reply.send(answer);
             }
+            Command::Exec {
+                name,
+                request,
+                reply,
+            } => {
+                let started = match self.planner.program(&name) {
+                    None => Err(super::planner::unknown(&name)),
+                    Some(p) => self.exec.start(&self.spawner, p, request),
+                };
+                let _ = reply.send(started.map(|(output, timeout)| {
+                    if let Some(t) = timeout {
+                        let key = TimerKey::ExecDeadline(output.id);
+                        self.timers.push(Reverse((now + t, key)));
+                    }
+                    output
+                }));
+            }
+            Command::ExecSignal { id, signal, reply } => {
+                let _ = reply.send(self.exec.signal(id, signal));
+            }
+            Command::ExecDetach { id } => self.exec.detach(id),
         }
     }
 
@@ -453,7 +486,7 @@ impl Supervisor {
         let (kind, timeout) = (check.kind.clone(), check.timeout);
         self.new_probes.push(Box::pin(async move {
             let (passed, detail, took) =
-                crate::health::run(&kind, timeout, netns.map(|n| n.0)).await;
+                crate::health::run(&kind, timeout, netns.map(|n| n.net)).await;
             Event::CheckDone {
                 name,
                 index,

@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use nix::sys::signal::Signal;
 use nsvisor_proto::{
-    ActionResult, ApiError, ErrorKind, Health, ProgramInfo, ReloadResult, StateEvent, StreamKind,
-    Verb,
+    ActionResult, ApiError, ErrorKind, ExecRequest, Health, ProgramInfo, ReloadResult, StateEvent,
+    StreamKind, Verb,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::exec::ExecOutput;
 use crate::logs::ring::Ring;
 
 /// An action on programs: the API's verb, its signal parsed.
@@ -75,6 +76,29 @@ pub enum Command {
         stream: StreamKind,
         /// Reply.
         reply: oneshot::Sender<Result<Arc<Ring>, ApiError>>,
+    },
+    /// Run a command in a program's sandbox (an exec session).
+    Exec {
+        /// Program name.
+        name: String,
+        /// What to run.
+        request: ExecRequest,
+        /// Reply: the started command's output and exit.
+        reply: oneshot::Sender<Result<ExecOutput, ApiError>>,
+    },
+    /// Send a signal to an exec session's process group.
+    ExecSignal {
+        /// Session id.
+        id: u64,
+        /// Signal.
+        signal: Signal,
+        /// Reply.
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    /// The client of an exec session went away (no reply).
+    ExecDetach {
+        /// Session id.
+        id: u64,
     },
 }
 
@@ -150,6 +174,29 @@ impl Handle {
             reply,
         })
         .await?
+    }
+
+    /// Runs `request` in program `name`'s sandbox.
+    pub async fn exec(&self, name: &str, request: ExecRequest) -> Result<ExecOutput, ApiError> {
+        let name = name.to_string();
+        self.ask(|reply| Command::Exec {
+            name,
+            request,
+            reply,
+        })
+        .await?
+    }
+
+    /// Sends `signal` to exec session `id`.
+    pub async fn exec_signal(&self, id: u64, signal: Signal) -> Result<(), ApiError> {
+        self.ask(|reply| Command::ExecSignal { id, signal, reply })
+            .await?
+    }
+
+    /// Tells the supervisor that exec session `id`'s client left; never
+    /// waits (called when a response body is dropped).
+    pub fn exec_detach(&self, id: u64) {
+        let _ = self.commands.try_send(Command::ExecDetach { id });
     }
 
     /// Receive every state change from now on.

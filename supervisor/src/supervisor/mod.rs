@@ -12,9 +12,11 @@
 //! `program.rs` is a program as the planner holds it; `handle.rs` is how the
 //! rest of the daemon talks to the task; `spawner.rs` starts programs' and
 //! `exec` checks' processes for the actor; `linger.rs` is what is left of the
-//! main program's process group after it exits.
+//! main program's process group after it exits; `exec.rs` holds the
+//! commands clients run in programs' sandboxes (`nsvisorctl exec`).
 
 mod actor;
+pub mod exec;
 pub mod handle;
 mod linger;
 pub mod machine;

@@ -67,9 +67,16 @@ pub enum Role {
     Main,
 }
 
-/// An opened network namespace, shared by the planner and the spawns that enter it.
+/// An opened sandbox, shared by the planner and the spawns that enter it:
+/// its network namespace, and the mount namespace of its names.
 #[derive(Debug, Clone)]
-pub struct Netns(pub Arc<OwnedFd>);
+pub struct Netns {
+    /// The network namespace.
+    pub net: Arc<OwnedFd>,
+    /// The mount namespace with the sandbox's `/etc/hosts` and
+    /// `/etc/resolv.conf`, entered after `net` (none for a joined namespace).
+    pub mnt: Option<Arc<OwnedFd>>,
+}
 
 /// The program's network sandbox, as far as the planner knows it: always
 /// for its current config's spec (a reload that changes the config resets it).

@@ -1,6 +1,6 @@
 //! Starting processes for the actor: a program's process (with its output
-//! pipes, or the terminal for the main program) and an `exec` check's
-//! process, both through the one spawn path (`process::spawn`, DESIGN
+//! pipes, or the terminal for the main program), an `exec` check's process
+//! and an exec session's command, all through the one spawn path (`process::spawn`, DESIGN
 //! rules 3 and 5), entering the program's network namespace when it has one.
 //!
 //! Called only from the supervisor task, one spawn at a time. The results are
@@ -82,6 +82,7 @@ impl Spawner {
                 },
                 stdio: [None, None, None],
                 netns,
+                mntns: mntns_fd(sandbox),
                 env: &hooks.env,
                 extra_fd: hooks.extra_fd(),
             },
@@ -93,6 +94,7 @@ impl Spawner {
                     Some(pipes.stderr.as_raw_fd()),
                 ],
                 netns,
+                mntns: mntns_fd(sandbox),
                 env: &hooks.env,
                 extra_fd: hooks.extra_fd(),
             },
@@ -139,10 +141,38 @@ impl Spawner {
             session: Session::NewSession,
             stdio: [Some(null), Some(null), Some(null)],
             netns: netns_fd(joined.as_ref(), sandbox),
+            mntns: mntns_fd(sandbox),
             env: &[],
             extra_fd: None,
         };
         spawn::spawn(&check, opts).map_err(|e| (e.to_string(), e.failed_pid()))
+    }
+    /// Spawns an exec session's command (`cfg` is the program's, with the
+    /// client's command, user and directory): as the program would run, in a
+    /// session of its own, stdin /dev/null, stdout and stderr on `output`,
+    /// `env` set over the program's environment. An error comes with the
+    /// exit code a shell would give (127 not found, 126 not executable, 1).
+    pub fn exec(
+        &self,
+        cfg: &ProgramConfig,
+        sandbox: Option<&Netns>,
+        output: [std::os::fd::RawFd; 2],
+        env: &[(String, String)],
+    ) -> Result<Pid, (String, i32)> {
+        let joined = joined_netns(cfg).map_err(|e| (e, 1))?;
+        let opts = SpawnOptions {
+            session: Session::NewSession,
+            stdio: [
+                Some(self.dev_null.as_raw_fd()),
+                Some(output[0]),
+                Some(output[1]),
+            ],
+            netns: netns_fd(joined.as_ref(), sandbox),
+            mntns: mntns_fd(sandbox),
+            env,
+            extra_fd: None,
+        };
+        spawn::spawn(cfg, opts).map_err(|e| (e.to_string(), e.shell_code()))
     }
 }
 
@@ -150,7 +180,14 @@ impl Spawner {
 fn netns_fd(joined: Option<&OwnedFd>, sandbox: Option<&Netns>) -> Option<std::os::fd::RawFd> {
     joined
         .map(|fd| fd.as_raw_fd())
-        .or_else(|| sandbox.map(|n| n.0.as_raw_fd()))
+        .or_else(|| sandbox.map(|n| n.net.as_raw_fd()))
+}
+
+/// The mount namespace a spawn enters: the sandbox's names, if it has them.
+fn mntns_fd(sandbox: Option<&Netns>) -> Option<std::os::fd::RawFd> {
+    sandbox
+        .and_then(|n| n.mnt.as_ref())
+        .map(|fd| fd.as_raw_fd())
 }
 
 /// The named namespace a program joins (`netns = "NAME"`), opened for a

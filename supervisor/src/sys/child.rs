@@ -23,6 +23,8 @@ pub(super) struct ChildContext<'a> {
     pub(super) stdio: [Option<RawFd>; 3],
     /// The netns fd (a slot).
     pub(super) netns: Option<RawFd>,
+    /// The mount namespace fd (a slot).
+    pub(super) mntns: Option<RawFd>,
     /// An extra fd to install: (its slot, the number the program sees).
     pub(super) extra: Option<(RawFd, RawFd)>,
     /// First fd not copied into the child's own fd table (-1: copy all).
@@ -130,6 +132,13 @@ unsafe fn child_after_clone(ctx: &ChildContext) -> ! {
     if let Some(fd) = ctx.netns {
         if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
             report(SpawnStage::Setns);
+        }
+    }
+    // 2b. mount namespace (the sandbox's names); it resets the root and the
+    // working directory to the namespace's, so it comes before the chdir.
+    if let Some(fd) = ctx.mntns {
+        if libc::setns(fd, libc::CLONE_NEWNS) < 0 {
+            report(SpawnStage::SetnsMount);
         }
     }
     // 3. umask

@@ -11,7 +11,8 @@
 //! - `pipe.rs`: program output pipes, pipe sizes, `splice(2)`.
 //! - `reactor.rs`: registering fds and the daemon's epoll with tokio.
 //! - `socket.rs`: peer groups, UDP `IP_PKTINFO`, socket shutdown.
-//! - `namespace.rs`: network namespaces for a thread, bind mounts, umount.
+//! - `namespace.rs`: network and mount namespaces for a thread, bind
+//!   mounts, umount.
 //! - `netns_socket.rs`: TCP sockets created inside a sandbox's namespace (one
 //!   long-lived thread), for the checks of sandboxed programs.
 //!
@@ -31,7 +32,8 @@ mod spawn;
 
 pub use fd::{open_dev_null, set_status_flag, stdin_is_tty};
 pub use namespace::{
-    bind_mount, enter_netns_thread, make_rshared, rbind_onto_itself, umount_detach, unshare_netns,
+    bind_mount, enter_netns_thread, make_rshared, rbind_onto_itself, umount_detach,
+    unshare_mountns, unshare_netns,
 };
 pub use netns_socket::tcp_socket_in;
 pub use pipe::{log_pipe, set_pipe_size, splice_move, splice_pipe, splice_pipe_to_file};

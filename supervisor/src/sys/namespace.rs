@@ -1,10 +1,11 @@
-//! Network namespaces and mounts for `net/netns.rs`: a new or existing
-//! namespace for the calling thread, and the bind mounts that keep a
-//! namespace alive under a path.
+//! Network and mount namespaces and mounts for `net/netns.rs` and
+//! `net/names.rs`: a new or existing namespace for the calling thread, the
+//! bind mounts that keep a namespace alive under a path, and those that lay
+//! a sandbox's own files over the host's.
 //!
-//! Invariant: `unshare_netns` and `enter_netns_thread` change the calling
-//! *thread*, so they run only on dedicated short-lived `std::thread`s, never
-//! on a tokio worker or blocking-pool thread. nix already wraps these calls
+//! Invariant: `unshare_netns`, `unshare_mountns` and `enter_netns_thread`
+//! change the calling *thread*, so they run only on dedicated short-lived
+//! `std::thread`s, never on a tokio worker or blocking-pool thread. nix already wraps these calls
 //! safely; they are gathered here so every raw syscall of the daemon stays
 //! in `sys/`, and they return `io::Error` for the callers' error variants.
 
@@ -20,6 +21,24 @@ use nix::sched::CloneFlags;
 /// that exits afterwards: never on a tokio worker or blocking-pool thread.
 pub fn unshare_netns() -> io::Result<()> {
     nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+}
+
+/// Gives the calling *thread* a mount namespace of its own, a copy of the
+/// daemon's (`unshare(CLONE_NEWNS)`, which also unshares its filesystem
+/// attributes), whose mounts are then made slaves of the daemon's: mounts
+/// and unmounts of the host still reach it (a sandbox removed later
+/// disappears from it too), its own mounts never reach the host. Same rule
+/// as [`unshare_netns`]: dedicated short-lived threads only.
+pub fn unshare_mountns() -> io::Result<()> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(io::Error::from)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(io::Error::from)
 }
 
 /// Moves the calling *thread* into the network namespace `fd` refers to.

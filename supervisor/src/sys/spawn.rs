@@ -70,6 +70,9 @@ pub struct ChildSetup {
     pub ids: Option<Ids>,
     /// Network namespace to enter (fd opened by the caller).
     pub netns: Option<RawFd>,
+    /// Mount namespace to enter after the network one (a sandbox's names:
+    /// its own `/etc/hosts` and `/etc/resolv.conf`).
+    pub mntns: Option<RawFd>,
     /// Process group / session setup.
     pub session: Session,
     /// fds to install as 0, 1, 2 (`None`: keep the daemon's).
@@ -93,6 +96,8 @@ pub enum SpawnStage {
     Session,
     /// setns into the network namespace.
     Setns,
+    /// setns into the mount namespace.
+    SetnsMount,
     /// chdir to `directory`.
     Chdir,
     /// A private fd table, dup2 of stdio.
@@ -107,11 +112,12 @@ pub enum SpawnStage {
 
 impl SpawnStage {
     /// Every stage, for [`SpawnStage::from_wire`].
-    pub(super) const ALL: [SpawnStage; 9] = [
+    pub(super) const ALL: [SpawnStage; 10] = [
         SpawnStage::Pipe,
         SpawnStage::Fork,
         SpawnStage::Session,
         SpawnStage::Setns,
+        SpawnStage::SetnsMount,
         SpawnStage::Chdir,
         SpawnStage::Stdio,
         SpawnStage::User,
@@ -136,6 +142,7 @@ impl SpawnStage {
             SpawnStage::Fork => "cannot fork",
             SpawnStage::Session => "cannot create a session",
             SpawnStage::Setns => "cannot enter the network namespace",
+            SpawnStage::SetnsMount => "cannot enter the sandbox's mount namespace",
             SpawnStage::Chdir => "cannot change directory",
             SpawnStage::Stdio => "cannot set up stdin/stdout/stderr",
             SpawnStage::User => "cannot switch user",
@@ -161,7 +168,7 @@ pub struct SpawnFailure {
 const CHILD_STACK: usize = 64 * 1024;
 
 /// Low fd numbers reserved at start-up for what a child needs (stdio, the
-/// netns fd, the error pipe). The child shares the daemon's fd table
+/// netns and mount namespace fds, the error pipe). The child shares the daemon's fd table
 /// (CLONE_FILES) only until its first syscall, `close_range(bound, ~0,
 /// CLOSE_RANGE_UNSHARE)`, which gives it a private table holding just the
 /// fds below `bound`. Without this, every spawn would copy the daemon's whole
@@ -170,8 +177,9 @@ const CHILD_STACK: usize = 64 * 1024;
 struct FdSlots {
     /// `/dev/null`, what a slot holds between spawns.
     null: OwnedFd,
-    /// The reserved fds: 0-2 for stdio, 3 netns, 4 error pipe, 5 extra.
-    slots: [OwnedFd; 6],
+    /// The reserved fds: 0-2 for stdio, 3 netns, 4 error pipe, 5 extra,
+    /// 6 mount namespace.
+    slots: [OwnedFd; 7],
     bound: RawFd,
 }
 
@@ -185,7 +193,15 @@ pub fn reserve_spawn_slots() {
     FD_SLOTS.get_or_init(|| {
         let open = || open_dev_null().ok();
         let null = open()?;
-        let slots = [open()?, open()?, open()?, open()?, open()?, open()?];
+        let slots = [
+            open()?,
+            open()?,
+            open()?,
+            open()?,
+            open()?,
+            open()?,
+            open()?,
+        ];
         let bound = slots.iter().map(|f| f.as_raw_fd()).max()? + 1;
         Some(FdSlots { null, slots, bound })
     });
@@ -271,6 +287,7 @@ pub fn spawn_child(setup: &ChildSetup) -> Result<Pid, SpawnFailure> {
         groups,
         stdio: [stdio(0)?, stdio(1)?, stdio(2)?],
         netns: place(setup.netns, 3)?,
+        mntns: place(setup.mntns, 6)?,
         err_fd: place(Some(err_write.as_raw_fd()), 4)?.unwrap_or(-1),
         extra: match setup.extra {
             Some((fd, target)) => place(Some(fd), 5)?.map(|slot| (slot, target)),

@@ -24,6 +24,7 @@ fn setup(path: &str, cwd: Option<&str>) -> ChildSetup {
         umask: None,
         ids: None,
         netns: None,
+        mntns: None,
         session: Session::NewSession,
         stdio: [None; 3],
         extra: None,

@@ -461,7 +461,10 @@ impl World {
             .unwrap_or_else(|| panic!("no sandbox request for {name}"));
         let (name, ticket) = self.sandbox_asks.remove(i);
         let result = if ok {
-            Ok(Netns(Arc::new(dev_null())))
+            Ok(Netns {
+                net: Arc::new(dev_null()),
+                mnt: None,
+            })
         } else {
             Err(format!(
                 "program \"{name}\": cannot bind 0.0.0.0:80: Address in use"
