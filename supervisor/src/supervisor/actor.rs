@@ -9,7 +9,9 @@
 //! happens here, between spawns, never concurrently with one (DESIGN rule 3).
 //! Queries (`status`, health, counters, tail buffers) read the planner's
 //! table without changing it. Signals sent on a client's request are carried
-//! out here too, since their answer is the outcome of the syscall.
+//! out here too, since their answer is the outcome of the syscall. Check runs
+//! are in `actor/checks.rs`, reading the config for a reload in
+//! `actor/reload.rs`.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -29,7 +31,10 @@ use super::passive::Passive;
 use super::planner::{Answer, ClientId, Effect, Event, Planner};
 use super::program::{Netns, Role};
 use super::spawner::Spawner;
-use crate::config::{CheckKind, Config, ProgramName};
+
+mod checks;
+mod reload;
+use crate::config::{Config, ProgramName};
 use crate::logs::{LogContext, ProgramLogs};
 use crate::process::reaper;
 use crate::sys;
@@ -93,15 +98,11 @@ pub struct Supervisor {
     /// Notify sockets, and what each spawn needs for `log`, `notify` and
     /// `ready_fd` checks.
     passive: Passive,
-    /// `tcp`/`http` check runs started since the loop last looked; it polls
-    /// them on this task (no task, thread or channel hop per run).
-    new_probes: Vec<Probe>,
+    /// `tcp`/`http` check runs waiting for a slot (`checks.rs`).
+    probes_waiting: std::collections::VecDeque<checks::ProbeJob>,
     /// Commands clients run in programs' sandboxes.
     exec: Sessions,
 }
-
-/// One `tcp` or `http` check run; its result is the planner's event.
-type Probe = std::pin::Pin<Box<dyn std::future::Future<Output = Event> + Send>>;
 
 impl Supervisor {
     /// A supervisor for `config` (not yet started) and the handle to talk to it.
@@ -141,7 +142,7 @@ impl Supervisor {
             started: Instant::now(),
             spawner: Spawner::new()?,
             passive: Passive::new(notify_dir, jobs_for_passive),
-            new_probes: Vec::new(),
+            probes_waiting: std::collections::VecDeque::new(),
             exec: Sessions::default(),
         };
         Ok((sup, handle, rx))
@@ -176,7 +177,7 @@ impl Supervisor {
                     return code;
                 }
             }
-            probes.extend(self.new_probes.drain(..));
+            self.start_probes(&mut probes);
             let next = self.timers.peek().map(|Reverse((at, _))| *at);
             tokio::select! {
                 Some(sig) = signals.next() => self.on_signal(sig),
@@ -461,72 +462,6 @@ impl Supervisor {
         self.next_client
     }
 
-    /// Starts a check run, polled by the supervisor's loop; its result comes
-    /// back as [`Event::CheckDone`].
-    /// An `exec` check is spawned here, at once, and its spawn reported
-    /// (returned); its exit comes through the reaper.
-    fn run_check(
-        &mut self,
-        name: ProgramName,
-        index: usize,
-        epoch: u64,
-        netns: Option<Netns>,
-    ) -> Option<Event> {
-        let prog = self.planner.program(&name)?;
-        let check = prog.cfg.checks.get(index)?;
-        if let CheckKind::Exec { command } = &check.kind {
-            let result = self.spawner.check(&prog.cfg, command, netns.as_ref());
-            return Some(Event::CheckSpawned {
-                name,
-                index,
-                epoch,
-                result,
-            });
-        }
-        let (kind, timeout) = (check.kind.clone(), check.timeout);
-        self.new_probes.push(Box::pin(async move {
-            let (passed, detail, took) =
-                crate::health::run(&kind, timeout, netns.map(|n| n.net)).await;
-            Event::CheckDone {
-                name,
-                index,
-                epoch,
-                passed,
-                took,
-                detail,
-            }
-        }));
-        None
-    }
-
-    /// Reads the config file again on a blocking thread; the result comes
-    /// back as [`Event::Reloaded`].
-    fn load_config(&mut self, client: Option<ClientId>) {
-        let refuse = |kind, message: &str| Event::Reloaded {
-            client,
-            config: Err(ApiError::new(kind, message)),
-        };
-        if self.planner.shutting_down() {
-            return self.handle(refuse(
-                ErrorKind::ShuttingDown,
-                "the daemon is shutting down",
-            ));
-        }
-        if self.config_path.as_os_str().is_empty() {
-            return self.handle(refuse(
-                ErrorKind::BadRequest,
-                "no config file to reload (started without -c)",
-            ));
-        }
-        let path = self.config_path.clone();
-        let jobs = self.jobs.clone();
-        let options = self.load_options.clone();
-        tokio::task::spawn_blocking(move || {
-            let config = read_config(&path, &options);
-            let _ = jobs.send(Event::Reloaded { client, config });
-        });
-    }
-
     /// Sends `signal` to the processes of `target` (their groups when `stopasgroup`).
     fn signal_programs(&self, target: &str, signal: Signal) -> Result<Vec<ActionResult>, ApiError> {
         let now = Instant::now();
@@ -610,50 +545,10 @@ impl Supervisor {
         }
     }
 
-    /// Tells `name`'s port proxies whether it can take connections now
-    /// (RUNNING and ready); they hold new ones meanwhile (`net/hold.rs`).
-    fn update_forwarding(&self, name: &str) {
-        let Some(p) = self.planner.program(name) else {
-            return;
-        };
-        if let Some(crate::config::ProgramNet::Sandbox(spec)) = &p.cfg.net {
-            if !spec.ports.is_empty() {
-                let available = p.state() == nsvisor_proto::State::Running && p.ready();
-                self.net.forwarding().set_available(name, available);
-            }
-        }
-    }
-
     /// Seconds since the daemon started.
     fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
     }
-}
-
-/// Reads and checks the config file for a reload (on a blocking thread),
-/// the way it was read at start; logs its warnings.
-fn read_config(
-    path: &std::path::Path,
-    options: &crate::config::LoadOptions,
-) -> Result<Box<Config>, ApiError> {
-    let invalid = |e: &dyn std::fmt::Display| {
-        ApiError::new(
-            ErrorKind::InvalidConfig,
-            format!("configuration not reloaded:\n{e}"),
-        )
-    };
-    let loaded = Config::load_with(path, options).map_err(|e| invalid(&e))?;
-    for warning in loaded.warnings() {
-        tracing::warn!("{}", warning.headline());
-    }
-    let config = loaded.config;
-    crate::net::check_privileges(&config).map_err(|e| {
-        ApiError::new(
-            ErrorKind::InvalidConfig,
-            format!("configuration not reloaded: {e}"),
-        )
-    })?;
-    Ok(Box::new(config))
 }
 
 async fn sleep_until(at: Option<Instant>) {
