@@ -445,10 +445,7 @@ fn the_bridge_demo_config_works() {
         .replace("nsvbr-demo", &n.bridge())
         .replace("9090", &port.to_string());
     let mut d = Daemon::start(&config);
-    let success = format!(
-        "client | success: http://{}:8080/ answered 'hello from the web sandbox'",
-        n.addr(2)
-    );
+    let success = "client | success: http://web:8080/ answered 'hello from the web sandbox'";
     wait_until("the client to report success", T, || {
         d.stdout().contains(&success).then_some(())
     });
