@@ -447,7 +447,7 @@ fn the_bridge_demo_config_works() {
     let mut d = Daemon::start(&config);
     let success = "client | success: http://web:8080/ answered 'hello from the web sandbox'";
     wait_until("the client to report success", T, || {
-        d.stdout().contains(&success).then_some(())
+        d.stdout().contains(success).then_some(())
     });
     let page = tcp_get(port);
     assert!(page.starts_with("HTTP/1.0 200"), "{page}");
