@@ -37,11 +37,16 @@ pub fn with_body(status: StatusCode, content_type: &'static str, body: Body) -> 
     res
 }
 
-/// A JSON answer.
+/// An answer at least this large is followed by a trim of the heap.
+const LARGE_ANSWER: usize = 64 << 10;
+
+/// A JSON answer. After a large one (the programs of a big config), the
+/// memory it took is given back to the kernel once it has been sent.
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
     match serde_json::to_vec(value) {
         Ok(mut data) => {
             data.push(b'\n');
+            trim_if_large(data.len());
             with_body(status, JSON, full(data))
         }
         Err(e) => error(&ApiError::new(
@@ -49,6 +54,18 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
             format!("cannot encode the answer: {e}"),
         )),
     }
+}
+
+/// After an answer of `len` bytes, if large: trims the heap shortly, once
+/// the answer has been written and freed (and the program list behind it).
+pub fn trim_if_large(len: usize) {
+    if len < LARGE_ANSWER {
+        return;
+    }
+    tokio::spawn(async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        crate::sys::release_free_heap();
+    });
 }
 
 /// The answer for an API error.

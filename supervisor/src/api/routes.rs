@@ -139,6 +139,7 @@ async fn dispatch(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> 
         }
         Route::Metrics => {
             let text = metrics::render(&h.list().await?, &h.stats().await?, &api.stats())?;
+            reply::trim_if_large(text.len());
             Ok(reply::with_body(
                 StatusCode::OK,
                 metrics::CONTENT_TYPE,

@@ -8,6 +8,7 @@
 //!   exec (raw async-signal-safe syscalls only).
 //! - `process.rs`: signals to programs and groups, subreaper, capabilities.
 //! - `fd.rs`: `/dev/null`, close-on-exec duplicates, the tty test, status flags.
+//! - `heap.rs`: giving freed heap memory back to the kernel (`malloc_trim`).
 //! - `pipe.rs`: program output pipes, pipe sizes, `splice(2)`.
 //! - `reactor.rs`: registering fds and the daemon's epoll with tokio.
 //! - `socket.rs`: peer groups, UDP `IP_PKTINFO`, socket shutdown.
@@ -22,6 +23,7 @@
 
 mod child;
 mod fd;
+mod heap;
 mod namespace;
 mod netns_socket;
 mod pipe;
@@ -31,6 +33,7 @@ mod socket;
 mod spawn;
 
 pub use fd::{open_dev_null, set_status_flag, stdin_is_tty};
+pub use heap::release_free_heap;
 pub use namespace::{
     bind_mount, enter_netns_thread, make_rshared, rbind_onto_itself, umount_detach,
     unshare_mountns, unshare_netns,
