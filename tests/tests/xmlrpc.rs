@@ -200,6 +200,12 @@ fn state_info_and_faults_over_xmlrpc_client() {
     assert_fault(&r[19], 1, "UNKNOWN_METHOD");
     assert_fault(&r[20], 1, "UNKNOWN_METHOD");
     assert_fault(&r[21], 2, "INCORRECT_PARAMETERS");
+    // supervisorctl's `tail -f` reads /logtail: the end so far, then what comes.
+    let mut follow = d.stream("/logtail/web");
+    follow.read_until_contains("web-line 3", T);
+    let mut stderr = d.stream("/logtail/web/stderr");
+    stderr.read_until_contains("line 2", T);
+    assert_eq!(d.request("GET", "/logtail/nosuch", "").status, 404);
 }
 
 #[test]

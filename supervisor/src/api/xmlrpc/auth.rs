@@ -10,7 +10,7 @@ use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::StatusCode;
 
 use super::super::reply::{self, Reply};
-use super::codec::base64_decode;
+use super::base64::decode as base64_decode;
 use crate::config::Credentials;
 
 /// Whether the request carries the credentials.

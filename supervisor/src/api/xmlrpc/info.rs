@@ -136,12 +136,23 @@ pub struct Times {
     pub stop: u64,
     /// Unix time now.
     pub now: u64,
+    /// Unix time its process group was replaced by `update` (0: never):
+    /// supervisord's processes are new then, never started.
+    pub reset: u64,
 }
 
 /// `getProcessInfo`'s struct, with supervisord's fields and description.
 pub fn process_info(p: &ProgramInfo, cfg: Option<&ProgramConfig>, times: Times) -> Value {
     let (group, name) = names(p);
-    let start = p.started_at.unwrap_or(0);
+    let start = p.started_at.filter(|&s| s >= times.reset).unwrap_or(0);
+    let times = Times {
+        stop: if times.stop >= times.reset {
+            times.stop
+        } else {
+            0
+        },
+        ..times
+    };
     let stdout = logfile(cfg, false);
     let exitstatus = match p.exit_status {
         Some(ExitStatus::Code(c)) => i64::from(c),
@@ -303,7 +314,11 @@ mod tests {
         assert_eq!(codes, [0, 10, 20, 30, 40, 100, 200]);
         let mut p = prog("db", "db", State::Running);
         p.started_at = Some(1000);
-        let t = Times { stop: 0, now: 1062 };
+        let t = Times {
+            stop: 0,
+            now: 1062,
+            reset: 0,
+        };
         let v = process_info(&p, None, t);
         assert_eq!(
             v.member("description"),

@@ -15,6 +15,7 @@
 //! `/logtail/…` and `/mainlogtail`, and by `inet.rs`.
 
 mod auth;
+mod base64;
 pub mod codec;
 pub mod fault;
 pub mod inet;
@@ -64,6 +65,8 @@ pub struct Rpc {
     /// When each program last stopped or exited (unix seconds): supervisord
     /// reports it, nsvisor's program info does not carry it.
     stops: Arc<Mutex<HashMap<String, u64>>>,
+    /// When `update` replaced each program's group (unix seconds).
+    resets: Mutex<HashMap<String, u64>>,
     reread: reread::Pending,
 }
 
@@ -84,6 +87,7 @@ impl Rpc {
             handle,
             setup,
             stops,
+            resets: Mutex::new(HashMap::new()),
             reread: reread::Pending::default(),
         })
     }
@@ -278,16 +282,24 @@ impl Rpc {
 
     /// When `name` last stopped (unix seconds, 0: never), and now.
     fn times(&self, name: &str) -> info::Times {
-        let stop = self
-            .stops
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .copied()
-            .unwrap_or(0);
+        let get = |map: &Mutex<HashMap<String, u64>>| {
+            let map = map.lock().unwrap_or_else(|e| e.into_inner());
+            map.get(name).copied().unwrap_or(0)
+        };
         info::Times {
-            stop,
+            stop: get(&self.stops),
             now: unix_now(),
+            reset: get(&self.resets),
+        }
+    }
+
+    /// Records that `update` replaced these programs: supervisord reports
+    /// them as never started until they start again.
+    fn replaced<'a>(&self, names: impl Iterator<Item = &'a str>) {
+        let now = unix_now();
+        let mut resets = self.resets.lock().unwrap_or_else(|e| e.into_inner());
+        for name in names {
+            resets.insert(name.to_string(), now);
         }
     }
 }

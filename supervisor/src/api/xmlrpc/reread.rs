@@ -148,6 +148,21 @@ async fn apply(rpc: &Rpc) -> Result<(), Fault> {
     }
     match rpc.handle.reload().await {
         Ok(result) => {
+            if let Some(r) = rpc.reread.get() {
+                let fresh: BTreeSet<&str> = r
+                    .diff
+                    .added
+                    .iter()
+                    .chain(&r.diff.changed)
+                    .map(String::as_str)
+                    .collect();
+                rpc.replaced(
+                    r.programs
+                        .iter()
+                        .filter(|c| fresh.contains(c.group.as_str()))
+                        .map(|c| c.name.as_str()),
+                );
+            }
             tracing::info!(
                 added = ?result.added, changed = ?result.changed, removed = ?result.removed,
                 "XML-RPC: configuration applied"
