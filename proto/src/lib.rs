@@ -4,13 +4,14 @@
 //! else: no I/O, no behaviour beyond small helpers. This file holds the JSON
 //! bodies; `route.rs` the paths, verbs, streams and methods, and `query.rs`
 //! the query parameters, which the daemon parses and the client builds from
-//! the same definition. The daemon turns its internal program state into these types when it answers;
+//! the same definition; `xmlrpc/` the XML-RPC codec of supervisord's `/RPC2`. The daemon turns its internal program state into these types when it answers;
 //! the client renders them. Changing a field or a path here changes the API
 //! documented in `docs/api.md`.
 #![deny(missing_docs)]
 
 mod query;
 mod route;
+pub mod xmlrpc;
 
 use serde::{Deserialize, Serialize};
 

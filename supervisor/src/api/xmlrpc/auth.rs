@@ -10,8 +10,8 @@ use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::StatusCode;
 
 use super::super::reply::{self, Reply};
-use super::base64::decode as base64_decode;
 use crate::config::Credentials;
+use nsvisor_proto::xmlrpc::base64_decode;
 
 /// Whether the request carries the credentials.
 pub fn allowed(headers: &HeaderMap, creds: &Credentials) -> bool {

@@ -3,7 +3,7 @@
 //! a front end, never a second core).
 //!
 //! A request is checked ([`auth`]: HTTP basic auth when `[unix_http_server]`
-//! or `[inet_http_server]` set a username), decoded ([`codec`]), and its
+//! or `[inet_http_server]` set a username), decoded ([`codec`], shared with `nsvisorctl`), and its
 //! method called: `supervisor.*` methods become the same [`Handle`] commands
 //! the JSON API sends ([`process`]: state and control; [`logs`]: output and
 //! log files; [`reread`]: `reloadConfig`, `addProcessGroup`,
@@ -15,8 +15,6 @@
 //! `/logtail/…` and `/mainlogtail`, and by `inet.rs`.
 
 mod auth;
-mod base64;
-pub mod codec;
 pub mod fault;
 pub mod inet;
 mod info;
@@ -36,6 +34,8 @@ use hyper::header::{HeaderValue, ALLOW};
 use hyper::{Method, Request, StatusCode};
 use nsvisor_proto::{ProgramInfo, State};
 use tokio::sync::{broadcast, watch};
+
+pub use nsvisor_proto::xmlrpc as codec;
 
 use self::codec::Value;
 use self::fault::{Code, Fault};

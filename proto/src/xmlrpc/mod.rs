@@ -1,4 +1,6 @@
-//! XML-RPC on the wire: reading a `<methodCall>`, writing a `<methodResponse>`.
+//! XML-RPC on the wire (supervisord's interface at `/RPC2`): the daemon reads
+//! a `<methodCall>` and writes a `<methodResponse>`; `nsvisorctl` (invoked as
+//! `supervisorctl`) writes the call and reads the response.
 //!
 //! [`Value`] is the XML-RPC data model. [`parse_call`] reads a request body
 //! with quick-xml (which does the tokenizing and entity unescaping) and is as
@@ -11,7 +13,10 @@
 
 use std::fmt::Write as _;
 
-use super::base64::{decode as base64_decode, encode as base64_encode};
+mod base64;
+
+pub use self::base64::decode as base64_decode;
+use self::base64::encode as base64_encode;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
@@ -87,16 +92,25 @@ pub struct Call {
     pub params: Vec<Value>,
 }
 
-/// Why a request body is not an XML-RPC call.
-#[derive(Debug, thiserror::Error, PartialEq)]
+/// Why a body is not an XML-RPC call or response.
+#[derive(Debug, PartialEq)]
 pub enum DecodeError {
     /// The XML itself is broken.
-    #[error("malformed XML: {0}")]
     Xml(String),
-    /// Well-formed XML, but not a methodCall.
-    #[error("not an XML-RPC call: {0}")]
+    /// Well-formed XML, but not a methodCall / methodResponse.
     Shape(String),
 }
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Xml(m) => write!(f, "malformed XML: {m}"),
+            DecodeError::Shape(m) => write!(f, "not XML-RPC: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
 
 fn shape(what: impl Into<String>) -> DecodeError {
     DecodeError::Shape(what.into())
@@ -250,6 +264,49 @@ pub fn parse_call(xml: &[u8]) -> Result<Call, DecodeError> {
         .filter(|m| !m.is_empty())
         .ok_or_else(|| shape("no <methodName>"))?;
     Ok(Call { method, params })
+}
+
+/// A fault answer: code and string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultAnswer {
+    /// `faultCode`.
+    pub code: i64,
+    /// `faultString`.
+    pub text: String,
+}
+
+/// Reads a `<methodResponse>`: its value, or the fault it carries.
+pub fn parse_response(xml: &[u8]) -> Result<Result<Value, FaultAnswer>, DecodeError> {
+    let mut lx = Lexer::new(xml);
+    lx.expect("methodResponse")?;
+    let answer = match lx.start()?.as_deref() {
+        Some("params") => {
+            lx.expect("param")?;
+            lx.expect("value")?;
+            let v = value(&mut lx)?;
+            lx.end("param")?;
+            lx.end("params")?;
+            Ok(v)
+        }
+        Some("fault") => {
+            lx.expect("value")?;
+            let v = value(&mut lx)?;
+            lx.end("fault")?;
+            let code = match v.member("faultCode") {
+                Some(Value::Int(n)) => *n,
+                _ => return Err(shape("a fault needs an int faultCode")),
+            };
+            let text = match v.member("faultString") {
+                Some(Value::Str(s)) => s.clone(),
+                _ => String::new(),
+            };
+            Err(FaultAnswer { code, text })
+        }
+        Some(other) => return Err(shape(format!("unexpected <{other}> in <methodResponse>"))),
+        None => return Err(shape("empty <methodResponse>")),
+    };
+    lx.end("methodResponse")?;
+    Ok(answer)
 }
 
 /// Reads a value whose `<value>` start tag was just consumed, through its end tag.
@@ -552,7 +609,20 @@ mod tests {
                 Value::Base64(vec![0, 1, 2, 250]),
             ])]
         );
+        assert_eq!(
+            parse_response(xml.as_bytes()).ok(),
+            Some(Ok(
+                parse_call(body.as_bytes()).expect("call").params[0].clone()
+            ))
+        );
         let f = fault(10, "BAD_NAME: nope");
+        assert_eq!(
+            parse_response(f.as_bytes()).ok(),
+            Some(Err(FaultAnswer {
+                code: 10,
+                text: "BAD_NAME: nope".into()
+            }))
+        );
         assert!(f.contains("<fault>"));
         assert!(f.contains("<name>faultCode</name>\n<value><int>10</int></value>"));
         assert!(f.contains("<value><string>BAD_NAME: nope</string></value>"));
