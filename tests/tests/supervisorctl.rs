@@ -2,7 +2,9 @@
 //! nsvisor and against a real supervisord, both started on the same
 //! `supervisord.conf` (each in its own directory, paths relative to
 //! `%(here)s`): every command prints the same text and exits with the same
-//! code, once pids, uptimes and times are masked.
+//! code, once pids, uptimes and times are masked. `nsvisorctl` invoked as
+//! `supervisorctl` (a symlink so named) against a third nsvisor prints the
+//! same again.
 //!
 //! `scripts/test.sh` installs the package into a venv and points
 //! `NSVISOR_TEST_SUPERVISOR_BIN` at its `bin/`; without it the test is skipped
@@ -12,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use nsvisor_tests::{nsvisor_bin, testprog, wait_until};
+use nsvisor_tests::{nsvisor_bin, nsvisorctl_bin, testprog, wait_until};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -190,6 +192,9 @@ fn supervisorctl_prints_the_same_against_nsvisor_and_supervisord() {
         return;
     };
     let ctl = vec![bin.join("supervisorctl").to_string_lossy().into_owned()];
+    let links = tempfile::tempdir().expect("tempdir");
+    let our_ctl = links.path().join("supervisorctl");
+    std::os::unix::fs::symlink(nsvisorctl_bin(), &our_ctl).expect("symlink");
     let first = conf(API, "forever");
     let real = start(
         &mut Command::new(bin.join("supervisord")),
@@ -197,7 +202,17 @@ fn supervisorctl_prints_the_same_against_nsvisor_and_supervisord() {
         ctl.clone(),
     );
     let ours = start(&mut Command::new(nsvisor_bin()), &first, ctl);
-    let both = [&real, &ours];
+    let ours_ctl = start(
+        &mut Command::new(nsvisor_bin()),
+        &first,
+        vec![our_ctl.to_string_lossy().into_owned()],
+    );
+    let servers = [&real, &ours, &ours_ctl];
+    let who = [
+        "supervisord",
+        "nsvisor",
+        "nsvisor with nsvisorctl as supervisorctl",
+    ];
     // (command, compare the lines sorted: results whose order is completion order)
     let steps: &[(&str, bool)] = &[
         ("status", false),
@@ -246,28 +261,32 @@ fn supervisorctl_prints_the_same_against_nsvisor_and_supervisord() {
     for (step, sorted) in steps {
         if *step == "RECONFIGURE" {
             // api removed, extra added, idle changed.
-            for s in both {
+            for s in servers {
                 s.write(&conf(EXTRA, "3600"));
             }
             continue;
         }
-        let [(a, ca), (b, cb)] = both.map(|s| s.ctl(step));
-        let (mut a, mut b) = (mask(&a), mask(&b));
-        if *step == "version" {
-            (a, b) = (String::new(), String::new());
-        }
-        if *sorted {
-            let sort = |t: &str| {
-                let mut l: Vec<&str> = t.lines().collect();
+        let outputs = servers.map(|s| {
+            let (text, code) = s.ctl(step);
+            let mut text = mask(&text);
+            if *step == "version" {
+                text.clear();
+            }
+            if *sorted {
+                let mut l: Vec<&str> = text.lines().collect();
                 l.sort_unstable();
-                l.join("\n")
-            };
-            (a, b) = (sort(&a), sort(&b));
-        }
-        if (&a, ca) != (&b, cb) {
-            differences.push(format!(
-                "supervisorctl {step}\n  supervisord (exit {ca}):\n{a}\n  nsvisor (exit {cb}):\n{b}"
-            ));
+                text = l.join("\n");
+            }
+            (text, code)
+        });
+        for (i, (text, code)) in outputs.iter().enumerate().skip(1) {
+            let (want, want_code) = &outputs[0];
+            if (text, code) != (want, want_code) {
+                differences.push(format!(
+                    "supervisorctl {step}\n  supervisord (exit {want_code}):\n{want}\n  {} (exit {code}):\n{text}",
+                    who[i]
+                ));
+            }
         }
     }
     assert!(

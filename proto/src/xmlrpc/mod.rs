@@ -15,8 +15,7 @@ use std::fmt::Write as _;
 
 mod base64;
 
-pub use self::base64::decode as base64_decode;
-use self::base64::encode as base64_encode;
+pub use self::base64::{decode as base64_decode, encode as base64_encode};
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
