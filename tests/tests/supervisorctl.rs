@@ -313,3 +313,64 @@ fn maintail_and_reload_answer_like_supervisord() {
     let (out, code) = ours.ctl("shutdown");
     assert_eq!((out.trim(), code), ("Shut down", 0));
 }
+
+/// A container's life: nsvisor as PID 1 (a new PID namespace) on a
+/// `supervisord.conf`, driven with supervisorctl (nsvisorctl under that
+/// name); `stop` and `start` one program, then SIGTERM: each program gets its
+/// own `stopsignal`, and the daemon exits 0.
+#[test]
+fn container_shaped_pid1_from_a_supervisord_conf() {
+    if !nsvisor_tests::require_root("container_shaped_pid1_from_a_supervisord_conf") {
+        return;
+    }
+    let b = nsvisor_tests::Daemon::builder();
+    let dir = b.dir().to_path_buf();
+    let tp = testprog();
+    let ini = format!(
+        "[supervisord]\nnodaemon=true\n\n\
+         [program:web]\ncommand={tp} exit-on INT 0 record {d}/web.rec sleep forever\nstopsignal=INT\nstartsecs=0\n\n\
+         [program:worker]\ncommand={tp} exit-on QUIT 0 record {d}/worker.rec sleep forever\nstopsignal=QUIT\nstartsecs=0\n",
+        tp = tp.display(),
+        d = dir.display()
+    );
+    let mut d = b.supervisord_conf(&ini).pid1(true).start();
+    let link = dir.join("supervisorctl");
+    std::os::unix::fs::symlink(nsvisorctl_bin(), &link).expect("symlink");
+    let ctl = |args: &[&str]| {
+        let out = Command::new(&link)
+            .arg("-c")
+            .arg(dir.join("supervisord.conf"))
+            .args(args)
+            .output()
+            .expect("run supervisorctl");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            out.status.code(),
+        )
+    };
+    let web = dir.join("web.rec");
+    let worker = dir.join("worker.rec");
+    nsvisor_tests::wait_record(&web, "start", T);
+    nsvisor_tests::wait_record(&worker, "start", T);
+    assert_eq!(ctl(&["stop", "web"]), ("web: stopped\n".into(), Some(0)));
+    nsvisor_tests::wait_record(&web, "signal INT", T);
+    assert_eq!(ctl(&["start", "web"]), ("web: started\n".into(), Some(0)));
+    let (status, code) = ctl(&["status"]);
+    assert_eq!(code, Some(0), "{status}");
+    assert_eq!(
+        status.lines().filter(|l| l.contains("RUNNING")).count(),
+        2,
+        "{status}"
+    );
+    let exit = d.terminate();
+    assert_eq!(exit.code(), Some(0));
+    let signals = |f: &std::path::Path| -> Vec<String> {
+        nsvisor_tests::read_records(f)
+            .into_iter()
+            .filter(|r| r.event.starts_with("signal"))
+            .map(|r| r.event)
+            .collect()
+    };
+    assert_eq!(signals(&web), ["signal INT", "signal INT"]);
+    assert_eq!(signals(&worker), ["signal QUIT"]);
+}
