@@ -304,6 +304,9 @@ impl Rpc {
     }
 }
 
+/// Event receivers the front end holds for itself (the stop-time recorder).
+pub const EVENT_RECEIVERS: usize = 1;
+
 /// The API version supervisorctl checks for.
 pub const API_VERSION: &str = "3.0";
 
