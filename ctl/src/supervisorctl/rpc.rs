@@ -145,20 +145,30 @@ impl Rpc {
         }
     }
 
-    /// `GET path`: the streamed body, written to stdout until it ends.
+    /// `GET path`: the streamed body, written to stdout until it ends or
+    /// Ctrl-C (then an empty line, as supervisorctl prints).
     pub async fn follow(&self, path: &str) -> Result<(), CallError> {
         use std::io::Write;
-        let res = self.request(Method::GET, path, Vec::new()).await?;
-        let mut body = res.into_body();
-        let mut out = std::io::stdout();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| CallError::Protocol(e.to_string()))?;
-            if let Some(data) = frame.data_ref() {
-                let _ = out.write_all(data);
-                let _ = out.flush();
+        let copy = async {
+            let res = self.request(Method::GET, path, Vec::new()).await?;
+            let mut body = res.into_body();
+            let mut out = std::io::stdout();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| CallError::Protocol(e.to_string()))?;
+                if let Some(data) = frame.data_ref() {
+                    let _ = out.write_all(data);
+                    let _ = out.flush();
+                }
+            }
+            Ok(())
+        };
+        tokio::select! {
+            done = copy => done,
+            _ = tokio::signal::ctrl_c() => {
+                println!();
+                Ok(())
             }
         }
-        Ok(())
     }
 }
 
