@@ -344,3 +344,63 @@ fn inet_http_server_without_credentials_is_refused_unless_loopback() {
         d.stderr()
     );
 }
+
+#[test]
+fn reread_add_and_remove_groups_with_their_faults() {
+    let d = Daemon::start(CONFIG);
+    d.wait_state("web", State::Running, T);
+    let r = call(
+        &d,
+        json!([
+            ["supervisor.reloadConfig"],
+            ["supervisor.addProcessGroup", "web"],
+            ["supervisor.addProcessGroup", "nosuch"],
+            ["supervisor.removeProcessGroup", "web"],
+            ["supervisor.removeProcessGroup", "idle"],
+            ["supervisor.removeProcessGroup", "nosuch"],
+        ]),
+    );
+    assert_eq!(r[0], json!([[[], [], []]]));
+    assert_fault(&r[1], 90, "ALREADY_ADDED: web");
+    assert_fault(&r[2], 10, "BAD_NAME: nosuch");
+    assert_fault(&r[3], 91, "STILL_RUNNING: web");
+    // Still in the config file: nsvisor removes groups that are gone from it.
+    assert_fault(&r[4], 30, "FAILED: idle");
+    assert_fault(&r[5], 10, "BAD_NAME: nosuch");
+    // A new program, idle gone, and web changed: reread, then apply.
+    let new_config = CONFIG
+        .replace("[programs.idle]", "[programs.fresh]")
+        .replace("\"web-\"", "\"web2-\"");
+    d.write_config(&new_config);
+    let r = call(&d, json!([["supervisor.reloadConfig"]]));
+    assert_eq!(r[0], json!([[["fresh"], ["web"], ["idle"]]]));
+    let r = call(
+        &d,
+        json!([
+            ["supervisor.stopProcessGroup", "web"],
+            ["supervisor.removeProcessGroup", "idle"],
+            ["supervisor.removeProcessGroup", "web"],
+            ["supervisor.addProcessGroup", "web"],
+            ["supervisor.addProcessGroup", "fresh"],
+        ]),
+    );
+    assert_eq!(r[1..], [json!(true), json!(true), json!(true), json!(true)]);
+    let names = |d: &Daemon| -> Vec<String> {
+        let r = call(d, json!([["supervisor.getAllProcessInfo"]]));
+        r[0].as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p["group"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_until("idle to be gone", T, || {
+        (!names(&d).contains(&"idle".to_string())).then_some(())
+    });
+    d.wait_state("web", State::Running, T);
+    // A config that does not load is CANT_REREAD with its errors.
+    d.write_config("[programs.x]\ncommand = 5\n");
+    let r = call(&d, json!([["supervisor.reloadConfig"]]));
+    assert_fault(&r[0], 92, "CANT_REREAD");
+}

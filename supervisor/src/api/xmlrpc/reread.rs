@@ -205,6 +205,14 @@ pub async fn add_group(rpc: &Rpc, name: &str) -> Result<Value, Fault> {
 
 /// `removeProcessGroup`.
 pub async fn remove_group(rpc: &Rpc, name: &str) -> Result<Value, Fault> {
+    let pending = rpc.reread.get();
+    if pending
+        .as_ref()
+        .is_some_and(|r| r.applied && r.diff.touches(name))
+    {
+        // Already replaced (or removed) when the reread config was applied.
+        return Ok(Value::Bool(true));
+    }
     let list = rpc.handle.list().await?;
     let members: Vec<_> = list.iter().filter(|p| p.group == name).collect();
     if members.is_empty() {
@@ -216,7 +224,6 @@ pub async fn remove_group(rpc: &Rpc, name: &str) -> Result<Value, Fault> {
     {
         return Err(Fault::new(Code::StillRunning, name));
     }
-    let pending = rpc.reread.get();
     if !pending.is_some_and(|r| r.diff.touches(name)) {
         return Err(Fault::new(
             Code::Failed,
