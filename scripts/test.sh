@@ -25,6 +25,23 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     fi
 fi
 
+# The real supervisorctl and supervisord (supervisor 4.3.0 from PyPI), which
+# tests/tests/supervisorctl.rs runs against nsvisor and compares.
+venv=${CARGO_TARGET_DIR:-$PWD/target}/supervisor-venv
+if [ "$("$venv/bin/supervisord" --version 2>/dev/null)" != 4.3.0 ]; then
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+        fi
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install -q supervisor==4.3.0
+fi
+export NSVISOR_TEST_SUPERVISOR_BIN=$venv/bin
+
 for tool in fmt clippy; do
     cargo "$tool" --version >/dev/null 2>&1 || rustup component add "$([ "$tool" = fmt ] && echo rustfmt || echo clippy)"
 done

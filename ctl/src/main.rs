@@ -2,6 +2,8 @@
 //!
 //! parse the command line (usage errors exit 2) → find the socket → run one
 //! command on a current-thread runtime (`commands.rs`) → exit with its code.
+//! Invoked as `supervisorctl`, it speaks supervisorctl's command line instead
+//! (`supervisorctl/`).
 //! The exit codes are part of the interface: documented here (`--help`), in
 //! `docs/ctl.md`, and tested in `tests/tests/ctl.rs`.
 
@@ -9,6 +11,7 @@ mod client;
 mod commands;
 mod exec;
 mod render;
+mod supervisorctl;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -200,7 +203,12 @@ pub struct Targets {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let argv0 = PathBuf::from(args.first().cloned().unwrap_or_default());
+    if supervisorctl::invoked_as_supervisorctl(&argv0) {
+        return supervisorctl::main(args);
+    }
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

@@ -3,8 +3,9 @@
 //! Everything the control API sends or receives is defined here, and nothing
 //! else: no I/O, no behaviour beyond small helpers. This file holds the JSON
 //! bodies; `route.rs` the paths, verbs, streams and methods, `query.rs`
-//! the query parameters, and `exec.rs` the exec request and its framed stream, which the daemon parses and the client builds from
-//! the same definition. The daemon turns its internal program state into these types when it answers;
+//! the query parameters, and `exec.rs` the exec request and its framed
+//! stream, which the daemon parses and the client builds from the same
+//! definition; `xmlrpc/` the XML-RPC codec of supervisord's `/RPC2`. The daemon turns its internal program state into these types when it answers;
 //! the client renders them. Changing a field or a path here changes the API
 //! documented in `docs/api.md`.
 #![deny(missing_docs)]
@@ -12,6 +13,7 @@
 mod exec;
 mod query;
 mod route;
+pub mod xmlrpc;
 
 use serde::{Deserialize, Serialize};
 

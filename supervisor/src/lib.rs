@@ -74,6 +74,11 @@ pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
     let signals = signals::register(options.main_command.is_some()).map_err(RunError::Signals)?;
     let signals_handle = signals.handle();
     let api_config = config.supervisor.clone();
+    let rpc_setup = api::xmlrpc::Setup {
+        config_path: config.path.clone(),
+        load_options: options.load_options.clone(),
+        ..Default::default()
+    };
     let single_command = options.main_command.is_some();
     let net = start_network(&config).await?;
     let logs = logs::LogContext::stdio()?;
@@ -86,7 +91,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
         Some(addr) => Some(api::probes::listen(addr, handle.clone()).await?),
         None => None,
     };
-    let api = match api::serve(handle, &api_config).await {
+    let api = match api::serve(handle, &api_config, rpc_setup).await {
         Ok(api) => Some(api),
         // A tini-style init must not fail for want of a control socket.
         Err(e) if single_command => {

@@ -1,10 +1,15 @@
 //! `nsvisor` command line: parse arguments → set up the daemon's own log →
 //! load the config → run the supervisor → exit with its code.
 //!
+//! Invoked as `supervisord`, it first turns supervisord's options into its
+//! own (`supervisord_args.rs`).
+//!
 //! Exit codes: 0 after a requested shutdown; the critical / `--` program's
 //! status when it ended (128+N when killed by signal N, 127 not found, 126 not
 //! executable); 2 for config and usage errors; 1 when the daemon itself
 //! cannot start.
+
+mod supervisord_args;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -140,7 +145,17 @@ fn main() -> ExitCode {
 }
 
 fn daemon_main(stderr_log: Option<nsvisor::daemon_log::StderrLog>) -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let argv0 = PathBuf::from(args.first().cloned().unwrap_or_default());
+    let (args, overrides) = if supervisord_args::invoked_as_supervisord(&argv0) {
+        match supervisord_args::translate(args) {
+            Ok(translated) => translated,
+            Err(exit) => return exit,
+        }
+    } else {
+        (args, supervisord_args::Overrides::default())
+    };
+    let cli = Cli::parse_from(args);
     let path = config_path(&cli);
     let options = LoadOptions {
         format: cli.config_format.map(|f| match f {
@@ -158,7 +173,7 @@ fn daemon_main(stderr_log: Option<nsvisor::daemon_log::StderrLog>) -> ExitCode {
         }
         None => {}
     }
-    let (config, warnings) = match &path {
+    let (mut config, warnings) = match &path {
         Some(p) => match Config::load_with(p, &options) {
             Ok(loaded) => {
                 let warnings = warning_lines(&loaded);
@@ -168,6 +183,7 @@ fn daemon_main(stderr_log: Option<nsvisor::daemon_log::StderrLog>) -> ExitCode {
         },
         None => (Config::empty(), Vec::new()),
     };
+    overrides.apply(&mut config.supervisor);
     // A tini-style init stays quiet unless something goes wrong.
     let quiet = path.is_none().then_some("warn");
     let daemon_log = config.supervisor.logfile.as_deref().and_then(|path| {
@@ -184,7 +200,6 @@ fn daemon_main(stderr_log: Option<nsvisor::daemon_log::StderrLog>) -> ExitCode {
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    let mut config = config;
     if let Some(grace) = cli.grace {
         if !(grace.is_finite() && grace >= 0.0) {
             eprintln!("nsvisor: --grace must be a non-negative number of seconds, not {grace}");

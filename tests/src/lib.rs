@@ -37,7 +37,7 @@ pub fn wait_until<T>(what: &str, timeout: Duration, probe: impl FnMut() -> Optio
 }
 
 /// Polls `probe` every 10 ms until it returns `Some` or `timeout` passes.
-pub(crate) fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+pub fn poll<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = probe() {

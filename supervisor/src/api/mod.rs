@@ -6,13 +6,15 @@
 //! is turned into a supervisor [`Command`](crate::supervisor::handle::Command)
 //! by [`routes`] (paths and queries parsed with `nsvisor_proto`'s `Route` and
 //! `Query`, the definition `nsvisorctl` builds with) through the [`Handle`]. Streaming answers (`tail -f`, events)
-//! live in [`stream`], Prometheus text in [`metrics`].
+//! live in [`stream`], Prometheus text in [`metrics`]. supervisord's XML-RPC
+//! (`/RPC2`, `/logtail`) is answered by [`xmlrpc`] on the same socket, and
+//! over TCP only when `[inet_http_server]` is configured.
 //!
 //! Invariants: the supervisor never waits on a client (requests go through the
 //! Handle's channel with oneshot replies; streams read broadcast receivers, so a
 //! slow client lags and loses data rather than slowing anyone); a misbehaving
 //! client gets an error answer or is dropped, it never stops the loop; there is
-//! no TCP listener. Called once by `lib.rs::run`; the returned [`ApiServer`]
+//! no TCP listener for the JSON API. Called once by `lib.rs::run`; the returned [`ApiServer`]
 //! removes the socket file when closed or dropped.
 
 mod exec;
@@ -26,6 +28,7 @@ mod socket;
 mod stream;
 #[cfg(test)]
 mod tests;
+pub mod xmlrpc;
 
 use std::path::{Path, PathBuf};
 
@@ -103,6 +106,14 @@ pub enum Error {
         /// What is wrong with it.
         what: String,
     },
+    /// `[inet_http_server]` could not listen.
+    #[error("inet_http_server {port}: cannot listen: {source}")]
+    InetBind {
+        /// The address as configured.
+        port: String,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// chown failed.
     #[error("control socket {path}: cannot change owner to {owner:?}: {source}")]
     Chown {
@@ -122,6 +133,8 @@ pub struct ApiServer {
     path: PathBuf,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    inet: Option<JoinHandle<()>>,
+    inet_addr: Option<std::net::SocketAddr>,
     _socket: socket::SocketFile,
 }
 
@@ -131,11 +144,19 @@ impl ApiServer {
         &self.path
     }
 
+    /// The address `[inet_http_server]` listens on, when configured.
+    pub fn inet_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inet_addr
+    }
+
     /// Stops accepting, lets requests in flight finish (streams end at once),
     /// and removes the socket file.
     pub async fn close(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        if let Some(task) = self.inet.take() {
             let _ = task.await;
         }
     }
@@ -149,9 +170,15 @@ impl Drop for ApiServer {
 
 /// Binds the control socket (`cfg.socket`, or the default rule of
 /// [`nsvisor_proto::default_socket_path`]), applies `socket_mode` and
-/// `socket_owner`, and spawns the accept loop on the current tokio runtime.
-pub async fn serve(handle: Handle, cfg: &SupervisorConfig) -> Result<ApiServer, Error> {
-    serve_with(handle, cfg, Limits::default()).await
+/// `socket_owner`, and spawns the accept loop on the current tokio runtime;
+/// also listens for `[inet_http_server]` when configured. `rpc` says where
+/// XML-RPC's `reloadConfig` reads the config from.
+pub async fn serve(
+    handle: Handle,
+    cfg: &SupervisorConfig,
+    rpc: xmlrpc::Setup,
+) -> Result<ApiServer, Error> {
+    serve_with(handle, cfg, Limits::default(), rpc).await
 }
 
 /// [`serve`] with other limits than the defaults.
@@ -159,20 +186,53 @@ pub async fn serve_with(
     handle: Handle,
     cfg: &SupervisorConfig,
     limits: Limits,
+    mut rpc: xmlrpc::Setup,
 ) -> Result<ApiServer, Error> {
     let path = socket_path(cfg);
+    // Bind TCP first: a busy port must not leave a socket file behind.
+    let inet = match &cfg.inet_http_server {
+        Some(inet) => Some(
+            xmlrpc::inet::bind(inet)
+                .await
+                .map_err(|source| Error::InetBind {
+                    port: inet.port.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
     let (listener, file) =
         socket::bind(&path, cfg.socket_mode, cfg.socket_owner.as_deref()).await?;
     let access = Access::from_config(cfg);
     let (stop, stopped) = watch::channel(false);
+    rpc.auth = cfg.socket_auth.clone();
+    if rpc.daemon_log.is_none() {
+        rpc.daemon_log = cfg.logfile.clone();
+    }
+    let rpc = xmlrpc::Rpc::new(handle.clone(), rpc);
+    let (inet, inet_addr) = match (inet, &cfg.inet_http_server) {
+        (Some((listener, addr)), Some(inet_cfg)) => {
+            tracing::info!(address = %addr, "inet_http_server: XML-RPC listening");
+            let task = tokio::spawn(xmlrpc::inet::serve(
+                listener,
+                rpc.clone(),
+                inet_cfg.clone(),
+                stopped.clone(),
+            ));
+            (Some(task), Some(addr))
+        }
+        _ => (None, None),
+    };
     let task = tokio::spawn(server::accept_loop(
-        listener, access, handle, stopped, limits,
+        listener, access, handle, rpc, stopped, limits,
     ));
     tracing::info!(socket = %path.display(), "control API listening");
     Ok(ApiServer {
         path,
         stop,
         task: Some(task),
+        inet,
+        inet_addr,
         _socket: file,
     })
 }

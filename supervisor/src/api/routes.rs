@@ -24,6 +24,7 @@ use serde::Deserialize;
 use tokio::sync::{watch, Semaphore};
 
 use super::reply::{self, Reply};
+use super::xmlrpc::{self, Rpc};
 use super::{exec, metrics, stream};
 use crate::logs::ring;
 use crate::supervisor::handle::{Action, Handle};
@@ -40,6 +41,8 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Api {
     /// Supervisor handle.
     pub handle: Handle,
+    /// supervisord's XML-RPC front end (`/RPC2`, `/logtail`).
+    pub rpc: Arc<Rpc>,
     /// Becomes true when the API closes.
     pub stopped: watch::Receiver<bool>,
     /// Connection slots (free ones are not in use).
@@ -55,7 +58,12 @@ impl Api {
             connections: self
                 .max_connections
                 .saturating_sub(self.slots.available_permits()),
-            event_followers: self.handle.events.receiver_count(),
+            // The XML-RPC front end's stop-time recorder is no client.
+            event_followers: self
+                .handle
+                .events
+                .receiver_count()
+                .saturating_sub(xmlrpc::EVENT_RECEIVERS),
         }
     }
 }
@@ -70,6 +78,10 @@ fn http_method(route: &Route) -> Method {
 
 /// Answers one request (never fails: errors become error answers).
 pub async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Result<Reply, Infallible> {
+    if xmlrpc::owns_path(req.uri().path()) {
+        let auth = api.rpc.socket_auth();
+        return Ok(api.rpc.serve(req, auth, api.stopped.clone()).await);
+    }
     Ok(dispatch(&api, req)
         .await
         .unwrap_or_else(|e| reply::error(&e)))
@@ -154,7 +166,7 @@ fn no_such_program(name: &str) -> ApiError {
 }
 
 /// Reads a request body of at most [`MAX_BODY`] bytes, within [`BODY_TIMEOUT`].
-async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorKind::PayloadTooLarge,

@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 use super::peer::{Access, Verdict};
 use super::reply::{self, Body};
 use super::routes::{self, Api};
+use super::xmlrpc::Rpc;
 use crate::supervisor::handle::Handle;
 
 /// Bounds that protect the daemon from its clients.
@@ -57,12 +58,14 @@ pub async fn accept_loop(
     listener: UnixListener,
     access: Access,
     handle: Handle,
+    rpc: Arc<Rpc>,
     mut stopped: watch::Receiver<bool>,
     limits: Limits,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let api = Arc::new(Api {
         handle,
+        rpc,
         stopped: stopped.clone(),
         slots: slots.clone(),
         max_connections: limits.max_connections,

@@ -125,6 +125,7 @@ fn fake() -> Fake {
                         shutting_down: false,
                     }))
                 }
+                Command::Configs { reply } => drop(reply.send(Vec::new())),
                 Command::Stats { reply } => drop(reply.send(DaemonStats {
                     orphans_reaped: 2,
                     uptime_secs: 9,
@@ -198,7 +199,7 @@ async fn setup(limits: Limits) -> Setup {
         ..SupervisorConfig::default()
     };
     let fake = fake();
-    let server = serve_with(fake.handle.clone(), &cfg, limits)
+    let server = serve_with(fake.handle.clone(), &cfg, limits, Default::default())
         .await
         .expect("serve");
     Setup {
@@ -484,10 +485,11 @@ async fn events_are_streamed_as_ndjson() {
     wait_until(
         "the events client to subscribe",
         Duration::from_secs(5),
-        || (s.fake.events.receiver_count() == 1).then_some(()),
+        // The XML-RPC front end's stop-time recorder is the other receiver.
+        || (s.fake.events.receiver_count() == 2).then_some(()),
     )
     .await;
-    s.fake.events.send(event.clone()).expect("one subscriber");
+    s.fake.events.send(event.clone()).expect("subscribers");
     let mut body = res.into_body();
     let line = body
         .frame()

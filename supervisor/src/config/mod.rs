@@ -96,9 +96,9 @@ pub struct SupervisorConfig {
     /// The daemon's pid is written here after start and removed at exit.
     pub pidfile: Option<PathBuf>,
     /// `socket_username`/`socket_password` (supervisord's `[unix_http_server]`
-    /// credentials): kept for XML-RPC clients; not checked yet.
+    /// credentials): HTTP basic auth required of XML-RPC clients on the socket.
     pub socket_auth: Option<Credentials>,
-    /// supervisord's `[inet_http_server]`: kept; not served yet.
+    /// supervisord's `[inet_http_server]`: XML-RPC over TCP (never the JSON API).
     pub inet_http_server: Option<InetHttpServer>,
 }
 

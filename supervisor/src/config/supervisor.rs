@@ -105,21 +105,14 @@ pub(super) fn read(diag: &mut Diag, table: Option<&Table>, base: &Path) -> Secti
 fn socket_auth(r: &mut Reader, table: &Table) -> Option<Credentials> {
     let username = r.get("socket_username", units::string);
     let password = r.get("socket_password", units::string);
-    let auth = credentials(
+    credentials(
         r,
         table,
         "socket_username",
         "socket_password",
         username,
         password,
-    )?;
-    let at = table.get("socket_username").map(|e| e.key_loc)?;
-    r.diag.warn(
-        at,
-        None,
-        "socket_username/socket_password: kept for XML-RPC clients but not checked yet; the socket is protected by its mode and its peers' credentials",
-    );
-    Some(auth)
+    )
 }
 
 /// Both halves of a username/password pair, or neither (an error).
@@ -188,12 +181,27 @@ fn inet_http_server(r: &mut Reader) -> Option<InetHttpServer> {
     };
     let (username, password) = (field(r, "username"), field(r, "password"));
     let auth = credentials(r, table, "username", "password", username, password);
-    r.diag.warn(
-        node.loc,
-        None,
-        "inet_http_server: kept but not served yet (nsvisor answers only on its unix socket)",
-    );
+    if auth.is_none() && !is_loopback(&port) {
+        r.error(
+            node.loc,
+            format!("inet_http_server: \"{port}\" is reachable from other hosts: set username and password, or bind to a loopback address (127.0.0.1:PORT)"),
+        );
+        return None;
+    }
     Some(InetHttpServer { port, auth })
+}
+
+/// Whether `PORT` / `HOST:PORT` binds a loopback address only (a bare port or
+/// `*` binds every address, as in supervisord).
+fn is_loopback(port: &str) -> bool {
+    let Some((host, _)) = port.rsplit_once(':') else {
+        return false;
+    };
+    let host = host.trim_matches(['[', ']']);
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `PORT`, `HOST:PORT`, `*:PORT` or `:PORT` (port 1 to 65535), as written.

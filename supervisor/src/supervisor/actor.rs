@@ -413,6 +413,10 @@ impl Supervisor {
                     uptime_secs: self.uptime_secs(),
                 });
             }
+            Command::Configs { reply } => {
+                let configs = self.planner.programs().map(|p| p.cfg.clone()).collect();
+                let _ = reply.send(configs);
+            }
             Command::Tail {
                 name,
                 stream,

@@ -15,6 +15,7 @@ use nsvisor_proto::{
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::exec::ExecOutput;
+use crate::config::ProgramConfig;
 use crate::logs::ring::Ring;
 
 /// An action on programs: the API's verb, its signal parsed.
@@ -67,6 +68,12 @@ pub enum Command {
     Stats {
         /// Reply.
         reply: oneshot::Sender<DaemonStats>,
+    },
+    /// The configuration of every program, in name order (XML-RPC answers
+    /// with log file paths, priorities and commands, and diffs a reread).
+    Configs {
+        /// Reply.
+        reply: oneshot::Sender<Vec<ProgramConfig>>,
     },
     /// The tail buffer of one stream of a program.
     Tail {
@@ -163,6 +170,11 @@ impl Handle {
     /// Daemon counters.
     pub async fn stats(&self) -> Result<DaemonStats, ApiError> {
         self.ask(|reply| Command::Stats { reply }).await
+    }
+
+    /// The configuration of every program.
+    pub async fn configs(&self) -> Result<Vec<ProgramConfig>, ApiError> {
+        self.ask(|reply| Command::Configs { reply }).await
     }
 
     /// Tail buffer of a program stream.

@@ -16,6 +16,7 @@
 //!   mounts, umount.
 //! - `netns_socket.rs`: TCP sockets created inside a sandbox's namespace (one
 //!   long-lived thread), for the checks of sandboxed programs.
+//! - `time.rs`: the local time zone's offset (times printed as supervisord does).
 //!
 //! Every `unsafe` block carries a `// SAFETY:` comment. Where nix already has a
 //! safe wrapper, the function here only gathers it, so that the daemon's
@@ -31,6 +32,7 @@ mod process;
 mod reactor;
 mod socket;
 mod spawn;
+mod time;
 
 pub use fd::{open_dev_null, set_status_flag, stdin_is_tty};
 pub use heap::release_free_heap;
@@ -44,6 +46,7 @@ pub use process::{effective_caps, group_alive, send_signal, set_subreaper};
 pub use reactor::{register_async, register_epoll, OwnedEpoll};
 pub use socket::{peer_groups, recv_from_to, send_to_from, set_pktinfo, shutdown_socket};
 pub use spawn::{reserve_spawn_slots, spawn_child, ChildSetup, Ids, Session, SpawnStage};
+pub use time::utc_offset_secs;
 
 #[cfg(test)]
 mod tests;

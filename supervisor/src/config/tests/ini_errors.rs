@@ -187,10 +187,20 @@ fn toml_env_files_at_both_levels() {
 
 #[test]
 fn toml_keys_for_what_supervisord_configs_carry() {
-    let c = ok("[supervisor]\npidfile = \"run/n.pid\"\nsocket_username = \"u\"\nsocket_password = \"p\"\ninet_http_server = { port = \"9001\" }\n[programs.a]\ncommand = \"x\"\ngroup = \"g\"\n");
+    let c = ok("[supervisor]\npidfile = \"run/n.pid\"\nsocket_username = \"u\"\nsocket_password = \"p\"\ninet_http_server = { port = \"127.0.0.1:9001\" }\n[programs.a]\ncommand = \"x\"\ngroup = \"g\"\n");
     assert!(c.supervisor.pidfile.unwrap().ends_with("run/n.pid"));
     assert_eq!(c.supervisor.socket_auth.unwrap().username, "u");
-    assert_eq!(c.supervisor.inet_http_server.unwrap().port, "9001");
+    assert_eq!(
+        c.supervisor.inet_http_server.unwrap().port,
+        "127.0.0.1:9001"
+    );
+    // Reachable from other hosts without credentials: refused.
+    let e = error("[supervisor]\ninet_http_server = { port = \"9001\" }\n");
+    assert!(e.message.contains("set username and password"), "{e}");
+    let e = error("[supervisor]\ninet_http_server = { port = \"0.0.0.0:9001\" }\n");
+    assert!(e.message.contains("reachable from other hosts"), "{e}");
+    let local = ok("[supervisor]\ninet_http_server = { port = \"[::1]:9001\" }\n[programs.a]\ncommand = \"x\"\n");
+    assert!(local.supervisor.inet_http_server.is_some());
     assert_eq!(c.programs["a"].group, "g");
     let e = error("[supervisor]\nsocket_username = \"u\"\n");
     assert_at(&e, 2, 1, "socket_username: needs socket_password too");

@@ -1,0 +1,145 @@
+//! tail, maintail: program output and the daemon's log.
+
+use nsvisor_proto::xmlrpc::Value;
+
+use super::{code, exit, Ctl};
+use crate::supervisorctl::rpc::CallError;
+
+const HELP_TAIL: &[&str] = &["tail [-f] <name> [stdout|stderr] (default stdout)\nEx:\ntail -f <name>\t\tContinuous tail of named process stdout\n\t\t\tCtrl-C to exit.\ntail -100 <name>\tlast 100 *bytes* of process stdout\ntail <name> stderr\tlast 1600 *bytes* of process stderr"];
+const HELP_MAINTAIL: &[&str] = &["maintail -f \tContinuous tail of supervisor main log file (Ctrl-C to exit)\nmaintail -100\tlast 100 *bytes* of supervisord main log file\nmaintail\tlast 1600 *bytes* of supervisor main log file\n"];
+
+impl Ctl {
+    pub(super) async fn tailf(&self, path: &str) -> Result<(), CallError> {
+        self.out("==> Press Ctrl-C to exit <==");
+        self.rpc.follow(path).await
+    }
+
+    pub(super) async fn tail(&mut self, arg: &str) -> Result<(), CallError> {
+        if !self.upcheck().await? {
+            return Ok(());
+        }
+        let mut args: Vec<&str> = arg.split_whitespace().collect();
+        if args.is_empty() || args.len() > 3 {
+            let what = if args.is_empty() {
+                "too few"
+            } else {
+                "too many"
+            };
+            self.out(&format!("Error: {what} arguments"));
+            self.exit = exit::GENERIC;
+            self.help(HELP_TAIL);
+            return Ok(());
+        }
+        let modifier = args
+            .first()
+            .filter(|a| a.starts_with('-'))
+            .map(|m| m.to_string());
+        if modifier.is_some() {
+            args.remove(0);
+        }
+        let (name, channel) = match args.as_slice() {
+            [name] => (name.to_string(), "stdout".to_string()),
+            [name, .., channel] => {
+                let channel = channel.to_lowercase();
+                if channel != "stdout" && channel != "stderr" {
+                    self.out(&format!("Error: bad channel '{channel}'"));
+                    self.exit = exit::GENERIC;
+                    return Ok(());
+                }
+                (name.to_string(), channel)
+            }
+            [] => {
+                self.out("Error: tail requires process name");
+                self.exit = exit::GENERIC;
+                return Ok(());
+            }
+        };
+        let mut bytes = 1600;
+        if let Some(m) = modifier {
+            if m == "-f" {
+                return self.tailf(&format!("/logtail/{name}/{channel}")).await;
+            }
+            match m[1..].parse::<i64>() {
+                Ok(b) => bytes = b,
+                Err(_) => {
+                    self.out(&format!("Error: bad argument {m}"));
+                    self.exit = exit::GENERIC;
+                    return Ok(());
+                }
+            }
+        }
+        let method = if channel == "stdout" {
+            "readProcessStdoutLog"
+        } else {
+            "readProcessStderrLog"
+        };
+        match self
+            .call(
+                method,
+                &[Value::str(&name), Value::Int(-bytes), Value::Int(0)],
+            )
+            .await
+        {
+            Ok(Value::Str(text)) => self.out(&text),
+            Ok(other) => self.out(&format!("{other:?}")),
+            Err(CallError::Fault(f)) => {
+                self.exit = exit::GENERIC;
+                let why = match f.code {
+                    code::NO_FILE => "no log file",
+                    code::FAILED => "unknown error reading log",
+                    code::BAD_NAME => "no such process name",
+                    _ => return Err(CallError::Fault(f)),
+                };
+                self.out(&format!("{name}: ERROR ({why})"));
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    pub(super) async fn maintail(&mut self, arg: &str) -> Result<(), CallError> {
+        if !self.upcheck().await? {
+            return Ok(());
+        }
+        let args: Vec<&str> = arg.split_whitespace().collect();
+        let bytes = match args.as_slice() {
+            [] => 1600,
+            [a] if *a == "-f" => return self.tailf("/mainlogtail").await,
+            [a] => match a.strip_prefix('-').and_then(|n| n.parse::<i64>().ok()) {
+                Some(n) => n,
+                None => {
+                    self.out(&format!("Error: bad argument {a}"));
+                    self.exit = exit::GENERIC;
+                    return Ok(());
+                }
+            },
+            _ => {
+                self.out("Error: too many arguments");
+                self.exit = exit::GENERIC;
+                self.help(HELP_MAINTAIL);
+                return Ok(());
+            }
+        };
+        match self
+            .call("readLog", &[Value::Int(-bytes), Value::Int(0)])
+            .await
+        {
+            Ok(Value::Str(text)) => self.out(&text),
+            Ok(other) => self.out(&format!("{other:?}")),
+            Err(CallError::Fault(f)) if f.code == code::NO_FILE || f.code == code::FAILED => {
+                self.exit = exit::GENERIC;
+                let why = if f.code == code::NO_FILE {
+                    "no log file"
+                } else {
+                    "unknown error reading log"
+                };
+                self.out(&format!("supervisord: ERROR ({why})"));
+            }
+            Err(e) => {
+                self.exit = exit::GENERIC;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}

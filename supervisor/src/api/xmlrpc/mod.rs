@@ -1,0 +1,347 @@
+//! supervisord's XML-RPC interface at `/RPC2`, so supervisorctl, Ansible's
+//! supervisorctl module and dashboards drive nsvisor unchanged (DESIGN §6:
+//! a front end, never a second core).
+//!
+//! A request is checked ([`auth`]: HTTP basic auth when `[unix_http_server]`
+//! or `[inet_http_server]` set a username), decoded ([`codec`], shared with `nsvisorctl`), and its
+//! method called: `supervisor.*` methods become the same [`Handle`] commands
+//! the JSON API sends ([`process`]: state and control; [`logs`]: output and
+//! log files; [`reread`]: `reloadConfig`, `addProcessGroup`,
+//! `removeProcessGroup`), and `system.*` are answered from the method table
+//! ([`system`]). Names and process info follow supervisord ([`info`]),
+//! errors are faults with supervisord's codes ([`fault`]). The peer-credential
+//! check of the socket has already run when a request gets here; on TCP
+//! ([`inet`]) basic auth is the only gate. Called by `routes.rs` for `/RPC2`,
+//! `/logtail/…` and `/mainlogtail`, and by `inet.rs`.
+
+mod auth;
+pub mod fault;
+pub mod inet;
+mod info;
+mod logs;
+mod params;
+mod process;
+mod reread;
+mod system;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW};
+use hyper::{Method, Request, StatusCode};
+use nsvisor_proto::{ProgramInfo, State};
+use tokio::sync::{broadcast, watch};
+
+pub use nsvisor_proto::xmlrpc as codec;
+
+use self::codec::Value;
+use self::fault::{Code, Fault};
+use super::reply::{self, Reply};
+use crate::config::{Credentials, LoadOptions, ProgramConfig};
+use crate::supervisor::handle::Handle;
+
+/// What the XML-RPC front end needs to know beyond the [`Handle`].
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    /// The config file, read again by `reloadConfig` (empty: none).
+    pub config_path: PathBuf,
+    /// How it is read.
+    pub load_options: LoadOptions,
+    /// The daemon's own log file (`readLog`, `clearLog`, `maintail`).
+    pub daemon_log: Option<PathBuf>,
+    /// Basic-auth credentials required on the unix socket.
+    pub auth: Option<Credentials>,
+}
+
+/// The XML-RPC front end: shared by every connection of the control socket
+/// and of the TCP listener.
+#[derive(Debug)]
+pub struct Rpc {
+    handle: Handle,
+    setup: Setup,
+    /// When each program last stopped or exited (unix seconds): supervisord
+    /// reports it, nsvisor's program info does not carry it.
+    stops: Arc<Mutex<HashMap<String, u64>>>,
+    /// When `update` replaced each program's group (unix seconds).
+    resets: Mutex<HashMap<String, u64>>,
+    reread: reread::Pending,
+}
+
+/// The paths this front end answers on.
+pub fn owns_path(path: &str) -> bool {
+    path == "/RPC2"
+        || path.starts_with("/RPC2/")
+        || path.starts_with("/logtail/")
+        || path == "/mainlogtail"
+}
+
+impl Rpc {
+    /// The front end; starts recording stop times from the supervisor's events.
+    pub fn new(handle: Handle, setup: Setup) -> Arc<Rpc> {
+        let stops = Arc::new(Mutex::new(HashMap::new()));
+        tokio::spawn(record_stops(handle.events(), stops.clone()));
+        Arc::new(Rpc {
+            handle,
+            setup,
+            stops,
+            resets: Mutex::new(HashMap::new()),
+            reread: reread::Pending::default(),
+        })
+    }
+
+    /// The credentials required on the unix socket, if any.
+    pub fn socket_auth(&self) -> Option<&Credentials> {
+        self.setup.auth.as_ref()
+    }
+
+    /// Answers one HTTP request on one of [`owns_path`]'s paths; `auth` is
+    /// the listener's credentials.
+    pub async fn serve(
+        &self,
+        req: Request<Incoming>,
+        auth: Option<&Credentials>,
+        stopped: watch::Receiver<bool>,
+    ) -> Reply {
+        if let Some(creds) = auth {
+            if !auth::allowed(req.headers(), creds) {
+                // Read the request first: a client still sending its body
+                // would otherwise see a broken pipe instead of the 401.
+                let _ = super::routes::read_body(req.into_body()).await;
+                return auth::challenge();
+            }
+        }
+        let path = req.uri().path().to_string();
+        if path.starts_with("/logtail/") || path == "/mainlogtail" {
+            if req.method() != Method::GET {
+                return plain(StatusCode::BAD_REQUEST, "logtail answers GET only\n");
+            }
+            return logs::logtail(self, &path, stopped).await;
+        }
+        if req.method() != Method::POST {
+            let mut res = plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "XML-RPC: POST a methodCall to /RPC2\n",
+            );
+            res.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
+            return res;
+        }
+        let body = match super::routes::read_body(req.into_body()).await {
+            Ok(body) => body,
+            Err(e) => return reply::error(&e),
+        };
+        let call = match codec::parse_call(&body) {
+            Ok(call) => call,
+            Err(e) => {
+                tracing::warn!("XML-RPC: refused a request: {e}");
+                return plain(StatusCode::BAD_REQUEST, &format!("{e}\n"));
+            }
+        };
+        tracing::debug!(method = %call.method, "XML-RPC call");
+        let xml = match self.call(&call.method, call.params).await {
+            Ok(value) => codec::response(&value),
+            Err(f) => codec::fault(f.code.number(), &f.text),
+        };
+        reply::with_body(StatusCode::OK, "text/xml", reply::full(xml))
+    }
+
+    /// Calls a method, `system.multicall` included.
+    pub async fn call(&self, method: &str, params: Vec<Value>) -> Result<Value, Fault> {
+        if method == "system.multicall" {
+            return system::multicall(self, params).await;
+        }
+        self.dispatch(method, params).await
+    }
+
+    /// Calls any method but `system.multicall`.
+    async fn dispatch(&self, method: &str, params: Vec<Value>) -> Result<Value, Fault> {
+        let p = params::Params::new(params);
+        match method {
+            "system.listMethods" => system::list_methods(p),
+            "system.methodHelp" => system::method_help(p),
+            "system.methodSignature" => system::method_signature(p),
+            "system.multicall" => Err(Fault::new(
+                Code::IncorrectParameters,
+                "Recursive system.multicall forbidden",
+            )),
+            _ => match method.strip_prefix("supervisor.") {
+                Some(name) => self.supervisor(name, p).await,
+                None => Err(Fault::bare(Code::UnknownMethod)),
+            },
+        }
+    }
+
+    /// The `supervisor.` namespace.
+    async fn supervisor(&self, name: &str, p: params::Params) -> Result<Value, Fault> {
+        match name {
+            "getAPIVersion" | "getVersion" => p.none().map(|()| Value::str(API_VERSION)),
+            "getSupervisorVersion" => p.none().map(|()| Value::str(env!("CARGO_PKG_VERSION"))),
+            "getIdentification" => p.none().map(|()| Value::str("supervisor")),
+            "getPID" => p.none().map(|()| Value::Int(std::process::id().into())),
+            "getState" => {
+                p.none()?;
+                process::get_state(self).await
+            }
+            "getProcessInfo" => process::get_process_info(self, p.one_str()?).await,
+            "getAllProcessInfo" => {
+                p.none()?;
+                process::get_all_process_info(self).await
+            }
+            "startProcess" => {
+                let (name, wait) = p.str_and_wait()?;
+                process::start_process(self, &name, wait).await
+            }
+            "startProcessGroup" => {
+                let (name, wait) = p.str_and_wait()?;
+                process::start_group(self, Some(&name), wait).await
+            }
+            "startAllProcesses" => process::start_group(self, None, p.wait_only()?).await,
+            "stopProcess" => {
+                let (name, wait) = p.str_and_wait()?;
+                process::stop_process(self, &name, wait).await
+            }
+            "stopProcessGroup" => {
+                let (name, wait) = p.str_and_wait()?;
+                process::stop_group(self, Some(&name), wait).await
+            }
+            "stopAllProcesses" => process::stop_group(self, None, p.wait_only()?).await,
+            "signalProcess" => {
+                let (name, sig) = p.two_str()?;
+                process::signal_process(self, &name, &sig).await
+            }
+            "signalProcessGroup" => {
+                let (name, sig) = p.two_str()?;
+                process::signal_group(self, Some(&name), &sig).await
+            }
+            "signalAllProcesses" => process::signal_group(self, None, &p.one_str()?).await,
+            "shutdown" => {
+                p.none()?;
+                process::shutdown(self).await
+            }
+            "restart" => {
+                p.none()?;
+                process::restart(self).await
+            }
+            "sendProcessStdin" => {
+                let (name, _chars) = p.two_str()?;
+                process::send_stdin(self, &name).await
+            }
+            "sendRemoteCommEvent" => {
+                p.two_any()?;
+                Err(Fault::new(
+                    Code::Failed,
+                    "nsvisor has no event listeners to send a remote communication event to",
+                ))
+            }
+            "readLog" | "readMainLog" => {
+                let (offset, length) = p.two_int()?;
+                logs::read_main(self, offset, length)
+            }
+            "clearLog" => {
+                p.none()?;
+                logs::clear_main(self)
+            }
+            "readProcessStdoutLog" | "readProcessLog" | "readProcessStderrLog" => {
+                let (prog, offset, length) = p.str_and_two_int()?;
+                let stderr = name == "readProcessStderrLog";
+                logs::read(self, &prog, offset, length, stderr).await
+            }
+            "tailProcessStdoutLog" | "tailProcessLog" | "tailProcessStderrLog" => {
+                let (prog, offset, length) = p.str_and_two_int()?;
+                let stderr = name == "tailProcessStderrLog";
+                logs::tail(self, &prog, offset, length, stderr).await
+            }
+            "clearProcessLogs" | "clearProcessLog" => logs::clear(self, &p.one_str()?).await,
+            "clearAllProcessLogs" => {
+                p.none()?;
+                logs::clear_all(self).await
+            }
+            "getAllConfigInfo" => {
+                p.none()?;
+                reread::all_config_info(self).await
+            }
+            "reloadConfig" => {
+                p.none()?;
+                reread::reload_config(self).await
+            }
+            "addProcessGroup" => reread::add_group(self, &p.one_str()?).await,
+            "removeProcessGroup" => reread::remove_group(self, &p.one_str()?).await,
+            _ => Err(Fault::bare(Code::UnknownMethod)),
+        }
+    }
+
+    /// Every program and the configuration of each.
+    async fn snapshot(&self) -> Result<(Vec<ProgramInfo>, Vec<ProgramConfig>), Fault> {
+        let list = self.handle.list().await?;
+        let configs = self.handle.configs().await?;
+        Ok((list, configs))
+    }
+
+    /// When `name` last stopped (unix seconds, 0: never), and now.
+    fn times(&self, name: &str) -> info::Times {
+        let get = |map: &Mutex<HashMap<String, u64>>| {
+            let map = map.lock().unwrap_or_else(|e| e.into_inner());
+            map.get(name).copied().unwrap_or(0)
+        };
+        info::Times {
+            stop: get(&self.stops),
+            now: unix_now(),
+            reset: get(&self.resets),
+        }
+    }
+
+    /// Records that `update` replaced these programs: supervisord reports
+    /// them as never started until they start again.
+    fn replaced<'a>(&self, names: impl Iterator<Item = &'a str>) {
+        let now = unix_now();
+        let mut resets = self.resets.lock().unwrap_or_else(|e| e.into_inner());
+        for name in names {
+            resets.insert(name.to_string(), now);
+        }
+    }
+}
+
+/// Event receivers the front end holds for itself (the stop-time recorder).
+pub const EVENT_RECEIVERS: usize = 1;
+
+/// The API version supervisorctl checks for.
+pub const API_VERSION: &str = "3.0";
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Records when each program stops or exits, until the supervisor is gone.
+async fn record_stops(
+    mut rx: broadcast::Receiver<nsvisor_proto::StateEvent>,
+    stops: Arc<Mutex<HashMap<String, u64>>>,
+) {
+    loop {
+        match rx.recv().await {
+            Ok(ev) => {
+                let stopped = matches!(
+                    ev.to,
+                    State::Stopped | State::Exited | State::Fatal | State::Backoff
+                );
+                if ev.ready.is_none() && ev.from != ev.to && (stopped || ev.exit_status.is_some()) {
+                    stops
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(ev.name, ev.time_ms / 1000);
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// A plain-text answer (for what is not an XML-RPC call).
+fn plain(status: StatusCode, text: &str) -> Reply {
+    reply::with_body(status, "text/plain", reply::full(text.to_string()))
+}
