@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from . import companions, procfs, workloads
 from .tools import Horust, Nsvisor, Supervisord
 
-WORKLOADS = ("lifecycle", "logs", "crash", "checks", "logs.sh", "net")
+WORKLOADS = ("lifecycle", "logs", "crash", "supervisorctl", "checks", "logs.sh", "net")
 
 
 @dataclass
@@ -99,7 +99,8 @@ def _brief(rec):
     parts = []
     for key, fmt in (("start_s", "start {:.3f} s"), ("stop_s", "stop {:.3f} s"), ("rss_kb", "rss {} KiB"),
                      ("idle_ticks", "idle {} ticks"), ("log_mib_s", "{:.0f} MiB/s"),
-                     ("crash_ticks", "crash cpu {} ticks"), ("crash_starts", "{} starts")):
+                     ("crash_ticks", "crash cpu {} ticks"), ("crash_starts", "{} starts"),
+                     ("start_all_s", "start all {:.3f} s"), ("cpu_share", "cpu {:.2%}")):
         if rec.get(key) is not None:
             parts.append(fmt.format(rec[key]))
     for key in ("status_cli_ms", "status_api_ms"):
@@ -248,6 +249,19 @@ def main(argv=None):
                 for tool in _rotate(ready, r):
                     base = {"workload": "crash", "tool": tool.name, "run": r, "counted": counted(r)}
                     run.add(tool.name, {**base, **workloads.crash(tool, cfg)})
+
+        if "supervisorctl" in chosen:
+            ctl = os.path.join(venv_bin, "supervisorctl")
+            both = [t for t in ready if t.name in ("nsvisor", "supervisord")]
+            if not os.access(ctl, os.X_OK) or len(both) < 2:
+                log("supervisorctl: MISSING: needs supervisord's venv and both daemons")
+            else:
+                n = max(cfg.ns)
+                for r in range(total):
+                    log(f"supervisorctl n={n} run {r + 1}/{total}{' (warm-up)' if not counted(r) else ''}")
+                    for tool in _rotate(both, r):
+                        base = {"workload": "supervisorctl", "n": n, "tool": tool.name, "run": r, "counted": counted(r)}
+                        run.add(tool.name, {**base, **workloads.supervisorctl(tool, ctl, n, cfg)})
 
         if "checks" in chosen and not tools[0].missing:
             _checks(run, tools[0], cfg, args, total, counted)

@@ -235,6 +235,29 @@ def crash_table(res):
     return table(["10 programs exiting at once", f"daemon CPU ticks / {win:g} s", f"starts / {win:g} s", "CPU ticks of the programs"], rows)
 
 
+def supervisorctl_table(res):
+    """The real supervisorctl against nsvisor and against supervisord."""
+    n = res.big
+    if not any(t["workload"] == "supervisorctl" for t in res.trials):
+        return "Not measured in this run."
+    rows = []
+    base_status = percentile(res.samples("supervisorctl", "nsvisor", "status_ms", n), 50)
+    base_start = median(res.values("supervisorctl", "nsvisor", "start_all_s", n))
+    for tool in ("nsvisor", "supervisord"):
+        s = res.samples("supervisorctl", tool, "status_ms", n)
+        p50 = percentile(s, 50)
+        start = res.values("supervisorctl", tool, "start_all_s", n)
+        errs = res.errors("supervisorctl", tool, n)
+        rows.append([
+            tool,
+            (f"{fmt_num(p50, 'ms')} / {fmt_num(percentile(s, 99), 'ms')}" if s else cell([], "ms", errs, res.missing(tool)))
+            + (f", {ratio(p50, base_status)}" if tool != "nsvisor" and p50 else ""),
+            cell(start, "s", errs, res.missing(tool))
+            + (f", {ratio(median(start), base_start)}" if tool != "nsvisor" and start else ""),
+        ])
+    return table([f"supervisorctl 4.3.0, {n:,} programs", "`status` p50 / p99 (÷ nsvisor)", "`start all` after `stop all` (÷ nsvisor)"], rows)
+
+
 def checks_table(res):
     """tcp and exec checks next to the same programs without, and the C floor."""
     trials = [t for t in res.trials if t["workload"] == "checks" and t["counted"]]
@@ -459,6 +482,10 @@ def page(res, chart_name):
         "",
         crash_table(res),
         "",
+        "### supervisorctl",
+        "",
+        supervisorctl_table(res),
+        "",
         "### Checks",
         "",
         checks_table(res),
@@ -528,6 +555,10 @@ the workloads and writes every raw figure to `bench/results/DATE.json`.
 - **Crash loop**: 10 programs that exit with status 1 at once (`sh -c 'echo >> FILE;
   exit 1'`), restarted by policy (`autorestart`; horust `strategy = "always"`, no backoff),
   for {crash:g} s: the daemon's CPU ticks and how many starts happened.
+- **supervisorctl**: the real `supervisorctl` of the supervisor package, the same for
+  both daemons (`-s unix://SOCKET`; nsvisor answers its XML-RPC on its control
+  socket), with N programs: {samples} timed `status` calls (process start to exit),
+  then `stop all` and one timed `start all`.
 - **Checks**: N `sleep` programs, each with one `tcp` readiness check every second
   against one listener (`bench/probeloop.c listen`), or with one `exec` check running
   `/bin/true` every second, next to the same programs without checks; once all are

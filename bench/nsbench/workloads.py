@@ -12,6 +12,10 @@ run or hide the others' figures.
   file sink, through the supervisor or through ``cat``.
 - ``crash``: 10 programs that exit at once, restarted by policy, for a while:
   daemon CPU ticks and how many starts happened.
+- ``supervisorctl``: the real supervisorctl (from the supervisor package)
+  against nsvisor's control socket (its XML-RPC) and against supervisord,
+  with N programs: ``status`` round trips, then ``start all`` after a
+  ``stop all``.
 - ``checks`` (nsvisor only; no peer has per-program checks to compare):
   N programs each with a ``tcp`` readiness check every second against one
   listener, or M with an ``exec`` check (``/bin/true``) every second, next to
@@ -349,6 +353,42 @@ def crash(tool, cfg, programs=10):
         return rec
 
     return _guard(tool, cfg.tmp_root, f"{tool.name}-crash", body)
+
+
+def supervisorctl(tool, ctl, n, cfg):
+    """`supervisorctl status` and `start all` against tool's socket, n programs."""
+
+    def body(d, state):
+        marker = unique_marker()
+        state["markers"].append(marker)
+        launched = tool.launch(d, [Prog("p", ["sleep", marker], numprocs=n)])
+        state["launched"] = launched
+        t0 = now()
+        wait_children(launched, n, "sleep", t0)
+        if wait_running(launched, n, t0, timeout=now() - t0 + 60) is None:
+            raise TrialError("no way to see the programs RUNNING")
+        sock = os.path.join(d, "nsvisor.sock" if tool.name == "nsvisor" else "supervisor.sock")
+        base = [ctl, "-s", f"unix://{sock}"]
+        check = subprocess.run(base + ["status"], capture_output=True, timeout=120)
+        lines = check.stdout.decode(errors="replace").count(" RUNNING ")
+        if lines < n:
+            raise TrialError(f"supervisorctl status showed {lines} RUNNING of {n}: {check.stderr[-300:]!r}")
+        rec = {"status_ms": _time_calls(
+            lambda: subprocess.run(base + ["status"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120),
+            cfg.status_samples)}
+        stop = subprocess.run(base + ["stop", "all"], capture_output=True, timeout=STOP_TIMEOUT_S)
+        if stop.returncode != 0:
+            raise TrialError(f"supervisorctl stop all: exit {stop.returncode}: {stop.stdout[-300:]!r}")
+        t = now()
+        start = subprocess.run(base + ["start", "all"], capture_output=True, timeout=START_TIMEOUT_S)
+        rec["start_all_s"] = now() - t
+        if start.returncode != 0:
+            raise TrialError(f"supervisorctl start all: exit {start.returncode}: {start.stdout[-300:]!r}")
+        launched.terminate(STOP_TIMEOUT_S)
+        rec["leftovers"] = _kill_leftovers(marker)
+        return rec
+
+    return _guard(tool, cfg.tmp_root, f"{tool.name}-supervisorctl-{n}", body)
 
 
 def _free_port():
