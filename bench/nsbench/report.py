@@ -3,7 +3,7 @@ machine, tool versions, the table of targets with medians and ratios, the
 full tables, and a PNG chart of start and stop time against N.
 
     python3 -m nsbench.report RESULTS.json PAGE.md [CHART.png]
-    python3 -m nsbench.report --checks-section RESULTS.json LINK   (the checks table alone)
+    python3 -m nsbench.report --extra-sections RESULTS.json LINK   (supervisorctl and checks alone)
 
 Every figure shown is a median over the counted runs, with min–max beside
 it; status round trips show p50 and p99 over all counted samples. A tool
@@ -576,15 +576,24 @@ such in the tables, never left out.
 """
 
 
-def checks_section(res, json_name):
-    """The checks figures alone, with where they come from (for a page whose
-    other figures come from another run)."""
+def extra_sections(res, json_name):
+    """The supervisorctl and checks figures alone, with where they come from
+    (for a page whose other figures come from another run)."""
     d, m = res.doc, res.doc["machine"]
     s = d["settings"]
+    tools = "; ".join(_tool_line(name, info) for name, info in d["tools"].items()
+                      if name in ("nsvisor", "supervisord"))
     return "\n".join([
-        f"Recorded run: [`{json_name}`]({json_name}), {d['date']}, commit {d['tools']['nsvisor'].get('commit')},"
+        f"Recorded run: [`{json_name}`]({json_name}), {d['date']},"
         f" {s['warmup']} warm-up + {s['runs']} counted runs, {m['cores']} cores ({m['cpu']});"
-        f" load average before {_load(d.get('load_before'))}, after {_load(d.get('load_after'))}.",
+        f" load average before {_load(d.get('load_before'))}, after {_load(d.get('load_after'))}."
+        f" Tools: {tools}.",
+        "",
+        "#### supervisorctl",
+        "",
+        supervisorctl_table(res),
+        "",
+        "#### Checks",
         "",
         checks_table(res),
         "",
@@ -593,9 +602,9 @@ def checks_section(res, json_name):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 3 and argv[0] == "--checks-section":
+    if len(argv) == 3 and argv[0] == "--extra-sections":
         with open(argv[1]) as f:
-            print(checks_section(Results(json.load(f)), argv[2]))
+            print(extra_sections(Results(json.load(f)), argv[2]))
         return 0
     if len(argv) not in (2, 3):
         print("usage: python3 -m nsbench.report RESULTS.json PAGE.md [CHART.png]", file=sys.stderr)
