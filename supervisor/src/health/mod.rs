@@ -129,18 +129,46 @@ async fn connect(
     timeout: Duration,
     netns: Option<Arc<OwnedFd>>,
 ) -> std::io::Result<TcpStream> {
-    let Some(netns) = netns else {
-        return TcpStream::connect((host, port)).await;
-    };
-    if let Ok(ip) = host
+    let ip = host
         .trim_start_matches('[')
         .trim_end_matches(']')
-        .parse::<std::net::IpAddr>()
-    {
-        let fd = crate::sys::tcp_socket_in(netns, ip.is_ipv6()).await?;
-        let socket = tokio::net::TcpSocket::from_std_stream(std::net::TcpStream::from(fd));
-        return socket.connect(std::net::SocketAddr::new(ip, port)).await;
+        .parse::<std::net::IpAddr>();
+    match (netns, ip) {
+        (None, Ok(ip)) => {
+            let fd = crate::sys::tcp_socket(ip.is_ipv6())?;
+            connect_fd(fd, std::net::SocketAddr::new(ip, port)).await
+        }
+        (None, Err(_)) => TcpStream::connect((host, port)).await,
+        (Some(netns), Ok(ip)) => {
+            let fd = crate::sys::tcp_socket_in(netns, ip.is_ipv6()).await?;
+            connect_fd(fd, std::net::SocketAddr::new(ip, port)).await
+        }
+        (Some(netns), Err(_)) => connect_by_name_in(netns, host, port, timeout).await,
     }
+}
+
+/// Connects the non-blocking socket `fd` to `addr`: at once when the kernel
+/// can (usual on this host), else through the runtime.
+async fn connect_fd(fd: OwnedFd, addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
+    let connected = crate::sys::connect_now(fd.as_fd(), addr)?;
+    let stream = TcpStream::from_std(std::net::TcpStream::from(fd))?;
+    if !connected {
+        stream.writable().await?;
+        if let Some(e) = stream.take_error()? {
+            return Err(e);
+        }
+    }
+    Ok(stream)
+}
+
+/// Resolves `host` and connects inside `netns`, on a short-lived thread
+/// there (so the sandbox's resolver answers); it gives up at `timeout` too.
+async fn connect_by_name_in(
+    netns: Arc<OwnedFd>,
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let host = host.to_string();
     std::thread::Builder::new()

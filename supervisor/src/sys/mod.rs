@@ -44,7 +44,9 @@ pub use netns_socket::tcp_socket_in;
 pub use pipe::{log_pipe, set_pipe_size, splice_move, splice_pipe, splice_pipe_to_file};
 pub use process::{effective_caps, group_alive, send_signal, set_subreaper};
 pub use reactor::{register_async, register_epoll, OwnedEpoll};
-pub use socket::{peer_groups, recv_from_to, send_to_from, set_pktinfo, shutdown_socket};
+pub use socket::{
+    connect_now, peer_groups, recv_from_to, send_to_from, set_pktinfo, shutdown_socket, tcp_socket,
+};
 pub use spawn::{reserve_spawn_slots, spawn_child, ChildSetup, Ids, Session, SpawnStage};
 pub use time::utc_offset_secs;
 

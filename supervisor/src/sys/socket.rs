@@ -131,3 +131,40 @@ pub fn shutdown_socket(fd: BorrowedFd<'_>, both: bool) -> io::Result<()> {
         other => other.map_err(io::Error::from),
     }
 }
+
+/// Starts a TCP connect on a non-blocking socket and looks once, without
+/// waiting, whether it is already done (a connect to this host usually
+/// completes within the call): `Ok(true)` connected, `Ok(false)` still in
+/// progress (wait for writability, then read `SO_ERROR`), or the error (a
+/// refused connection fails here, at once). Saves the event-loop round trip
+/// (register, wait, deregister) for the common case.
+pub fn connect_now(socket: BorrowedFd<'_>, addr: std::net::SocketAddr) -> io::Result<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::socket::{connect, getsockopt, SockaddrStorage};
+    let to = SockaddrStorage::from(addr);
+    match connect(socket.as_raw_fd(), &to) {
+        Ok(()) => return Ok(true),
+        Err(Errno::EINPROGRESS) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut fds = [PollFd::new(socket, PollFlags::POLLOUT)];
+    if poll(&mut fds, PollTimeout::ZERO)? == 0 {
+        return Ok(false);
+    }
+    match getsockopt(&socket, sockopt::SocketError)? {
+        0 => Ok(true),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// A non-blocking, close-on-exec TCP socket (IPv6 when `v6`), not connected.
+pub fn tcp_socket(v6: bool) -> io::Result<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    let family = if v6 {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    socket(family, SockType::Stream, flags, None).map_err(io::Error::from)
+}
