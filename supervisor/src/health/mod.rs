@@ -6,9 +6,9 @@
 //! The actor calls [`run`] in a short-lived task per run and hands the
 //! result to the planner, which decides what follows. A check of a program in
 //! a network sandbox connects from inside the sandbox: its socket is made in
-//! the sandbox's namespace (by `sys::tcp_socket_in`'s one thread; never on a
-//! tokio worker) and connected by the runtime, so `127.0.0.1` is the
-//! sandbox's own loopback.
+//! the sandbox's namespace (by `sys::tcp_socket_in`, on a short-lived thread;
+//! never on a tokio worker) and connected by the runtime, so `127.0.0.1` is
+//! the sandbox's own loopback.
 
 pub mod notify;
 pub mod ready_fd;
@@ -119,8 +119,8 @@ async fn probe(
 }
 
 /// Connects to `host:port`, from inside `netns` when given. For an address
-/// (the usual `127.0.0.1`), the socket is made in the sandbox by the one
-/// namespace socket thread and connected here; a host name is resolved and
+/// (the usual `127.0.0.1`), the socket is made in the sandbox on a
+/// short-lived thread and connected here; a host name is resolved and
 /// connected on a short-lived thread inside the sandbox (which gives up at
 /// `timeout` too, so none lingers), so that the sandbox's resolver answers.
 async fn connect(

@@ -14,8 +14,8 @@
 //! - `socket.rs`: peer groups, UDP `IP_PKTINFO`, socket shutdown.
 //! - `namespace.rs`: network and mount namespaces for a thread, bind
 //!   mounts, umount.
-//! - `netns_socket.rs`: TCP sockets created inside a sandbox's namespace (one
-//!   long-lived thread), for the checks of sandboxed programs.
+//! - `netns_socket.rs`: TCP sockets created inside a sandbox's namespace (on a
+//!   short-lived thread), for the checks of sandboxed programs.
 //! - `time.rs`: the local time zone's offset (times printed as supervisord does).
 //!
 //! Every `unsafe` block carries a `// SAFETY:` comment. Where nix already has a
