@@ -81,7 +81,10 @@ wait_until() { # what timeout check...
     local what=$1 deadline=$(($(date +%s) + $2))
     shift 2
     until "$@" >/dev/null 2>&1; do
-        [ "$(date +%s)" -lt "$deadline" ] || die "timed out waiting for $what"
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            [ -z "$DAEMON" ] || what+=" (nsvisor's log ends: $(tail -3 "$DIR/daemon.log" | sed 's/\x1b\[[0-9;]*m//g'))"
+            die "timed out waiting for $what"
+        fi
         [ -z "$DAEMON" ] || kill -0 "$DAEMON" 2>/dev/null ||
             die "nsvisor exited while waiting for $what: $(tail -5 "$DIR/daemon.log")"
         sleep 0.01
@@ -95,7 +98,7 @@ from collections import defaultdict
 
 def num(v):
     try:
-        return float(v)
+        return int(v) if v.isdigit() else float(v)
     except ValueError:
         return v
 
@@ -111,8 +114,13 @@ for line in open(os.environ["RAW"]):
 def stat(vals):
     return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
 
+ORDER = ["sandbox_create_ms", "sandbox_remove_ms", "daemon_start_ms", "daemon_stop_ms", "tcp_upload_gbit_s",
+         "tcp_download_gbit_s", "connections_per_s", "ip-batch", "nsvisor", "nsvisor-no-net", "direct", "proxy", "nat",
+         "socat", "socat-autobuf"]
+def order(key):
+    return tuple(ORDER.index(k) if k in ORDER else len(ORDER) for k in key)
 figures = {}
-for (fig, path), by_round in sorted(rounds.items()):
+for (fig, path), by_round in sorted(rounds.items(), key=lambda kv: order(kv[0])):
     vals = [by_round[r] for r in sorted(by_round)]
     figures.setdefault(fig, {})[path] = {"rounds": vals, **stat(vals)}
 
@@ -168,7 +176,7 @@ cleanup() {
     for ns in $(ip netns list | awk '{print $1}' | grep -- "-$TAG-"); do ip netns del "$ns"; done
     meta load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
     summarise "$status" || status=1
-    rm -rf "$DIR"
+    if [ -n "${KEEP:-}" ]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi
     exit "$status"
 }
 trap cleanup EXIT
@@ -265,7 +273,9 @@ sandbox_config() { # with_net
         printf '[networks.bench]\nbridge = "%s"\nsubnet = "%s.0/24"\ngateway = "%s.1"\nmasquerade = false\n' "$BR" "$P" "$P"
         for i in $(seq 1 "$N"); do
             printf '\n[programs.p%s]\ncommand = ["sleep", "infinity"]\nstartsecs = 0\n' "$i"
-            [ "$1" = 1 ] && printf 'network = "bench"\nsandbox = "b-%s-%s"\naddress = "%s.%s"\n' "$TAG" "$i" "$P" "$((i + 1))"
+            if [ "$1" = 1 ]; then
+                printf 'network = "bench"\nsandbox = "b-%s-%s"\naddress = "%s.%s"\n' "$TAG" "$i" "$P" "$((i + 1))"
+            fi
         done
     } >"$DIR/nsvisor.toml"
 }
@@ -292,7 +302,7 @@ no_ports() { ! ip -n "$HOST" -o link show master "$BR" | grep -q .; }
 
 # The same steps with `ip -batch`; sets CREATE_MS and REMOVE_MS per sandbox.
 ip_batch_round() {
-    local t0 t1 t2 i
+    local t0 t1 t2 t3 i
     {
         printf 'link add %s type bridge\naddr add %s.1/24 dev %s\nlink set %s up\n' "$BR" "$P" "$BR" "$BR"
         for i in $(seq 1 "$N"); do
@@ -314,12 +324,12 @@ ip_batch_round() {
     ip -n "nsvb-$TAG-$N" route | grep -q "^default via $P.1" || die "ip -batch: no default route in the last sandbox"
     # Like nsvisor's teardown: unmount every namespace, wait until the kernel
     # has destroyed them with their veth pairs, delete the bridge.
-    t1=$(now)
+    t2=$(now)
     in_host ip -batch "$DIR/ip-del.batch"
     wait_until "the bridge to lose its ports" 60 no_ports
     ip -n "$HOST" link del "$BR"
-    t2=$(now)
-    CREATE_MS=$(ms "$t0" "$t1" "$N") REMOVE_MS=$(ms "$t1" "$t2" "$N")
+    t3=$(now)
+    CREATE_MS=$(ms "$t0" "$t1" "$N") REMOVE_MS=$(ms "$t2" "$t3" "$N")
 }
 
 sandboxes() {
@@ -348,23 +358,24 @@ sandboxes() {
 
 # ---- 2. traffic -------------------------------------------------------------
 
-SB=b-$TAG-srv
-A=$P.2
+# Four programs, each in a sandbox of its own (the same set-up for all):
+# an iperf3 server and a connrate server mapped with each port mode. The
+# direct and socat paths go to the proxy-mapped ones.
 declare -A TCP CPS
-TCP=([direct]=$A:5201 [proxy]=$L.1:8001 [nat]=$L.1:8002 [socat]=$L.1:8005 [socat-autobuf]=$L.1:8007)
-CPS=([direct]=$A:7000 [proxy]=$L.1:8003 [nat]=$L.1:8004 [socat]=$L.1:8006 [socat-autobuf]=$L.1:8008)
+TCP=([direct]=$P.2:5201 [proxy]=$L.1:8001 [nat]=$L.1:8002 [socat]=$L.1:8005 [socat-autobuf]=$L.1:8007)
+CPS=([direct]=$P.4:7000 [proxy]=$L.1:8003 [nat]=$L.1:8004 [socat]=$L.1:8006 [socat-autobuf]=$L.1:8008)
 PATHS="direct proxy nat socat socat-autobuf"
 
 traffic_config() {
     {
         printf '[supervisor]\nsocket = "%s"\nconsole = "off"\n\n' "$DIR/nsvisor.sock"
         printf '[networks.bench]\nbridge = "%s"\nsubnet = "%s.0/24"\ngateway = "%s.1"\n' "$BR" "$P" "$P"
-        for prog in "iperf-proxy proxy 8001 5201 iperf3 -s -p 5201" "iperf-nat nat 8002 5202 iperf3 -s -p 5202" \
-            "echo-proxy proxy 8003 7000 $DIR/connrate serve 7000" "echo-nat nat 8004 7001 $DIR/connrate serve 7001"; do
-            read -r name mode hostport port cmd <<<"$prog"
+        for prog in "iperf-proxy 2 proxy 8001 5201 iperf3 -s -p 5201" "iperf-nat 3 nat 8002 5201 iperf3 -s -p 5201" \
+            "echo-proxy 4 proxy 8003 7000 $DIR/connrate serve 7000" "echo-nat 5 nat 8004 7000 $DIR/connrate serve 7000"; do
+            read -r name host mode hostport port cmd <<<"$prog"
             cmd=$(printf '"%s", ' $cmd)
-            printf '\n[programs.%s]\ncommand = [%s]\nstartsecs = 0\nnetwork = "bench"\nsandbox = "%s"\naddress = "%s"\n' \
-                "$name" "${cmd%, }" "$SB" "$A"
+            printf '\n[programs.%s]\ncommand = [%s]\nstartsecs = 0\nnetwork = "bench"\nsandbox = "b-%s-%s"\naddress = "%s.%s"\n' \
+                "$name" "${cmd%, }" "$TAG" "$name" "$P" "$host"
             printf 'ports = ["%s:%s"]\nport_mode = "%s"\n' "$hostport" "$port" "$mode"
         done
     } >"$DIR/nsvisor.toml"
@@ -404,14 +415,16 @@ traffic() {
     nsenter --net="/run/netns/$HOST" -- "$NSVISOR" -c "$DIR/nsvisor.toml" 2>"$DIR/daemon.log" &
     DAEMON=$!
     wait_until "4 programs RUNNING" 30 all_running 4
-    for port in 5201 5202 7000 7001; do
-        wait_until "port $port listening in the sandbox" 30 listening "nsvisor-$SB" "$port"
+    for sb in "iperf-proxy 5201" "iperf-nat 5201" "echo-proxy 7000" "echo-nat 7000"; do
+        read -r name port <<<"$sb"
+        wait_until "port $port listening in sandbox $name" 30 listening "nsvisor-b-$TAG-$name" "$port"
     done
     local up="nodelay,sockopt-string=6:13:reno" # TCP_NODELAY; TCP_CONGESTION reno, as nsvisor
-    for fwd in "8005 5201 ,rcvbuf=$BUF,sndbuf=$BUF" "8006 7000 ,rcvbuf=$BUF,sndbuf=$BUF" "8007 5201" "8008 7000"; do
+    for fwd in "8005 ${TCP[direct]} ,rcvbuf=$BUF,sndbuf=$BUF" "8006 ${CPS[direct]} ,rcvbuf=$BUF,sndbuf=$BUF" \
+        "8007 ${TCP[direct]}" "8008 ${CPS[direct]}"; do
         read -r from to bufs <<<"$fwd"
         nsenter --net="/run/netns/$HOST" -- socat -b "$BUF" "TCP4-LISTEN:$from,bind=$L.1,fork,reuseaddr,nodelay${bufs:-}" \
-            "TCP4:$A:$to,$up${bufs:-}" 2>>"$DIR/socat.log" &
+            "TCP4:$to,$up${bufs:-}" 2>>"$DIR/socat.log" &
         PIDS+=($!)
     done
     for port in 8005 8006 8007 8008; do wait_until "socat on $port" 30 listening "$HOST" "$port"; done
