@@ -294,11 +294,11 @@ daemon_round() { # with_net
     wait "$DAEMON" || die "nsvisor exited with $? at shutdown: $(tail -5 "$DIR/daemon.log")"
     DAEMON=
     t2=$(now)
-    if ip netns list | grep -q -- "nsvisor-b-$TAG-"; then die "sandboxes left after shutdown"; fi
+    if ip netns list | grep -- "nsvisor-b-$TAG-" >/dev/null; then die "sandboxes left after shutdown"; fi
     START_MS=$(ms "$t0" "$t1") STOP_MS=$(ms "$t1" "$t2")
 }
 
-no_ports() { ! ip -n "$HOST" -o link show master "$BR" | grep -q .; }
+no_ports() { [ -z "$(ip -n "$HOST" -o link show master "$BR")" ]; }
 
 # The same steps with `ip -batch`; sets CREATE_MS and REMOVE_MS per sandbox.
 ip_batch_round() {
@@ -321,7 +321,9 @@ ip_batch_round() {
     for i in $(seq 1 "$N"); do ip -n "nsvb-$TAG-$i" -batch "$DIR/ip-$i.batch"; done
     t1=$(now)
     [ "$(ip -n "$HOST" -o link show master "$BR" | grep -c .)" = "$N" ] || die "ip -batch: not $N bridge ports"
-    ip -n "nsvb-$TAG-$N" route | grep -q "^default via $P.1" || die "ip -batch: no default route in the last sandbox"
+    local routes
+    routes=$(ip -n "nsvb-$TAG-$N" route)
+    [[ $routes == *"default via $P.1 "* ]] || die "ip -batch: no default route in the last sandbox: $routes"
     # Like nsvisor's teardown: unmount every namespace, wait until the kernel
     # has destroyed them with their veth pairs, delete the bridge.
     t2=$(now)
@@ -382,7 +384,7 @@ traffic_config() {
 }
 
 listening() { # netns port
-    nsenter --net="/run/netns/$1" -- ss -Hltn "sport = :$2" | grep -q .
+    [ -n "$(nsenter --net="/run/netns/$1" -- ss -Hltn "sport = :$2")" ]
 }
 
 # Sets GBIT to the receiver's Gbit/s of one iperf3 run.
