@@ -4,17 +4,20 @@ other parts of nsvisor, and turns their printed tables into figures:
 - ``bench/logs.sh``: log throughput of nsvisor's sink set-ups (file only,
   file + console, file + ``tail -f``) next to ``cat``;
 - ``bench/net.sh``: sandbox creation and removal per program next to the
-  equivalent ``ip`` commands, and port-mapped TCP throughput next to a direct
-  connection and to ``socat`` (root only).
+  same steps done by ``ip -batch``, and TCP throughput and connections per
+  second through nsvisor's port modes next to a direct connection and to
+  ``socat`` (root only); it writes a JSON document, kept whole.
 
 Each script is run once per benchmark run with its own repetitions (set
 through its environment variables); its whole output is kept in the JSON so
 the page can show it even when a line could not be parsed.
 """
 
+import json
 import os
 import re
 import subprocess
+import tempfile
 
 TIMEOUT_S = 3600
 
@@ -57,31 +60,59 @@ def logs_sh(script, bin_dir, mode):
 
 
 def net_sh(script, bin_dir, mode):
-    """bench/net.sh: per-sandbox create/remove ms (ip vs nsvisor) and TCP Gbit/s up and down (direct, mapped, socat)."""
+    """bench/net.sh: its whole JSON document (every round of every path) under
+    ``json``, and under ``figures`` the medians the page shows: per-sandbox
+    create/remove ms (``ip -batch`` vs nsvisor), TCP Gbit/s up and down and
+    connections per second through each path (direct, nsvisor's proxy and nat
+    port modes, socat). ``nsvisor`` in the old key names is the proxy mode."""
     env = {"NSVISOR_BIN": os.path.join(bin_dir, "nsvisor"), "NSVISORCTL_BIN": os.path.join(bin_dir, "nsvisorctl")}
-    env.update({"N": "5", "SECS": "1", "ROUNDS": "1"} if mode == "quick" else {"N": "100", "SECS": "5", "ROUNDS": "5"})
-    rec = _run(script, env, need_root=True)
+    env.update({"N": "5", "SECS": "1", "CPS_SECS": "1", "ROUNDS": "1"} if mode == "quick"
+               else {"N": "100", "SECS": "5", "CPS_SECS": "5", "ROUNDS": "5"})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "net.json")
+        rec = _run(script, {**env, "JSON": path}, need_root=True)
+        rec["env"] = env
+        doc = None
+        if "missing" not in rec:
+            try:
+                with open(path) as f:
+                    doc = json.load(f)
+            except (OSError, ValueError) as e:
+                rec.setdefault("error", f"wrote no JSON document: {e}")
+    if doc is None:
+        rec["figures"] = {}
+        return rec
+    rec["json"] = doc
+    if "error" in doc:
+        rec.setdefault("error", doc["error"])
+    figs, ratios = doc.get("figures", {}), doc.get("ratios", {})
+
+    def stat(table, name, path):
+        return table.get(name, {}).get(path, {})
+
     fig = {}
-    direction = "upload"
-    for line in rec.get("output", "").splitlines():
-        m = re.match(r"^(ip commands|nsvisor)\s+([\d.]+)\s+([\d.]+)\s*$", line)
-        if m:
-            key = "ip" if m.group(1) == "ip commands" else "nsvisor"
-            fig[f"sandbox_create_ms_{key}"] = float(m.group(2))
-            fig[f"sandbox_remove_ms_{key}"] = float(m.group(3))
-        m = re.match(r"^-- (upload|download)$", line)
-        if m:
-            direction = m.group(1)
-        m = re.match(r"^(direct to the sandbox address|nsvisor port mapping|socat forward)\s+([\d.]+)\s+(.*)$", line)
-        if m:
-            key = {"direct to the sandbox address": "direct", "nsvisor port mapping": "nsvisor",
-                   "socat forward": "socat"}[m.group(1)]
-            fig[f"tcp_{direction}_gbit_s_{key}"] = float(m.group(2))
-            fig[f"tcp_{direction}_gbit_s_{key}_rounds"] = _floats(m.group(3))
-        m = re.match(r"^nsvisor / (direct|socat)\s+=\s+([\d.]+)", line)
-        if m:
-            fig[f"tcp_{direction}_ratio_nsvisor_{m.group(1)}"] = float(m.group(2))
+    for what in ("create", "remove"):
+        for key, path in (("ip", "ip-batch"), ("nsvisor", "nsvisor")):
+            s = stat(figs, f"sandbox_{what}_ms", path)
+            if s:
+                fig[f"sandbox_{what}_ms_{key}"] = s["median"]
+                fig[f"sandbox_{what}_ms_{key}_rounds"] = s["rounds"]
+    for direction in ("upload", "download"):
+        name = f"tcp_{direction}_gbit_s"
+        for key, path in (("direct", "direct"), ("nsvisor", "proxy"), ("nat", "nat"), ("socat", "socat"),
+                          ("socat_autobuf", "socat-autobuf")):
+            s = stat(figs, name, path)
+            if s:
+                fig[f"tcp_{direction}_gbit_s_{key}"] = s["median"]
+                fig[f"tcp_{direction}_gbit_s_{key}_rounds"] = s["rounds"]
+        for key, pair in (("direct", "proxy / direct"), ("socat", "proxy / socat")):
+            s = stat(ratios, name, pair)
+            if s:
+                fig[f"tcp_{direction}_ratio_nsvisor_{key}"] = s["median"]
+    for path, s in figs.get("connections_per_s", {}).items():
+        fig[f"connections_per_s_{path.replace('-', '_')}"] = s["median"]
+        fig[f"connections_per_s_{path.replace('-', '_')}_rounds"] = s["rounds"]
     rec["figures"] = fig
-    if "output" in rec and not fig and "error" not in rec:
-        rec["error"] = "printed no figures the harness could read"
+    if not fig and "error" not in rec:
+        rec["error"] = "its JSON document has no figures"
     return rec
