@@ -441,6 +441,11 @@ impl Planner {
         }
         if self.exit_code().is_some() {
             self.answer_all_left("the daemon is shutting down", now);
+            // Let go of the sandboxes' namespaces: the network teardown that
+            // follows can only free a namespace nothing holds open.
+            for p in self.programs.values_mut() {
+                p.sandbox = Sandbox::Absent;
+            }
         }
     }
 

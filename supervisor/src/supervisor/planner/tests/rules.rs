@@ -402,6 +402,25 @@ fn a_sandboxed_program_starts_once_its_sandbox_is_built() {
 }
 
 #[test]
+fn a_finished_shutdown_lets_go_of_every_sandbox() {
+    use crate::supervisor::program::Sandbox;
+    let mut w = World::new(config([sandboxed(prog("web", &[]), 2)]));
+    w.boot();
+    w.sandbox_answer("web", true);
+    w.on(Event::Shutdown);
+    let held = |w: &World| {
+        matches!(
+            w.planner.program("web").map(|p| &p.sandbox),
+            Some(Sandbox::Ready(_))
+        )
+    };
+    assert!(held(&w), "held while web is still stopping");
+    w.exit_all_signalled();
+    assert_eq!(w.planner.exit_code(), Some(0));
+    assert!(!held(&w), "the namespace fd would keep the sandbox alive");
+}
+
+#[test]
 fn a_sandbox_that_cannot_be_built_blocks_the_start_with_the_error() {
     let mut w = World::new(config([sandboxed(prog("web", &[]), 2)]));
     let client = w.act(Verb::Start, "web", true);
