@@ -241,8 +241,9 @@ fn write_files(dir: &Path, hosts: &str, resolv: &str) -> io::Result<()> {
     write_in_place(&dir.join("resolv.conf"), resolv)
 }
 
-/// A new mount namespace with the files of `dir` over the host's, made on
-/// a dedicated thread that exits right after (DESIGN §6): the fd keeps it.
+/// A new mount namespace with the files of `dir` over the host's, and
+/// without the host's `/run/netns`, made on a dedicated thread that exits
+/// right after (DESIGN §6): the fd keeps it.
 fn mount_namespace(dir: &Path) -> io::Result<OwnedFd> {
     let pairs = [
         (hosts_path(dir), Path::new(HOSTS)),
@@ -251,6 +252,13 @@ fn mount_namespace(dir: &Path) -> io::Result<OwnedFd> {
     std::thread::scope(|s| {
         s.spawn(|| -> io::Result<OwnedFd> {
             sys::unshare_mountns()?;
+            // The copy of /run/netns would hold every other sandbox's
+            // namespace open, and every sandbox made later would be mounted
+            // into this copy too (O(N) per sandbox): the sandbox needs none.
+            match sys::umount_detach(Path::new(super::netns::NETNS_DIR)) {
+                Err(e) if e.raw_os_error() != Some(libc::EINVAL) => return Err(e),
+                _ => {}
+            }
             for (file, target) in &pairs {
                 if target.exists() {
                     sys::bind_mount(file, target)?;
