@@ -4,7 +4,7 @@
 #   OUTDIR/nsvisor-VERSION-x86_64-linux.tar.gz (+ .sha256 beside it)
 # and unpacked in OUTDIR/nsvisor-VERSION-x86_64-linux/ (what the tests use).
 #
-# Usage: scripts/dist.sh [OUTDIR]     (default: ${CARGO_TARGET_DIR:-target}/dist)
+# Usage: scripts/dist.sh [OUTDIR]     (default: ${CARGO_TARGET_DIR:-target}/tarball)
 #
 # The binaries link glibc statically (-C target-feature=+crt-static), so they
 # run in an image with no libc and no shell. They resolve user and group names
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 target=x86_64-unknown-linux-gnu
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
-out=${1:-$target_dir/dist}
+out=${1:-$target_dir/tarball}
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
 name=nsvisor-$version-x86_64-linux
 
