@@ -117,7 +117,9 @@ fn docker_stop(c: &Container, args: &[&str]) -> Duration {
         c.name,
         String::from_utf8_lossy(&out.stderr)
     );
-    started.elapsed()
+    let took = started.elapsed();
+    eprintln!("docker stop {} {}: {took:?}", args.join(" "), c.name);
+    took
 }
 
 #[test]
