@@ -12,6 +12,7 @@
 //! out their effects. `sys::` is the only module allowed `unsafe`.
 #![deny(unsafe_code)]
 
+pub mod accounts;
 pub mod api;
 pub mod config;
 pub mod daemon_log;

@@ -9,122 +9,19 @@
 //! executable); 2 for config and usage errors; 1 when the daemon itself
 //! cannot start.
 
+mod cli;
 mod supervisord_args;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
 use nsvisor::config::{Config, ConfigErrors, ConfigFormat, LoadOptions, Loaded};
 use nsvisor::{RunOptions, EXIT_CONFIG};
 
+use cli::{Cli, FormatArg, LogFormat, Sub};
+
 const DEFAULT_CONFIG: &str = "/etc/nsvisor/nsvisor.toml";
-
-/// A process supervisor and PID 1 for containers.
-///
-/// Reads a list of programs (nsvisor's TOML, or supervisord's INI as is), starts them, restarts them by policy, and on
-/// SIGTERM stops each with its own stopsignal, waits stopwaitsecs, then
-/// SIGKILLs what is left. With `-- CMD ARGS`, it is a tini-style init for one
-/// command (and with `-c FILE -- CMD`, CMD runs beside the config's programs
-/// as the critical main program).
-#[derive(Debug, Parser)]
-#[command(
-    name = "nsvisor",
-    version,
-    after_help = "\
-Signals: TERM, INT, QUIT shut down gracefully; HUP reloads the config; USR2 reopens log files.
-In single-command mode (no config), every signal except CHLD is forwarded to CMD.
-
-Exit codes:
-  0    shut down on request
-  N    status of the critical program or CMD (128+N when killed by signal N,
-       127 command not found, 126 not executable)
-  1    the daemon could not start
-  2    invalid configuration or usage
-
-Examples:
-  nsvisor -c /etc/nsvisor/nsvisor.toml
-  nsvisor -c /etc/supervisord.conf
-  nsvisor check -c nsvisor.toml
-  nsvisor convert /etc/supervisord.conf > nsvisor.toml
-  nsvisor -- python3 app.py
-  nsvisor -c sidecars.toml -- ./server --port 8080"
-)]
-struct Cli {
-    /// Config file [default: $NSVISOR_CONFIG, else /etc/nsvisor/nsvisor.toml;
-    /// with `-- CMD`, no config unless given]
-    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
-    config: Option<PathBuf>,
-
-    /// Format of the config file [default: recognised by content: a
-    /// [supervisord], [program:x], [group:x] or [include] section means
-    /// supervisord's INI, anything else TOML]
-    #[arg(long, value_enum, value_name = "FORMAT", global = true)]
-    config_format: Option<FormatArg>,
-
-    /// In a supervisord config, skip [eventlistener:x] and [fcgi-program:x]
-    /// sections with a warning instead of refusing the config
-    #[arg(long, global = true)]
-    skip_unsupported: bool,
-
-    /// Format of the daemon's own log on stderr
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-
-    /// Level of the daemon's own log: error, warn, info, debug, trace
-    /// [default: the config's log_level, else info; RUST_LOG overrides]
-    #[arg(long, value_name = "LEVEL")]
-    log_level: Option<String>,
-
-    /// Forward signals to CMD's pid only, not to its whole process group
-    #[arg(long)]
-    single_child: bool,
-
-    /// Seconds between SIGTERM and SIGKILL for what is left of CMD's process
-    /// group after CMD exits, and CMD's own stop grace in sidecar mode
-    /// [default: the config's shutdown_grace, else 5]
-    #[arg(long, value_name = "SECS")]
-    grace: Option<f64>,
-
-    #[command(subcommand)]
-    subcommand: Option<Sub>,
-
-    /// Command to run as the main program (single-command mode)
-    #[arg(last = true, value_name = "CMD")]
-    command: Vec<String>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Sub {
-    /// Validate the config (and its includes) without starting anything:
-    /// exit 0 when valid, 2 with every error otherwise. Warnings about
-    /// settings nsvisor drops or honours differently are printed too
-    Check,
-    /// Print a supervisord INI config as the equivalent nsvisor TOML, with a
-    /// comment at each setting dropped or changed: exit 0, or 2 with every
-    /// error when the config is invalid
-    Convert {
-        /// The supervisord config [default: the -c file]
-        #[arg(value_name = "FILE")]
-        file: Option<PathBuf>,
-    },
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum FormatArg {
-    /// nsvisor's TOML
-    Toml,
-    /// supervisord's INI (supervisord.conf)
-    Ini,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    /// Human-readable lines (coloured only on a terminal without a logfile; NO_COLOR turns colour off)
-    Text,
-    /// One JSON object per line
-    Json,
-}
 
 /// How long the daemon waits at exit for its queued log lines to be written.
 const LOG_FLUSH_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(1);

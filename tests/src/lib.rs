@@ -16,7 +16,9 @@
 
 mod bins;
 mod daemon;
+pub mod engine;
 pub mod http;
+pub mod image;
 pub mod procs;
 
 use std::ffi::OsStr;

@@ -78,6 +78,14 @@ pub enum Error {
         /// Cause.
         source: std::io::Error,
     },
+    /// The default socket's directory (`/run` in a minimal image) could not be made.
+    #[error("control socket {path}: cannot create its directory: {source}")]
+    CreateDir {
+        /// Socket path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// bind(2) failed.
     #[error("control socket {path}: cannot listen: {source}")]
     Bind {
@@ -201,6 +209,9 @@ pub async fn serve_with(
         ),
         None => None,
     };
+    if cfg.socket.is_none() {
+        socket::create_default_dir(&path)?;
+    }
     let (listener, file) =
         socket::bind(&path, cfg.socket_mode, cfg.socket_owner.as_deref()).await?;
     let access = Access::from_config(cfg);

@@ -9,13 +9,14 @@
 //! this process created (same device and inode).
 
 use std::io::ErrorKind;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::unistd::{Gid, Group, Uid, User};
+use nix::unistd::Uid;
 use tokio::net::{UnixListener, UnixStream};
 
 use super::Error;
+use crate::accounts;
 use crate::config::SupervisorConfig;
 
 /// The socket path: `[supervisor] socket`, or the default rule shared with
@@ -32,6 +33,27 @@ pub fn socket_path(cfg: &SupervisorConfig) -> PathBuf {
             ))
         }
     }
+}
+
+/// Creates the directory of the default socket path when it is missing (mode
+/// 0755): an image built `FROM scratch` has no `/run`, and `nsvisorctl` in
+/// `docker exec` must find the daemon at the default path. A configured
+/// `socket` path's directory is the user's to provide.
+pub fn create_default_dir(path: &Path) -> Result<(), Error> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(|source| Error::CreateDir {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// The bound socket file; removed on drop while it is still ours.
@@ -144,26 +166,23 @@ fn resolve_owner(path: &Path, owner: &str) -> Result<(Option<u32>, Option<u32>),
     let (uid, primary_gid) = if user.is_empty() {
         (None, None)
     } else if let Ok(n) = user.parse::<u32>() {
-        let primary = User::from_uid(Uid::from_raw(n))
-            .ok()
-            .flatten()
-            .map(|u| u.gid.as_raw());
+        let primary = accounts::user_by_uid(n).ok().flatten().map(|u| u.gid);
         (Some(n), primary)
     } else {
-        match User::from_name(user) {
-            Ok(Some(u)) => (Some(u.uid.as_raw()), Some(u.gid.as_raw())),
+        match accounts::user_by_name(user) {
+            Ok(Some(u)) => (Some(u.uid), Some(u.gid)),
             Ok(None) => return Err(bad(format!("no such user {user:?}"))),
-            Err(e) => return Err(bad(format!("cannot look up user {user:?}: {e}"))),
+            Err(e) => return Err(bad(e.to_string())),
         }
     };
     let gid = match group {
         None | Some("") => primary_gid,
         Some(g) => match g.parse::<u32>() {
-            Ok(n) => Some(Gid::from_raw(n).as_raw()),
-            Err(_) => match Group::from_name(g) {
-                Ok(Some(grp)) => Some(grp.gid.as_raw()),
+            Ok(n) => Some(n),
+            Err(_) => match accounts::group_by_name(g) {
+                Ok(Some(gid)) => Some(gid),
                 Ok(None) => return Err(bad(format!("no such group {g:?}"))),
-                Err(e) => return Err(bad(format!("cannot look up group {g:?}: {e}"))),
+                Err(e) => return Err(bad(e.to_string())),
             },
         },
     };
@@ -176,6 +195,17 @@ fn resolve_owner(path: &Path, owner: &str) -> Result<(Option<u32>, Option<u32>),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_socket_directory_is_created_0755_when_missing() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let run = dir.path().join("run");
+        let path = run.join("nsvisor.sock");
+        assert!(create_default_dir(&path).is_ok());
+        let mode = std::fs::metadata(&run).map(|m| m.permissions().mode() & 0o7777);
+        assert_eq!(mode.ok(), Some(0o755));
+        assert!(create_default_dir(&path).is_ok(), "an existing one is fine");
+    }
 
     #[test]
     fn owner_forms() {

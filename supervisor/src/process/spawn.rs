@@ -13,7 +13,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::unistd::{Gid, Group, Pid, Uid, User};
+use nix::unistd::Pid;
+
+use crate::accounts;
 
 use crate::config::{ProgramConfig, UserSpec};
 use crate::sys::{self, ChildSetup, Ids, Session, SpawnStage};
@@ -203,8 +205,8 @@ fn environment(cfg: &ProgramConfig, ids: Option<&Ids>, extra: &[(String, String)
         .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
         .collect();
     if let (Some(ids), Some(spec)) = (ids, &cfg.user) {
-        if let Ok(Some(user)) = User::from_uid(Uid::from_raw(ids.uid)) {
-            env.insert(b"HOME".to_vec(), user.dir.as_os_str().as_bytes().to_vec());
+        if let Ok(Some(user)) = accounts::user_by_uid(ids.uid) {
+            env.insert(b"HOME".to_vec(), user.home.as_os_str().as_bytes().to_vec());
             env.insert(b"USER".to_vec(), user.name.clone().into_bytes());
             env.insert(b"LOGNAME".to_vec(), user.name.into_bytes());
         } else {
@@ -301,11 +303,11 @@ fn resolve_user(command: &str, spec: &UserSpec) -> Result<Ids, SpawnError> {
         user: spec.user.clone(),
     };
     let user = match spec.user.parse::<u32>() {
-        Ok(uid) => User::from_uid(Uid::from_raw(uid)).ok().flatten(),
-        Err(_) => User::from_name(&spec.user).ok().flatten(),
+        Ok(uid) => accounts::user_by_uid(uid).ok().flatten(),
+        Err(_) => accounts::user_by_name(&spec.user).ok().flatten(),
     };
     let (uid, mut gid, name) = match (&user, spec.user.parse::<u32>()) {
-        (Some(u), _) => (u.uid.as_raw(), u.gid.as_raw(), Some(u.name.clone())),
+        (Some(u), _) => (u.uid, u.gid, Some(u.name.clone())),
         // A bare numeric uid without a passwd entry is allowed (containers).
         (None, Ok(uid)) => (uid, uid, None),
         (None, Err(_)) => return Err(unknown_user()),
@@ -313,20 +315,15 @@ fn resolve_user(command: &str, spec: &UserSpec) -> Result<Ids, SpawnError> {
     if let Some(group) = &spec.group {
         let g = match group.parse::<u32>() {
             Ok(gid) => Some(gid),
-            Err(_) => Group::from_name(group)
-                .ok()
-                .flatten()
-                .map(|g| g.gid.as_raw()),
+            Err(_) => accounts::group_by_name(group).ok().flatten(),
         };
         gid = g.ok_or_else(|| SpawnError::UnknownGroup {
             command: command.to_string(),
             group: group.clone(),
         })?;
     }
-    let groups = match name.and_then(|n| CString::new(n).ok()) {
-        Some(cname) => nix::unistd::getgrouplist(&cname, Gid::from_raw(gid))
-            .map(|gs| gs.into_iter().map(|g| g.as_raw()).collect())
-            .unwrap_or_else(|_| vec![gid]),
+    let groups = match name {
+        Some(name) => accounts::group_list(&name, gid),
         None => vec![gid],
     };
     Ok(Ids { uid, gid, groups })
