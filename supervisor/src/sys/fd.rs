@@ -16,7 +16,8 @@ pub fn open_dev_null() -> io::Result<OwnedFd> {
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open("/dev/null")?;
+        .open("/dev/null")
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot open /dev/null: {e}")))?;
     Ok(OwnedFd::from(f))
 }
 
