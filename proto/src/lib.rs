@@ -379,6 +379,27 @@ pub fn format_uptime(secs: u64) -> String {
     }
 }
 
+/// Where supervisord and supervisorctl look for `supervisord.conf` without
+/// `-c`, in order (relative to the executable's directory's parent, then the
+/// current directory, then /etc): the same list for `nsvisor` invoked as
+/// `supervisord` and `nsvisorctl` invoked as `supervisorctl`.
+pub fn supervisord_conf_paths(argv0: &std::path::Path) -> Vec<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let here = argv0
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    vec![
+        here.join("etc").join("supervisord.conf"),
+        here.join("supervisord.conf"),
+        PathBuf::from("supervisord.conf"),
+        PathBuf::from("etc/supervisord.conf"),
+        PathBuf::from("/etc/supervisord.conf"),
+        PathBuf::from("/etc/supervisor/supervisord.conf"),
+    ]
+}
+
 /// The default control socket path for a uid, the same rule for daemon and ctl:
 /// `/run/nsvisor.sock` for root, else `$XDG_RUNTIME_DIR/nsvisor.sock`, else
 /// `/tmp/nsvisor-<uid>.sock`.

@@ -312,19 +312,7 @@ fn ignored_because(name: &str) -> &'static str {
 
 /// supervisord's config search; a usage error when none exists.
 fn search(argv0: &Path) -> Result<PathBuf, ExitCode> {
-    let here = argv0
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let paths = [
-        here.join("etc").join("supervisord.conf"),
-        here.join("supervisord.conf"),
-        PathBuf::from("supervisord.conf"),
-        PathBuf::from("etc/supervisord.conf"),
-        PathBuf::from("/etc/supervisord.conf"),
-        PathBuf::from("/etc/supervisor/supervisord.conf"),
-    ];
+    let paths = nsvisor_proto::supervisord_conf_paths(argv0);
     match paths.iter().find(|p| p.exists()) {
         Some(p) => Ok(p.clone()),
         None => {

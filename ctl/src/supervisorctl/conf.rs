@@ -21,21 +21,9 @@ pub struct ClientConf {
 /// supervisorctl's search path (relative to the executable, then the
 /// current directory, then /etc).
 fn search(argv0: &Path) -> Option<PathBuf> {
-    let here = argv0
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    [
-        here.join("etc").join("supervisord.conf"),
-        here.join("supervisord.conf"),
-        PathBuf::from("supervisord.conf"),
-        PathBuf::from("etc/supervisord.conf"),
-        PathBuf::from("/etc/supervisord.conf"),
-        PathBuf::from("/etc/supervisor/supervisord.conf"),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
+    nsvisor_proto::supervisord_conf_paths(argv0)
+        .into_iter()
+        .find(|p| p.exists())
 }
 
 /// Reads the config given with `-c` (an error if unreadable), or the one found.
