@@ -1,6 +1,6 @@
 //! A private Docker engine for `tests/tests/docker.rs`: Debian's `dockerd`
-//! started with `--iptables=false --bridge=none` (no firewall rule, no
-//! bridge), its data root, exec root, pidfile and socket in a temp dir, so it
+//! started with `--iptables=false --bridge=none --ip-forward=false` (no
+//! firewall rule, no bridge, no sysctl), its data root, exec root, pidfile and socket in a temp dir, so it
 //! shares nothing with any other engine on the machine.
 //!
 //! Tests share one engine while any of them holds it ([`Engine::get`]); the
@@ -83,6 +83,8 @@ impl Engine {
             .arg("--iptables=false")
             .arg("--ip6tables=false")
             .arg("--bridge=none")
+            // Left at its default, dockerd turns on the host's ip_forward.
+            .arg("--ip-forward=false")
             .arg(format!("--data-root={}", dir.path().join("data").display()))
             .arg(format!("--exec-root={}", dir.path().join("exec").display()))
             .arg(format!(
