@@ -22,7 +22,7 @@ pub use exec::{
     EXEC_CONTENT_TYPE, FRAME_HEADER,
 };
 pub use query::{Param, Query};
-pub use route::{encode_segment, percent_decode, HttpMethod, Route, StreamKind, Verb};
+pub use route::{encode_segment, percent_decode, HttpMethod, Level, Route, StreamKind, Verb};
 
 /// API version prefix of every path, e.g. `/v1/programs`.
 pub const API_PREFIX: &str = "/v1";

@@ -123,6 +123,29 @@ impl HttpMethod {
     }
 }
 
+/// What a client may do on the control socket, granted per connection from
+/// its peer credentials (`[supervisor] allowed_*` for [`Level::Control`],
+/// `read_only_*` for [`Level::Read`]). Ordered: `Control` includes `Read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// See programs, their states and checks, the daemon's health, events
+    /// and metrics. Never an action, never a program's output or anything
+    /// run in its environment.
+    Read,
+    /// Everything.
+    Control,
+}
+
+impl Level {
+    /// `read-only` / `full control`, as messages and docs say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Read => "read-only",
+            Level::Control => "full control",
+        }
+    }
+}
+
 /// Every endpoint of the API. Names and targets are held decoded (`web:*`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Route {
@@ -255,6 +278,61 @@ impl Route {
         }
     }
 
+    /// The access level this endpoint needs. Output (logs) and `exec`
+    /// (which runs in the program's environment and shows its output) need
+    /// [`Level::Control`] like every action.
+    pub fn level(&self) -> Level {
+        match self {
+            Route::Programs
+            | Route::Program(_)
+            | Route::Events
+            | Route::Health
+            | Route::Metrics => Level::Read,
+            Route::Act(..)
+            | Route::Logs(..)
+            | Route::Exec(_)
+            | Route::ExecSignal(_)
+            | Route::Reload
+            | Route::Shutdown => Level::Control,
+        }
+    }
+
+    /// One route of each kind for the program `name` (every verb, every
+    /// stream) and the exec session `exec_id`: the whole endpoint table, for
+    /// tests and documentation that must cover every endpoint.
+    pub fn every(name: &str, exec_id: u64) -> Vec<Route> {
+        let mut routes = vec![
+            Route::Programs,
+            Route::Program(name.into()),
+            Route::Exec(name.into()),
+            Route::ExecSignal(exec_id),
+            Route::Reload,
+            Route::Shutdown,
+            Route::Events,
+            Route::Health,
+            Route::Metrics,
+        ];
+        routes.extend(Verb::ALL.map(|v| Route::Act(name.into(), v)));
+        routes.extend(StreamKind::ALL.map(|s| Route::Logs(name.into(), s)));
+        // A new variant must be added above: this match has no wildcard.
+        for route in &routes {
+            match route {
+                Route::Programs
+                | Route::Program(_)
+                | Route::Act(..)
+                | Route::Logs(..)
+                | Route::Exec(_)
+                | Route::ExecSignal(_)
+                | Route::Reload
+                | Route::Shutdown
+                | Route::Events
+                | Route::Health
+                | Route::Metrics => {}
+            }
+        }
+        routes
+    }
+
     /// The query parameters this endpoint takes.
     pub fn params(&self) -> &'static [Param] {
         match self {
@@ -337,22 +415,35 @@ mod tests {
         let names = [
             "web", "web:0", "worker:*", "all", "a b/c", "100%", "ü", "logs",
         ];
-        let mut routes = vec![
-            Route::Programs,
-            Route::Reload,
-            Route::Shutdown,
-            Route::Events,
-            Route::Health,
-            Route::Metrics,
-            Route::ExecSignal(42),
-        ];
-        for name in names {
-            routes.push(Route::Exec(name.into()));
-            routes.push(Route::Program(name.into()));
-            routes.extend(Verb::ALL.map(|v| Route::Act(name.into(), v)));
-            routes.extend(StreamKind::ALL.map(|s| Route::Logs(name.into(), s)));
+        names
+            .into_iter()
+            .flat_map(|name| Route::every(name, 42))
+            .collect()
+    }
+
+    #[test]
+    fn reads_need_read_and_everything_else_control() {
+        let read: Vec<String> = Route::every("web", 1)
+            .into_iter()
+            .filter(|r| r.level() == Level::Read)
+            .map(|r| r.path())
+            .collect();
+        assert_eq!(
+            read,
+            [
+                "/v1/programs",
+                "/v1/programs/web",
+                "/v1/events",
+                "/v1/health",
+                "/metrics"
+            ]
+        );
+        assert!(Level::Control > Level::Read);
+        for route in Route::every("web", 1) {
+            if route.method() == HttpMethod::Post {
+                assert_eq!(route.level(), Level::Control, "{route:?}");
+            }
         }
-        routes
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod health;
 pub mod logs;
 pub mod net;
 pub mod process;
+pub mod safe_open;
 pub mod signals;
 pub mod supervisor;
 #[allow(unsafe_code)]

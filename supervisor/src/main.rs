@@ -157,9 +157,18 @@ fn daemon_main(stderr_log: Option<nsvisor::daemon_log::StderrLog>) -> ExitCode {
 }
 
 /// `[supervisor] pidfile`: the daemon's pid and a newline. A failure is
-/// logged, not fatal (as in supervisord).
+/// logged, not fatal (as in supervisord). In a directory other users can
+/// write, a planted link or file is refused (`safe_open`).
 fn write_pidfile(path: &std::path::Path) {
-    if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+    use std::io::Write;
+    let how = nsvisor::safe_open::Open {
+        truncate: true,
+        create: Some(0o644),
+        ..Default::default()
+    };
+    let written = nsvisor::safe_open::open(path, how)
+        .and_then(|mut f| f.write_all(format!("{}\n", std::process::id()).as_bytes()));
+    if let Err(e) = written {
         tracing::warn!("cannot write pidfile {}: {e}", path.display());
     }
 }

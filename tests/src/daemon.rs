@@ -36,6 +36,7 @@ pub struct DaemonBuilder {
     stderr: Option<std::os::fd::OwnedFd>,
     ini: bool,
     netns: Option<String>,
+    ambient_cap: Option<u32>,
 }
 
 impl DaemonBuilder {
@@ -120,6 +121,13 @@ impl DaemonBuilder {
         self
     }
 
+    /// Starts the daemon (as root) with capability number `cap` in its
+    /// inheritable and ambient sets, to check what programs inherit.
+    pub fn ambient_capability(mut self, cap: u32) -> Self {
+        self.ambient_cap = Some(cap);
+        self
+    }
+
     /// Starts the daemon and waits until its API answers.
     pub fn start(self) -> Daemon {
         let mut daemon = self.spawn();
@@ -162,6 +170,9 @@ impl DaemonBuilder {
         if let Some(soft) = self.open_files {
             lower_open_files_in_child(&mut cmd, soft);
         }
+        if let Some(cap) = self.ambient_cap {
+            raise_ambient_in_child(&mut cmd, cap);
+        }
         cmd.stdout(File::create(dir.join("daemon.stdout")).expect("cannot create daemon.stdout"));
         match self.stderr {
             Some(fd) => cmd.stderr(fd),
@@ -197,6 +208,39 @@ fn ignore_and_block_in_child(cmd: &mut Command, signals: &[nix::sys::signal::Sig
                 libc::signal(*sig, libc::SIG_IGN);
             }
             libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+}
+
+/// Makes the spawned child (run as root) start with capability `cap` in its
+/// inheritable and ambient sets, as a daemon started by a capability-aware
+/// service manager may.
+fn raise_ambient_in_child(cmd: &mut Command, cap: u32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure only makes raw syscalls
+    // (capget, capset, prctl) on stack data.
+    unsafe {
+        cmd.pre_exec(move || {
+            // _LINUX_CAPABILITY_VERSION_3, pid 0; then effective, permitted,
+            // inheritable of capabilities 0-31, and of 32-63.
+            let mut header = [0x2008_0522u32, 0];
+            let mut data = [0u32; 6];
+            if libc::syscall(libc::SYS_capget, header.as_mut_ptr(), data.as_mut_ptr()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            data[(cap / 32) as usize * 3 + 2] |= 1 << (cap % 32);
+            if libc::syscall(libc::SYS_capset, header.as_mut_ptr(), data.as_ptr()) != 0
+                || libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                    cap as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
@@ -324,6 +368,7 @@ impl Daemon {
             stderr: None,
             ini: false,
             netns: None,
+            ambient_cap: None,
         }
     }
 

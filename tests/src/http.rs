@@ -83,6 +83,55 @@ pub fn stream(socket: &Path, path: &str) -> io::Result<StreamBody> {
     send(socket, "GET", path, b"")
 }
 
+/// Sends any request and returns once the status line and headers arrived.
+pub fn open(socket: &Path, method: &str, path: &str, body: &[u8]) -> io::Result<StreamBody> {
+    send(socket, method, path, body)
+}
+
+/// The same request as [`request`], made by a `testprog request` process
+/// running as `uid`/`gid` (no supplementary groups), so the daemon sees
+/// that client's credentials. With `head_only`, the body is
+/// not read (for streams that do not end). Panics when the client cannot run.
+pub fn request_as(
+    socket: &Path,
+    (uid, gid): (u32, u32),
+    method: &str,
+    path: &str,
+    body: &str,
+    head_only: bool,
+) -> Response {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(crate::testprog());
+    cmd.arg("request")
+        .arg(socket)
+        .args([method, path, body])
+        .uid(uid)
+        .gid(gid);
+    if head_only {
+        cmd.arg("--head");
+    }
+    let out = cmd.output().expect("cannot run testprog request");
+    assert!(
+        out.status.success(),
+        "testprog request {method} {path} as uid {uid}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let split = out
+        .stdout
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(out.stdout.len());
+    let status = std::str::from_utf8(&out.stdout[..split])
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("testprog request: no status in {:?}", out.stdout));
+    Response {
+        status,
+        headers: Vec::new(),
+        body: out.stdout.get(split + 1..).unwrap_or_default().to_vec(),
+    }
+}
+
 fn connect(socket: &Path) -> io::Result<UnixStream> {
     let conn = UnixStream::connect(socket)?;
     conn.set_read_timeout(Some(IO_TIMEOUT))?;

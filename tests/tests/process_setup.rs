@@ -1,6 +1,7 @@
 //! How programs are started: clean signal mask and dispositions, `directory`,
 //! `umask`, `environment` (plus `NSVISOR_PROGRAM` and `NSVISOR_PROCESS_NUM`),
-//! `user` (with its `HOME`, `USER`, `LOGNAME`), and the open-files limit
+//! `user` (with its `HOME`, `USER`, `LOGNAME`, its own groups and no
+//! capability of the daemon), `no_new_privs`, and the open-files limit
 //! `minfds` gives them.
 //!
 //! Each program runs `testprog report FILE`, which writes what it sees
@@ -231,4 +232,74 @@ fn user_switches_uid_gid_and_groups() {
         serde_json::json!([gid]),
         "only nobody's groups"
     );
+}
+
+/// `CapEff` & co. as numbers.
+fn caps(report: &Value) -> [u64; 4] {
+    ["cap_inh", "cap_prm", "cap_eff", "cap_amb"].map(|k| {
+        let text = report[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {k}: {report}"));
+        u64::from_str_radix(text, 16).unwrap_or_else(|_| panic!("{k}: {text}"))
+    })
+}
+
+#[test]
+fn user_leaves_no_capability_and_no_group_of_the_daemon() {
+    if !require_root("user_leaves_no_capability_and_no_group_of_the_daemon") {
+        return;
+    }
+    // The daemon holds CAP_NET_BIND_SERVICE (10) in its inheritable and
+    // ambient sets, and root's groups; `nobody` must get none of it.
+    let b = Daemon::builder().ambient_capability(10);
+    let (open, bin) = open_dir_with_testprog(&b);
+    let (as_nobody, as_root) = (open.join("nobody.json"), open.join("root.json"));
+    let root_program = format!(
+        "[programs.root]\ncommand = [{}, \"report\", {}, \"sleep\", \"forever\"]\nstartsecs = 0\n\n",
+        toml_quote(&bin),
+        toml_quote(&as_root)
+    );
+    let _daemon = b
+        .config(&(reporter_as_nobody("nobody", &bin, &as_nobody, "") + &root_program))
+        .start();
+    let root = read_report(&as_root);
+    assert_ne!(
+        caps(&root)[0] & (1 << 10),
+        0,
+        "the daemon's inheritable set: {root}"
+    );
+    let report = read_report(&as_nobody);
+    assert_eq!(
+        caps(&report),
+        [0; 4],
+        "CapInh, CapPrm, CapEff, CapAmb: {report}"
+    );
+    let gid = nobody().gid.as_raw();
+    assert_eq!(
+        report["groups"],
+        serde_json::json!([gid]),
+        "only nobody's groups"
+    );
+    assert_eq!(report["no_new_privs"], "0", "off unless asked for");
+}
+
+#[test]
+fn no_new_privs_sets_the_flag_for_that_program_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (with, without) = (
+        dir.path().join("with.json"),
+        dir.path().join("without.json"),
+    );
+    let report = |name: &str, path: &Path, extra: &str| {
+        program_toml(
+            name,
+            &["report", &path.to_string_lossy(), "sleep", "forever"],
+            &format!("startsecs = 0\n{extra}"),
+        )
+    };
+    let _daemon = Daemon::start(
+        &(report("with", &with, "no_new_privs = true") + &report("without", &without, "")),
+    );
+    assert_eq!(read_report(&with)["no_new_privs"], "1");
+    assert_eq!(read_report(&without)["no_new_privs"], "0");
 }

@@ -94,6 +94,15 @@ pub enum Error {
         /// Cause.
         source: std::io::Error,
     },
+    /// The name was replaced right after binding (by someone who can write
+    /// the socket's directory).
+    #[error("control socket {path}: replaced by {what} right after it was created; not touched")]
+    Replaced {
+        /// Socket path.
+        path: PathBuf,
+        /// What is there now.
+        what: String,
+    },
     /// chmod failed.
     #[error("control socket {path}: cannot set mode {mode:04o}: {source}")]
     Chmod {

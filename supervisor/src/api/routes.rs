@@ -2,7 +2,8 @@
 //!
 //! A request is parsed into a [`Route`] and its [`Query`] (both defined in
 //! `nsvisor_proto`, where `nsvisorctl` builds them from the same definition),
-//! its method checked against the route's one, then answered by one small function that asks the supervisor
+//! the client's access level checked against the route's (a read-only client
+//! gets 403 for anything else), its method checked against the route's one, then answered by one small function that asks the supervisor
 //! through the [`Handle`] and turns the reply into JSON (or a stream). Every
 //! failure becomes an `ApiError` answer: unknown path 404, wrong method 405,
 //! bad query or body 400, body over [`MAX_BODY`] 413. Nothing here can panic
@@ -19,13 +20,15 @@ use hyper::body::{Body as _, Incoming};
 use hyper::header::{HeaderValue, ALLOW};
 use hyper::{Method, Request, StatusCode};
 use nix::sys::signal::Signal;
-use nsvisor_proto::{ApiError, ErrorKind, HttpMethod, Param, Query, Route, StreamKind, Verb};
+use nsvisor_proto::{
+    ApiError, ErrorKind, HttpMethod, Level, Param, Query, Route, StreamKind, Verb,
+};
 use serde::Deserialize;
 use tokio::sync::{watch, Semaphore};
 
 use super::reply::{self, Reply};
 use super::xmlrpc::{self, Rpc};
-use super::{exec, metrics, stream};
+use super::{exec, metrics, peer, stream};
 use crate::logs::ring;
 use crate::supervisor::handle::{Action, Handle};
 
@@ -76,21 +79,32 @@ fn http_method(route: &Route) -> Method {
     }
 }
 
-/// Answers one request (never fails: errors become error answers).
-pub async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Result<Reply, Infallible> {
+/// Answers one request of a client granted `level` (never fails: errors
+/// become error answers).
+pub async fn handle(
+    api: Arc<Api>,
+    level: Level,
+    req: Request<Incoming>,
+) -> Result<Reply, Infallible> {
     if xmlrpc::owns_path(req.uri().path()) {
         let auth = api.rpc.socket_auth();
-        return Ok(api.rpc.serve(req, auth, api.stopped.clone()).await);
+        return Ok(api.rpc.serve(req, auth, level, api.stopped.clone()).await);
     }
-    Ok(dispatch(&api, req)
+    Ok(dispatch(&api, level, req)
         .await
         .unwrap_or_else(|e| reply::error(&e)))
 }
 
-async fn dispatch(api: &Api, req: Request<Incoming>) -> Result<Reply, ApiError> {
+async fn dispatch(api: &Api, level: Level, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let (parts, body) = req.into_parts();
     let route = Route::parse(parts.uri.path())?;
     let method = http_method(&route);
+    if route.level() > level {
+        return Err(ApiError::new(
+            ErrorKind::PermissionDenied,
+            peer::too_low(&format!("{method} {}", parts.uri.path()), route.level()),
+        ));
+    }
     if parts.method != method {
         let mut res = reply::fail(
             ErrorKind::MethodNotAllowed,

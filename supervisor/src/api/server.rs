@@ -1,7 +1,8 @@
 //! The accept loop: one task per connection, hyper HTTP/1.1 on each.
 //!
 //! Every connection is checked against the [`Access`] policy first; a refused
-//! peer still gets an HTTP answer (403 JSON) so it knows why. hyper enforces the
+//! peer still gets an HTTP answer (403 JSON) so it knows why, and an allowed
+//! one is served at the level it was granted (full control or read-only). hyper enforces the
 //! header read timeout (so a client that connects and sends nothing is dropped)
 //! and the head size limit; malformed HTTP gets hyper's 400. At most
 //! [`Limits::max_connections`] connections are served at once; more wait in
@@ -127,8 +128,8 @@ async fn connection(
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(MAX_HEAD);
     match verdict {
-        Verdict::Allow => {
-            let service = service_fn(move |req| routes::handle(api.clone(), req));
+        Verdict::Allow(level) => {
+            let service = service_fn(move |req| routes::handle(api.clone(), level, req));
             drive(&builder, stream, service, stopped).await;
         }
         Verdict::Deny(message) => {

@@ -3,13 +3,19 @@
 //! A socket file left by a crashed daemon is removed before binding; one that a
 //! live process still answers on is left alone and start-up fails, and so does
 //! a path that is not a socket at all (nothing but a socket is ever deleted).
-//! After binding, the file gets `socket_mode` and `socket_owner`. The peer
-//! credential check in `peer.rs` is the real gate; the mode is a second fence.
+//! After binding, the file gets `socket_mode` and `socket_owner`, applied
+//! through a handle opened without following links and checked to be the
+//! daemon's socket, so a name swapped in a directory others can write never
+//! makes nsvisor chmod or chown something else (a symbolic link already at
+//! the path is refused before binding: it is not a socket). A socket in such
+//! a directory is reported at start. The peer credential check in `peer.rs`
+//! is the real gate; the mode is a second fence.
 //! [`SocketFile`] removes the file on drop, but only while it is still the one
 //! this process created (same device and inode).
 
 use std::io::ErrorKind;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::unistd::Uid;
@@ -18,6 +24,7 @@ use tokio::net::{UnixListener, UnixStream};
 use super::Error;
 use crate::accounts;
 use crate::config::SupervisorConfig;
+use crate::safe_open;
 
 /// The socket path: `[supervisor] socket`, or the default rule shared with
 /// `nsvisorctl` (`/run/nsvisor.sock` as root, `$XDG_RUNTIME_DIR/nsvisor.sock`,
@@ -90,16 +97,18 @@ pub async fn bind(
         path: path.to_owned(),
         source,
     })?;
-    let meta = std::fs::symlink_metadata(path).map_err(|source| Error::Bind {
-        path: path.to_owned(),
-        source,
-    })?;
+    // From here on the file is reached only through `node`, an O_PATH handle
+    // on the name that was checked to be our socket: if someone replaced it
+    // in between (a directory others can write), the mode and owner are not
+    // applied to what they put there.
+    let (node, meta) = bound_node(path)?;
     let file = SocketFile {
         path: path.to_owned(),
         dev: meta.dev(),
         ino: meta.ino(),
     };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+    let by_fd = PathBuf::from(format!("/proc/self/fd/{}", node.as_raw_fd()));
+    std::fs::set_permissions(&by_fd, std::fs::Permissions::from_mode(mode)).map_err(|source| {
         Error::Chmod {
             path: path.to_owned(),
             mode,
@@ -107,13 +116,52 @@ pub async fn bind(
         }
     })?;
     if let (Some((uid, gid)), Some(owner)) = (ids, owner) {
-        std::os::unix::fs::chown(path, uid, gid).map_err(|source| Error::Chown {
+        std::os::unix::fs::chown(&by_fd, uid, gid).map_err(|source| Error::Chown {
             path: path.to_owned(),
             owner: owner.to_owned(),
             source,
         })?;
     }
+    if let Some(shared) = safe_open::shared_dir(path) {
+        tracing::warn!(
+            socket = %path.display(),
+            "the control socket is in {shared}: they can remove or replace it \
+             (the peer check still guards the daemon, but clients could be misled)"
+        );
+    }
     Ok((listener, file))
+}
+
+/// The socket file just bound at `path`, opened without following a link
+/// (`O_PATH | O_NOFOLLOW`): it must be a socket of the daemon's own uid.
+fn bound_node(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), Error> {
+    let replaced = |what: String| Error::Replaced {
+        path: path.to_owned(),
+        what,
+    };
+    // With O_PATH, O_NOFOLLOW opens a symbolic link itself.
+    let node = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|source| Error::Bind {
+            path: path.to_owned(),
+            source,
+        })?;
+    let meta = node.metadata().map_err(|source| Error::Bind {
+        path: path.to_owned(),
+        source,
+    })?;
+    if meta.file_type().is_symlink() {
+        return Err(replaced("a symbolic link".into()));
+    }
+    if !meta.file_type().is_socket() {
+        return Err(replaced("something that is not a socket".into()));
+    }
+    if meta.uid() != Uid::effective().as_raw() {
+        return Err(replaced(format!("a socket of uid {}", meta.uid())));
+    }
+    Ok((node, meta))
 }
 
 /// Removes a socket file nobody answers on; refuses a live one or a non-socket.
@@ -251,5 +299,50 @@ mod tests {
             Err(Error::NotASocket { .. })
         ));
         assert!(path.exists(), "a non-socket is never deleted");
+    }
+
+    #[tokio::test]
+    async fn a_symlink_at_the_socket_path_is_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"untouched").expect("write");
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let path = dir.path().join("s.sock");
+        std::os::unix::fs::symlink(&target, &path).expect("symlink");
+        let err = bind(&path, 0o666, None).await.err();
+        assert!(matches!(err, Some(Error::NotASocket { .. })), "{err:?}");
+        // A link to a dead socket is no socket either.
+        let dead = dir.path().join("dead.sock");
+        drop(std::os::unix::net::UnixListener::bind(&dead).expect("bind"));
+        let link = dir.path().join("l.sock");
+        std::os::unix::fs::symlink(&dead, &link).expect("symlink");
+        let err = bind(&link, 0o666, None).await.err();
+        assert!(matches!(err, Some(Error::NotASocket { .. })), "{err:?}");
+        assert!(dead.exists(), "the link's target is not removed");
+        let meta = std::fs::metadata(&target).expect("target");
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            0o600,
+            "target's mode untouched"
+        );
+        assert_eq!(
+            std::fs::read(&target).ok().as_deref(),
+            Some(&b"untouched"[..])
+        );
+    }
+
+    #[test]
+    fn only_our_own_socket_is_chmodded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").expect("write");
+        assert!(matches!(bound_node(&file), Err(Error::Replaced { .. })));
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+        let err = bound_node(&link).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|m| m.contains("replaced by a symbolic link")));
+        let sock = dir.path().join("s");
+        let _l = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+        assert!(bound_node(&sock).is_ok());
     }
 }

@@ -75,6 +75,10 @@ pub struct SupervisorConfig {
     pub allowed_uids: Vec<u32>,
     /// Extra gids allowed on the socket.
     pub allowed_gids: Vec<u32>,
+    /// Uids allowed on the socket read-only (status, events, health, metrics).
+    pub read_only_uids: Vec<u32>,
+    /// Gids allowed on the socket read-only.
+    pub read_only_gids: Vec<u32>,
     /// Directory for `"auto"` log files.
     pub log_dir: Option<PathBuf>,
     /// Default for each program's `stdout_console`/`stderr_console`.
@@ -194,6 +198,9 @@ pub struct ProgramConfig {
     pub user: Option<UserSpec>,
     /// File mode creation mask.
     pub umask: Option<u32>,
+    /// Start with `PR_SET_NO_NEW_PRIVS`: setuid/setgid bits and file
+    /// capabilities of what it executes grant nothing (default false).
+    pub no_new_privs: bool,
     /// Start with the daemon (default true).
     pub autostart: bool,
     /// Restart policy (default `unexpected`).
@@ -523,6 +530,8 @@ impl Default for SupervisorConfig {
             socket_owner: None,
             allowed_uids: Vec::new(),
             allowed_gids: Vec::new(),
+            read_only_uids: Vec::new(),
+            read_only_gids: Vec::new(),
             log_dir: None,
             console: ConsoleMode::Prefixed,
             tail_buffer_bytes: 64 * 1024,
@@ -558,6 +567,7 @@ impl ProgramConfig {
             environment: BTreeMap::new(),
             user: None,
             umask: None,
+            no_new_privs: false,
             autostart: true,
             autorestart: AutoRestart::Unexpected,
             exitcodes: vec![0],

@@ -22,6 +22,7 @@ const KEYS: &[&str] = &[
     "group",
     "user",
     "umask",
+    "no_new_privs",
     "autostart",
     "autorestart",
     "exitcodes",
@@ -141,6 +142,10 @@ pub(super) fn read(
     });
     base.user = r.get("user", units::user_spec);
     base.umask = r.get("umask", |n| units::octal(n, 0o777));
+    set(
+        &mut base.no_new_privs,
+        r.get("no_new_privs", units::boolean),
+    );
     set(&mut base.autostart, r.get("autostart", units::boolean));
     set(&mut base.autorestart, r.get("autorestart", autorestart));
     if let Some(node) = r.node("exitcodes") {

@@ -21,6 +21,8 @@ const KEYS: &[&str] = &[
     "socket_owner",
     "allowed_uids",
     "allowed_gids",
+    "read_only_uids",
+    "read_only_gids",
     "log_dir",
     "console",
     "tail_buffer",
@@ -76,6 +78,8 @@ pub(super) fn read(diag: &mut Diag, table: Option<&Table>, base: &Path) -> Secti
         });
     config.allowed_uids = id_list(&mut r, "allowed_uids");
     config.allowed_gids = id_list(&mut r, "allowed_gids");
+    config.read_only_uids = id_list(&mut r, "read_only_uids");
+    config.read_only_gids = id_list(&mut r, "read_only_gids");
     config.log_dir = r.get("log_dir", |n| units::path(base, n));
     if let Some(c) = r.get("console", units::console) {
         config.console = c;

@@ -9,13 +9,13 @@
 //!
 //! Used by `main.rs` (`.with_writer(std::io::stderr.and(file))`).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::DaemonLogError;
+use crate::safe_open::{self, Open};
 
 /// The daemon's log file; cheap to clone.
 #[derive(Debug, Clone)]
@@ -41,16 +41,18 @@ impl DaemonLogFile {
     }
 }
 
+/// Opens (creates, mode 0640) for appending; in a directory other users can
+/// write, a planted link or file is refused (`safe_open`).
 fn open(path: &Path) -> Result<File, DaemonLogError> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(path)
-        .map_err(|source| DaemonLogError::Open {
-            path: path.to_path_buf(),
-            source,
-        })
+    let how = Open {
+        append: true,
+        create: Some(0o640),
+        ..Open::default()
+    };
+    safe_open::open(path, how).map_err(|source| DaemonLogError::Open {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// One event's writer.

@@ -9,10 +9,10 @@
 //! being the only one.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -20,7 +20,18 @@ use nix::fcntl::OFlag;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use crate::safe_open::{self, Open};
 use crate::sys;
+
+/// How a log file that is not a regular file is opened: appending, never
+/// blocking, never created.
+const SPECIAL: Open = Open {
+    read: false,
+    append: true,
+    truncate: false,
+    create: None,
+    nonblock: true,
+};
 
 /// Splice at most this much per call.
 const SPLICE_MAX: usize = 1 << 20;
@@ -120,43 +131,38 @@ impl OpenFile {
 
     /// Opens `path` for appending: a regular file (created if missing) or a
     /// FIFO / device / terminal, written without blocking when it can be polled.
+    /// Opened through [`safe_open`]: in a directory other users can write, a
+    /// planted symbolic link, hard link or file of theirs is refused. What was
+    /// opened is judged by the open file, not by the path.
     pub fn open(path: &Path, registry: &FileRegistry) -> io::Result<OpenFile> {
+        // A guess from the path, so a FIFO is not opened for reading (which
+        // would make us its reader); the open file has the last word.
         let regular = std::fs::metadata(path).map_or(true, |m| m.is_file());
         if !regular {
-            let file = OpenOptions::new()
-                .append(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(path)?;
-            let out = match sys::register_async(file, Interest::WRITABLE) {
-                Ok(afd) => Out::Pollable(afd),
-                Err(e) => {
-                    // Not pollable (/dev/null, say): such devices do not block.
-                    let (file, _) = e.into_parts();
-                    sys::set_status_flag(file.as_fd(), OFlag::O_NONBLOCK, false)?;
-                    Out::Blocking(file)
-                }
-            };
-            let size = 0;
-            return Ok(OpenFile {
-                out,
-                size,
-                readable: false,
-                append: true,
-                no_splice: true,
-                mid_line: Some(false),
-                writers: None,
-            });
+            return OpenFile::special(safe_open::open(path, SPECIAL)?);
         }
-        let mut opts = OpenOptions::new();
-        opts.read(true).append(true).create(true).mode(0o644);
-        let (file, readable) = match opts.open(path) {
+        let regular_file = Open {
+            read: true,
+            create: Some(0o644),
+            ..SPECIAL
+        };
+        let (file, readable) = match safe_open::open(path, regular_file) {
             Ok(f) => (f, true),
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                (opts.read(false).open(path)?, false)
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied && e.raw_os_error().is_some() => {
+                let write_only = Open {
+                    read: false,
+                    ..regular_file
+                };
+                (safe_open::open(path, write_only)?, false)
             }
             Err(e) => return Err(e),
         };
         let meta = file.metadata()?;
+        if !meta.is_file() {
+            // Replaced by a FIFO or a device since the guess.
+            return OpenFile::special(file);
+        }
+        sys::set_status_flag(file.as_fd(), OFlag::O_NONBLOCK, false)?;
         let writers = Some(registry.token((meta.dev(), meta.ino())));
         Ok(OpenFile {
             out: Out::Blocking(file),
@@ -166,6 +172,28 @@ impl OpenFile {
             no_splice: false,
             mid_line: None,
             writers,
+        })
+    }
+
+    /// A FIFO, device or terminal opened non-blocking: polled when it can be.
+    fn special(file: File) -> io::Result<OpenFile> {
+        let out = match sys::register_async(file, Interest::WRITABLE) {
+            Ok(afd) => Out::Pollable(afd),
+            Err(e) => {
+                // Not pollable (/dev/null, say): such devices do not block.
+                let (file, _) = e.into_parts();
+                sys::set_status_flag(file.as_fd(), OFlag::O_NONBLOCK, false)?;
+                Out::Blocking(file)
+            }
+        };
+        Ok(OpenFile {
+            out,
+            size: 0,
+            readable: false,
+            append: true,
+            no_splice: true,
+            mid_line: Some(false),
+            writers: None,
         })
     }
 

@@ -157,6 +157,7 @@ fn prepare(cfg: &ProgramConfig, opts: SpawnOptions<'_>) -> Result<ChildSetup, Sp
         .map(|u| resolve_user(command, u))
         .transpose()?;
     let envp = environment(cfg, ids.as_ref(), opts.env);
+    let ids = ids.filter(|ids| !is_current(ids));
     let path_var = cfg
         .environment
         .get("PATH")
@@ -189,6 +190,7 @@ fn prepare(cfg: &ProgramConfig, opts: SpawnOptions<'_>) -> Result<ChildSetup, Sp
         cwd,
         umask: cfg.umask.map(|m| m as libc::mode_t),
         ids,
+        no_new_privs: cfg.no_new_privs,
         netns: opts.netns,
         mntns: opts.mntns,
         session: opts.session,
@@ -290,6 +292,14 @@ fn find_executable(
         Some(p) => classify(Errno::EACCES, p.display().to_string()),
         None => classify(Errno::ENOENT, command.to_string()),
     })
+}
+
+/// A daemon that is not root, asked to run a program as its own user and
+/// group: there is nothing to switch (and it could not call setgroups), so
+/// the program runs as the daemon does — what supervisord does too.
+fn is_current(ids: &Ids) -> bool {
+    let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    !uid.is_root() && ids.uid == uid.as_raw() && ids.gid == gid.as_raw()
 }
 
 /// The uid and gid `spec` stands for (e.g. to give a file to a program's user).

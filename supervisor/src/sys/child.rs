@@ -69,6 +69,56 @@ struct KernelSigaction {
     mask: u64,
 }
 
+/// `struct __user_cap_header_struct`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: two [`CapData`], 64 capabilities.
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+/// Empties the ambient, effective, permitted and inheritable capability
+/// sets of the calling thread (raw syscalls, no allocation). False on failure.
+///
+/// # Safety
+/// Raw syscalls on stack data; safe to call in the child between clone and exec.
+unsafe fn drop_capabilities() -> bool {
+    // EINVAL: a kernel without ambient capabilities, so none to clear.
+    if libc::syscall(
+        libc::SYS_prctl,
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL,
+        0,
+        0,
+        0,
+    ) < 0
+        && *libc::__errno_location() != libc::EINVAL
+    {
+        return false;
+    }
+    let header = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    let none = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    libc::syscall(libc::SYS_capset, &header as *const CapHeader, none.as_ptr()) == 0
+}
+
 /// The function `clone` runs in the child; `arg` is the parent's [`ChildContext`].
 pub(super) extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the `ChildContext` handed to clone by `spawn_child`,
@@ -214,6 +264,18 @@ unsafe fn child_after_clone(ctx: &ChildContext) -> ! {
         {
             report(SpawnStage::User);
         }
+        // Leaving root empties the permitted, effective and ambient sets,
+        // but not the inheritable one: empty every set, so nothing of the
+        // daemon's privileges can come back at an exec.
+        if ids.uid != 0 && !drop_capabilities() {
+            report(SpawnStage::Privileges);
+        }
+    }
+    // 7b. no_new_privs: setuid bits and file capabilities grant nothing.
+    if setup.no_new_privs
+        && libc::syscall(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
+    {
+        report(SpawnStage::Privileges);
     }
     let empty: u64 = 0;
     libc::syscall(

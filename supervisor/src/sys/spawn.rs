@@ -66,8 +66,11 @@ pub struct ChildSetup {
     pub cwd: Option<CString>,
     /// umask.
     pub umask: Option<libc::mode_t>,
-    /// User switch (done last).
+    /// User switch (done last). Switching to a uid other than 0 also
+    /// empties the inheritable and ambient capability sets.
     pub ids: Option<Ids>,
+    /// `PR_SET_NO_NEW_PRIVS` before exec.
+    pub no_new_privs: bool,
     /// Network namespace to enter (fd opened by the caller).
     pub netns: Option<RawFd>,
     /// Mount namespace to enter after the network one (a sandbox's names:
@@ -104,6 +107,8 @@ pub enum SpawnStage {
     Stdio,
     /// setgroups / setgid / setuid.
     User,
+    /// Emptying the capability sets, `PR_SET_NO_NEW_PRIVS`.
+    Privileges,
     /// execve.
     Exec,
     /// Another spawn was running (see the module doc); nothing was started.
@@ -112,7 +117,7 @@ pub enum SpawnStage {
 
 impl SpawnStage {
     /// Every stage, for [`SpawnStage::from_wire`].
-    pub(super) const ALL: [SpawnStage; 10] = [
+    pub(super) const ALL: [SpawnStage; 11] = [
         SpawnStage::Pipe,
         SpawnStage::Fork,
         SpawnStage::Session,
@@ -121,6 +126,7 @@ impl SpawnStage {
         SpawnStage::Chdir,
         SpawnStage::Stdio,
         SpawnStage::User,
+        SpawnStage::Privileges,
         SpawnStage::Exec,
         SpawnStage::Busy,
     ];
@@ -146,6 +152,7 @@ impl SpawnStage {
             SpawnStage::Chdir => "cannot change directory",
             SpawnStage::Stdio => "cannot set up stdin/stdout/stderr",
             SpawnStage::User => "cannot switch user",
+            SpawnStage::Privileges => "cannot drop privileges",
             SpawnStage::Exec => "cannot execute",
             SpawnStage::Busy => "another program is being started at the same time",
         }

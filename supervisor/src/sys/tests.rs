@@ -23,6 +23,7 @@ fn setup(path: &str, cwd: Option<&str>) -> ChildSetup {
         cwd: cwd.map(c),
         umask: None,
         ids: None,
+        no_new_privs: false,
         netns: None,
         mntns: None,
         session: Session::NewSession,

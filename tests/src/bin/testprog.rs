@@ -11,7 +11,8 @@
 //!                          lines (this start included): "fail the first N starts"
 //! ready-file FILE          write our pid to FILE (atomically: temp file + rename)
 //! report FILE|-            write one JSON object: pid, ppid, pgid, sid, cwd, umask, uid,
-//!                          gid, euid, egid, groups, sigblk, sigign, env (to stdout for -)
+//!                          gid, euid, egid, groups, sigblk, sigign, cap_inh, cap_prm,
+//!                          cap_eff, cap_amb, no_new_privs, env (to stdout for -)
 //! trap SIG                 catch SIG (TERM, HUP, USR1, 15 ...): record it, print
 //!                          "got SIGxxx" on stdout, go on
 //! ignore-term              same as `trap TERM`
@@ -36,6 +37,10 @@
 //! http PORT STATUSFILE     serve HTTP on 127.0.0.1:PORT from a background thread: each
 //!                          request is answered with the status in STATUSFILE (200 while
 //!                          it does not exist), then the connection is closed
+//! request SOCKET METHOD PATH BODY [--head]
+//!                          send one HTTP request to the unix socket SOCKET (BODY may be
+//!                          ""), print the status code on a line, then the body (not
+//!                          read with --head: for streams). Tests run it as another user
 //! wait-file FILE           wait until FILE exists (signals are handled meanwhile)
 //! sleep SECS|forever       sleep (signals are handled meanwhile)
 //! kill-self SIG            die by SIG
@@ -161,6 +166,11 @@ fn run_step(prog: &mut Prog, step: &str, args: &mut Args) {
         "http" => {
             let port: u16 = parse_num(step, &args.value(step));
             serve_http(port, PathBuf::from(args.value(step)));
+        }
+        "request" => {
+            let socket = PathBuf::from(args.value(step));
+            let (method, path, body) = (args.value(step), args.value(step), args.value(step));
+            request(&socket, &method, &path, &body, args.flag("--head"));
         }
         "wait-file" => {
             let file = PathBuf::from(args.value(step));
@@ -348,6 +358,19 @@ impl Prog {
 }
 
 /// Everything a test may want to check about how the process was started.
+/// The `request` step: one request, the status on a line, then the body.
+fn request(socket: &Path, method: &str, path: &str, body: &str, head_only: bool) {
+    let mut answer = nsvisor_tests::http::open(socket, method, path, body.as_bytes())
+        .unwrap_or_else(|e| die(&format!("request {method} {path}: {e}")));
+    let mut out = format!("{}\n", answer.status).into_bytes();
+    if !head_only {
+        std::io::Read::read_to_end(&mut answer, &mut out)
+            .unwrap_or_else(|e| die(&format!("request {method} {path}: reading the body: {e}")));
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(&out).and_then(|()| stdout.flush());
+}
+
 fn report(dest: &str) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
@@ -386,6 +409,11 @@ fn report(dest: &str) {
         "groups": groups,
         "sigblk": field("SigBlk:"),
         "sigign": field("SigIgn:"),
+        "cap_inh": field("CapInh:"),
+        "cap_prm": field("CapPrm:"),
+        "cap_eff": field("CapEff:"),
+        "cap_amb": field("CapAmb:"),
+        "no_new_privs": field("NoNewPrivs:"),
         "env": env,
     });
     let text = format!("{json}\n");

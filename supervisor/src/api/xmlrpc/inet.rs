@@ -14,6 +14,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::StatusCode;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use nsvisor_proto::Level;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -71,7 +72,7 @@ pub async fn serve(
                 let (rpc, auth, stop) = (rpc.clone(), auth.clone(), stop.clone());
                 async move {
                     let answer = if owns_path(req.uri().path()) {
-                        rpc.serve(req, auth.as_ref().as_ref(), stop).await
+                        rpc.serve(req, auth.as_ref().as_ref(), Level::Control, stop).await
                     } else {
                         plain(
                             StatusCode::NOT_FOUND,

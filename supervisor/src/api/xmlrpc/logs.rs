@@ -181,8 +181,14 @@ pub fn clear_main(rpc: &Rpc) -> Result<Value, Fault> {
     Ok(Value::Bool(true))
 }
 
+/// Truncates `path` if it exists; in a directory other users can write, a
+/// planted link or file is refused (`safe_open`), not truncated.
 fn truncate(path: &Path) -> std::io::Result<()> {
-    match std::fs::OpenOptions::new().write(true).open(path) {
+    let how = crate::safe_open::Open {
+        nonblock: true,
+        ..Default::default()
+    };
+    match crate::safe_open::open(path, how) {
         Ok(f) => f.set_len(0),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),

@@ -10,8 +10,11 @@
 //! `removeProcessGroup`), and `system.*` are answered from the method table
 //! ([`system`]). Names and process info follow supervisord ([`info`]),
 //! errors are faults with supervisord's codes ([`fault`]). The peer-credential
-//! check of the socket has already run when a request gets here; on TCP
-//! ([`inet`]) basic auth is the only gate. Called by `routes.rs` for `/RPC2`,
+//! check of the socket has already run when a request gets here and granted a
+//! level: a read-only client may call only the methods that report state
+//! ([`system::METHODS`] says which); any other method is a `FAILED` fault, and
+//! `/logtail` a 403. On TCP ([`inet`]) basic auth is the only gate, and
+//! grants full control. Called by `routes.rs` for `/RPC2`,
 //! `/logtail/…` and `/mainlogtail`, and by `inet.rs`.
 
 mod auth;
@@ -32,7 +35,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW};
 use hyper::{Method, Request, StatusCode};
-use nsvisor_proto::{ProgramInfo, State};
+use nsvisor_proto::{Level, ProgramInfo, State};
 use tokio::sync::{broadcast, watch};
 
 pub use nsvisor_proto::xmlrpc as codec;
@@ -98,11 +101,12 @@ impl Rpc {
     }
 
     /// Answers one HTTP request on one of [`owns_path`]'s paths; `auth` is
-    /// the listener's credentials.
+    /// the listener's credentials, `level` what the client was granted.
     pub async fn serve(
         &self,
         req: Request<Incoming>,
         auth: Option<&Credentials>,
+        level: Level,
         stopped: watch::Receiver<bool>,
     ) -> Reply {
         if let Some(creds) = auth {
@@ -117,6 +121,10 @@ impl Rpc {
         if path.starts_with("/logtail/") || path == "/mainlogtail" {
             if req.method() != Method::GET {
                 return plain(StatusCode::BAD_REQUEST, "logtail answers GET only\n");
+            }
+            if level < Level::Control {
+                let message = super::peer::too_low(&format!("GET {path}"), Level::Control);
+                return plain(StatusCode::FORBIDDEN, &format!("{message}\n"));
             }
             return logs::logtail(self, &path, stopped).await;
         }
@@ -141,23 +149,41 @@ impl Rpc {
             }
         };
         tracing::debug!(method = %call.method, "XML-RPC call");
-        let xml = match self.call(&call.method, call.params).await {
+        let xml = match self.call(level, &call.method, call.params).await {
             Ok(value) => codec::response(&value),
             Err(f) => codec::fault(f.code.number(), &f.text),
         };
         reply::with_body(StatusCode::OK, "text/xml", reply::full(xml))
     }
 
-    /// Calls a method, `system.multicall` included.
-    pub async fn call(&self, method: &str, params: Vec<Value>) -> Result<Value, Fault> {
+    /// Calls a method, `system.multicall` included, for a client granted `level`.
+    pub async fn call(
+        &self,
+        level: Level,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Value, Fault> {
         if method == "system.multicall" {
-            return system::multicall(self, params).await;
+            return system::multicall(self, level, params).await;
         }
-        self.dispatch(method, params).await
+        self.dispatch(level, method, params).await
     }
 
-    /// Calls any method but `system.multicall`.
-    async fn dispatch(&self, method: &str, params: Vec<Value>) -> Result<Value, Fault> {
+    /// Calls any method but `system.multicall`; a method above the client's
+    /// `level` is a `FAILED` fault (supervisord has no code for it: it
+    /// answers any refusal it has no code for with `FAILED`).
+    async fn dispatch(
+        &self,
+        level: Level,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<Value, Fault> {
+        if let Some(needs) = system::level(method).filter(|needs| *needs > level) {
+            return Err(Fault::new(
+                Code::Failed,
+                super::peer::too_low(method, needs),
+            ));
+        }
         let p = params::Params::new(params);
         match method {
             "system.listMethods" => system::list_methods(p),

@@ -2,10 +2,13 @@
 //! `methodSignature`) and `multicall`.
 //!
 //! [`METHODS`] lists every method served, with supervisord's signature
-//! (return type first) and a help text that says what nsvisor does where it
-//! differs. `multicall` runs its calls in order and answers each with a
+//! (return type first), a help text that says what nsvisor does where it
+//! differs, and the access level a client needs to call it (a read-only
+//! client of the control socket may only call the methods that report state). `multicall` runs its calls in order and answers each with a
 //! one-item array or a fault struct, as supervisord does; a nested
 //! `system.multicall` is refused.
+
+use nsvisor_proto::Level;
 
 use super::codec::Value;
 use super::fault::{Code, Fault};
@@ -21,13 +24,25 @@ pub struct Method {
     pub signature: &'static [&'static str],
     /// What it does.
     pub help: &'static str,
+    /// The access level a client of the control socket needs to call it.
+    pub level: Level,
 }
 
+/// A method that needs full control: it acts, or reads output or log files.
 const fn m(name: &'static str, signature: &'static [&'static str], help: &'static str) -> Method {
     Method {
         name,
         signature,
         help,
+        level: Level::Control,
+    }
+}
+
+/// A method a read-only client may call: it only reports state.
+const fn ro(name: &'static str, signature: &'static [&'static str], help: &'static str) -> Method {
+    Method {
+        level: Level::Read,
+        ..m(name, signature, help)
     }
 }
 
@@ -38,15 +53,15 @@ pub const METHODS: &[Method] = &[
     m("supervisor.clearLog", &["boolean"], "Clear the daemon's log file ([supervisor] logfile). NO_FILE when there is none."),
     m("supervisor.clearProcessLog", &["boolean", "string"], "Alias of clearProcessLogs."),
     m("supervisor.clearProcessLogs", &["boolean", "string"], "Truncate a process's stdout and stderr log files. The in-memory tail buffer is kept."),
-    m("supervisor.getAPIVersion", &["string"], "The version of the RPC API (3.0, as supervisord 3 and 4)."),
-    m("supervisor.getAllConfigInfo", &["array"], "The configuration of every process (of the last reloadConfig, if any), as structs."),
-    m("supervisor.getAllProcessInfo", &["array"], "getProcessInfo for every process, in group and name order."),
-    m("supervisor.getIdentification", &["string"], "The daemon's identifier (always \"supervisor\")."),
-    m("supervisor.getPID", &["int"], "The pid of the daemon."),
-    m("supervisor.getProcessInfo", &["struct", "string"], "Process info: name, group, description, start, stop, now, state, statename, spawnerr, exitstatus, logfile, stdout_logfile, stderr_logfile, pid."),
-    m("supervisor.getState", &["struct"], "The daemon's state: statecode 1 (RUNNING) or -1 (SHUTDOWN), and statename."),
-    m("supervisor.getSupervisorVersion", &["string"], "The version of nsvisor."),
-    m("supervisor.getVersion", &["string"], "Alias of getAPIVersion."),
+    ro("supervisor.getAPIVersion", &["string"], "The version of the RPC API (3.0, as supervisord 3 and 4)."),
+    ro("supervisor.getAllConfigInfo", &["array"], "The configuration of every process (of the last reloadConfig, if any), as structs."),
+    ro("supervisor.getAllProcessInfo", &["array"], "getProcessInfo for every process, in group and name order."),
+    ro("supervisor.getIdentification", &["string"], "The daemon's identifier (always \"supervisor\")."),
+    ro("supervisor.getPID", &["int"], "The pid of the daemon."),
+    ro("supervisor.getProcessInfo", &["struct", "string"], "Process info: name, group, description, start, stop, now, state, statename, spawnerr, exitstatus, logfile, stdout_logfile, stderr_logfile, pid."),
+    ro("supervisor.getState", &["struct"], "The daemon's state: statecode 1 (RUNNING) or -1 (SHUTDOWN), and statename."),
+    ro("supervisor.getSupervisorVersion", &["string"], "The version of nsvisor."),
+    ro("supervisor.getVersion", &["string"], "Alias of getAPIVersion."),
     m("supervisor.readLog", &["string", "int", "int"], "Read length bytes of the daemon's log from offset (a negative offset reads from the end, length 0 to the end)."),
     m("supervisor.readMainLog", &["string", "int", "int"], "Alias of readLog."),
     m("supervisor.readProcessLog", &["string", "string", "int", "int"], "Alias of readProcessStdoutLog."),
@@ -70,11 +85,16 @@ pub const METHODS: &[Method] = &[
     m("supervisor.tailProcessLog", &["array", "string", "int", "int"], "Alias of tailProcessStdoutLog."),
     m("supervisor.tailProcessStderrLog", &["array", "string", "int", "int"], "Tail a process's stderr, like tailProcessStdoutLog."),
     m("supervisor.tailProcessStdoutLog", &["array", "string", "int", "int"], "[bytes, offset, overflow]: up to length bytes of stdout from offset; when more was written, the last length bytes and overflow true. The next offset is the total written."),
-    m("system.listMethods", &["array"], "The names of every method served."),
-    m("system.methodHelp", &["string", "string"], "The help text of a method."),
-    m("system.methodSignature", &["array", "string"], "The types of a method: [return type, parameter types...]."),
-    m("system.multicall", &["array", "array"], "Run an array of {methodName, params} structs in order; each result is a one-item array or a fault struct."),
+    ro("system.listMethods", &["array"], "The names of every method served."),
+    ro("system.methodHelp", &["string", "string"], "The help text of a method."),
+    ro("system.methodSignature", &["array", "string"], "The types of a method: [return type, parameter types...]."),
+    ro("system.multicall", &["array", "array"], "Run an array of {methodName, params} structs in order; each result is a one-item array or a fault struct."),
 ];
+
+/// The level `method` needs (`None`: no such method; calling it faults anyway).
+pub fn level(method: &str) -> Option<Level> {
+    METHODS.iter().find(|m| m.name == method).map(|m| m.level)
+}
 
 fn find(name: &str) -> Result<&'static Method, Fault> {
     METHODS
@@ -104,8 +124,8 @@ pub fn method_signature(p: Params) -> Result<Value, Fault> {
     ))
 }
 
-/// `system.multicall`.
-pub async fn multicall(rpc: &Rpc, params: Vec<Value>) -> Result<Value, Fault> {
+/// `system.multicall`: each call is checked against the client's `level`.
+pub async fn multicall(rpc: &Rpc, level: Level, params: Vec<Value>) -> Result<Value, Fault> {
     let mut it = params.into_iter();
     let (Some(Value::Array(calls)), None) = (it.next(), it.next()) else {
         return Err(Fault::new(
@@ -134,7 +154,7 @@ pub async fn multicall(rpc: &Rpc, params: Vec<Value>) -> Result<Value, Fault> {
                 continue;
             }
         };
-        results.push(match rpc.dispatch(&method, params).await {
+        results.push(match rpc.dispatch(level, &method, params).await {
             Ok(v) => Value::Array(vec![v]),
             Err(f) => f.to_value(),
         });
@@ -166,6 +186,32 @@ mod tests {
                 Value::str("boolean")
             ]))
         );
+        let read: Vec<&str> = METHODS
+            .iter()
+            .filter(|m| m.level == Level::Read)
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(
+            read,
+            [
+                "supervisor.getAPIVersion",
+                "supervisor.getAllConfigInfo",
+                "supervisor.getAllProcessInfo",
+                "supervisor.getIdentification",
+                "supervisor.getPID",
+                "supervisor.getProcessInfo",
+                "supervisor.getState",
+                "supervisor.getSupervisorVersion",
+                "supervisor.getVersion",
+                "system.listMethods",
+                "system.methodHelp",
+                "system.methodSignature",
+                "system.multicall",
+            ],
+            "only methods that report state are read-only: no action, no output, no log"
+        );
+        assert_eq!(level("supervisor.readLog"), Some(Level::Control));
+        assert_eq!(level("supervisor.nope"), None);
         let unknown = method_help(Params::new(vec![Value::str("supervisor.nope")]));
         assert_eq!(
             unknown.err().map(|f| f.code),

@@ -69,6 +69,8 @@ fn directory_environment_user_umask() {
     assert_eq!(p.umask, Some(0o022));
     assert_eq!(program("command = \"x\"\numask = 0o027").umask, Some(0o027));
     assert_eq!(program("command = \"x\"\numask = 22").umask, Some(0o022));
+    assert!(!program("command = \"x\"").no_new_privs, "off by default");
+    assert!(program("command = \"x\"\nno_new_privs = true").no_new_privs);
     assert_eq!(
         program("command = \"x\"\nuser = \"1000\"")
             .user

@@ -26,6 +26,8 @@ socket_mode = "0660"
 socket_owner = "root:wheel"
 allowed_uids = [1000, 1001]
 allowed_gids = [50]
+read_only_uids = [2000]
+read_only_gids = [60, 61]
 log_dir = "logs"
 console = "raw"
 tail_buffer = "1MB"
@@ -41,6 +43,8 @@ shutdown_grace = 2.5
     assert_eq!(s.socket_owner.as_deref(), Some("root:wheel"));
     assert_eq!(s.allowed_uids, vec![1000, 1001]);
     assert_eq!(s.allowed_gids, vec![50]);
+    assert_eq!(s.read_only_uids, vec![2000]);
+    assert_eq!(s.read_only_gids, vec![60, 61]);
     assert_eq!(s.log_dir, Some(dir.join("logs")));
     assert_eq!(s.console, ConsoleMode::Raw);
     assert_eq!(s.tail_buffer_bytes, 1 << 20);
