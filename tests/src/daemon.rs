@@ -37,6 +37,7 @@ pub struct DaemonBuilder {
     ini: bool,
     netns: Option<String>,
     ambient_cap: Option<u32>,
+    run_as: Option<(u32, u32)>,
 }
 
 impl DaemonBuilder {
@@ -128,6 +129,16 @@ impl DaemonBuilder {
         self
     }
 
+    /// Runs the daemon as `uid`/`gid` (no supplementary groups) instead of
+    /// the test's user; its temp dir is opened to everyone (mode 0777).
+    pub fn run_as(mut self, uid: u32, gid: u32) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("cannot open the daemon's dir");
+        self.run_as = Some((uid, gid));
+        self
+    }
+
     /// Starts the daemon and waits until its API answers.
     pub fn start(self) -> Daemon {
         let mut daemon = self.spawn();
@@ -172,6 +183,10 @@ impl DaemonBuilder {
         }
         if let Some(cap) = self.ambient_cap {
             raise_ambient_in_child(&mut cmd, cap);
+        }
+        if let Some((uid, gid)) = self.run_as {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(gid);
         }
         cmd.stdout(File::create(dir.join("daemon.stdout")).expect("cannot create daemon.stdout"));
         match self.stderr {
@@ -369,6 +384,7 @@ impl Daemon {
             ini: false,
             netns: None,
             ambient_cap: None,
+            run_as: None,
         }
     }
 

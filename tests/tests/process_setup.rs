@@ -303,3 +303,27 @@ fn no_new_privs_sets_the_flag_for_that_program_only() {
     assert_eq!(read_report(&with)["no_new_privs"], "1");
     assert_eq!(read_report(&without)["no_new_privs"], "0");
 }
+
+#[test]
+fn a_daemon_that_is_not_root_runs_a_program_as_itself() {
+    if !require_root("a_daemon_that_is_not_root_runs_a_program_as_itself") {
+        return;
+    }
+    let nobody = nobody();
+    let (uid, gid) = (nobody.uid.as_raw(), nobody.gid.as_raw());
+    let b = Daemon::builder().run_as(uid, gid);
+    let report = b.dir().join("report.json");
+    let d = b
+        .config(&program_toml(
+            "me",
+            &["report", &report.to_string_lossy(), "sleep", "forever"],
+            "startsecs = 0\nuser = \"nobody\"",
+        ))
+        .start();
+    d.wait_state("me", State::Running, T);
+    let report = read_report(&report);
+    assert_eq!(
+        (&report["uid"], &report["gid"]),
+        (&Value::from(uid), &Value::from(gid))
+    );
+}

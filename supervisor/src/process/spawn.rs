@@ -386,4 +386,26 @@ mod tests {
         let ids = resolve_user("x", &spec).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((ids.uid, ids.gid), (54321, 54321));
     }
+
+    #[test]
+    fn only_a_non_root_daemon_skips_switching_to_itself() {
+        let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+        let me = Ids {
+            uid: uid.as_raw(),
+            gid: gid.as_raw(),
+            groups: vec![gid.as_raw()],
+        };
+        // Root always switches (and sets the groups); another user never matches.
+        assert_eq!(is_current(&me), !uid.is_root());
+        let other = Ids {
+            uid: uid.as_raw().wrapping_add(1),
+            ..me.clone()
+        };
+        assert!(!is_current(&other));
+        let other_group = Ids {
+            gid: gid.as_raw().wrapping_add(1),
+            ..me
+        };
+        assert!(!is_current(&other_group));
+    }
 }
