@@ -79,6 +79,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
     let rpc_setup = api::xmlrpc::Setup {
         config_path: config.path.clone(),
         load_options: options.load_options.clone(),
+        daemon_tail: options.daemon_tail.clone(),
         ..Default::default()
     };
     let single_command = options.main_command.is_some();

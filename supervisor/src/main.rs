@@ -88,11 +88,13 @@ fn daemon_main(stderr_log: Option<nsvisor::daemon_log::StderrLog>) -> ExitCode {
             .map_err(|e| eprintln!("nsvisor: {e}; logging to stderr only"))
             .ok()
     });
+    let daemon_tail = nsvisor::daemon_log::DaemonLogTail::new();
     init_tracing(
         &cli,
         config.supervisor.log_level.as_deref().or(quiet),
         stderr_log,
         daemon_log.clone(),
+        daemon_tail.clone(),
     );
     for w in &warnings {
         tracing::warn!("{w}");
@@ -108,6 +110,7 @@ fn daemon_main(stderr_log: Option<nsvisor::daemon_log::StderrLog>) -> ExitCode {
         main_command: (!cli.command.is_empty()).then(|| cli.command.clone()),
         single_child: cli.single_child,
         daemon_log,
+        daemon_tail: Some(daemon_tail),
         load_options: options.clone(),
     };
     if options.main_command.is_some()
@@ -268,12 +271,14 @@ fn config_failure(e: &ConfigErrors) -> ExitCode {
 }
 
 /// The daemon's own log: stderr (through the log writer thread when there is
-/// one), plus `[supervisor] logfile` when set.
+/// one), plus `[supervisor] logfile` when set, plus the tail kept for
+/// `maintail` (last, so a follower woken by it finds the line in the file).
 fn init_tracing(
     cli: &Cli,
     config_level: Option<&str>,
     stderr_log: Option<nsvisor::daemon_log::StderrLog>,
     file: Option<nsvisor::daemon_log::DaemonLogFile>,
+    tail: nsvisor::daemon_log::DaemonLogTail,
 ) {
     use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt, OptionalWriter};
     use tracing_subscriber::EnvFilter;
@@ -292,8 +297,8 @@ fn init_tracing(
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(match stderr_log {
-            Some(log) => BoxMakeWriter::new(log.and(file_writer)),
-            None => BoxMakeWriter::new(std::io::stderr.and(file_writer)),
+            Some(log) => BoxMakeWriter::new(log.and(file_writer).and(tail)),
+            None => BoxMakeWriter::new(std::io::stderr.and(file_writer).and(tail)),
         })
         .with_target(false);
     match cli.log_format {

@@ -20,6 +20,7 @@ pub mod engine;
 pub mod http;
 pub mod image;
 pub mod procs;
+pub mod supervisord;
 
 use std::ffi::OsStr;
 use std::path::Path;

@@ -140,8 +140,8 @@ fn state_info_and_faults_over_xmlrpc_client() {
             ["supervisor.sendProcessStdin", "web", "hello\n"],
             ["supervisor.sendProcessStdin", "idle", "hello\n"],
             ["supervisor.sendRemoteCommEvent", "type", "data"],
+            ["supervisor.readLog", 0, 0],
             ["supervisor.clearLog"],
-            ["supervisor.readLog", -100, 0],
             ["supervisor.nope"],
             ["nope.nope"],
             ["supervisor.getPID", 1],
@@ -195,8 +195,10 @@ fn state_info_and_faults_over_xmlrpc_client() {
     assert_fault(&r[14], 20, "NO_FILE");
     assert_fault(&r[15], 70, "NOT_RUNNING");
     assert_fault(&r[16], 30, "FAILED");
-    assert_fault(&r[17], 20, "NO_FILE");
-    assert_fault(&r[18], 20, "NO_FILE");
+    // Without a log file, the daemon's log is the tail it keeps in memory.
+    let main_log = r[17].as_str().unwrap_or_default();
+    assert!(main_log.contains("control API listening"), "{main_log}");
+    assert_eq!(r[18], json!(true));
     assert_fault(&r[19], 1, "UNKNOWN_METHOD");
     assert_fault(&r[20], 1, "UNKNOWN_METHOD");
     assert_fault(&r[21], 2, "INCORRECT_PARAMETERS");
@@ -206,6 +208,47 @@ fn state_info_and_faults_over_xmlrpc_client() {
     let mut stderr = d.stream("/logtail/web/stderr");
     stderr.read_until_contains("line 2", T);
     assert_eq!(d.request("GET", "/logtail/nosuch", "").status, 404);
+    let r = call(&d, json!([["supervisor.readLog", 0, 0]]));
+    let main_log = r[0].as_str().unwrap_or_default();
+    assert!(
+        !main_log.contains("control API listening"),
+        "cleared: {main_log}"
+    );
+}
+
+#[test]
+fn clearing_process_logs_empties_their_tail_buffers() {
+    let d = Daemon::start(CONFIG);
+    wait_until("web's output in its tail buffers", T, || {
+        let r = call(
+            &d,
+            json!([
+                ["supervisor.readProcessStdoutLog", "web", 0, 0],
+                ["supervisor.readProcessStderrLog", "web", 0, 0],
+            ]),
+        );
+        let has = |v: &Value, text| v.as_str().is_some_and(|s| s.contains(text));
+        (has(&r[0], "web-line 3") && has(&r[1], "line 2")).then_some(())
+    });
+    let r = call(
+        &d,
+        json!([
+            ["supervisor.clearProcessLogs", "web"],
+            ["supervisor.readProcessStdoutLog", "web", 0, 0],
+            ["supervisor.readProcessStderrLog", "web", -100, 0],
+            ["supervisor.tailProcessStdoutLog", "web", 0, 100],
+            ["supervisor.clearProcessLogs", "nosuch"],
+        ]),
+    );
+    assert_eq!(r[0], json!(true));
+    assert_eq!(r[1], json!(""), "nothing old in stdout");
+    assert_eq!(r[2], json!(""), "nothing old in stderr");
+    assert_eq!(r[3], json!(["", 0, false]), "offsets start again at 0");
+    assert_fault(&r[4], 10, "BAD_NAME: nosuch");
+    let r = call(&d, json!([["supervisor.clearAllProcessLogs"]]));
+    let results = r[0].as_array().cloned().unwrap_or_default();
+    assert_eq!(results.len(), 5, "one result per process: {}", r[0]);
+    assert!(results.iter().all(|x| x["status"] == json!(80)), "{}", r[0]);
 }
 
 #[test]

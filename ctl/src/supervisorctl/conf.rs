@@ -1,5 +1,5 @@
 //! What supervisorctl reads from a `supervisord.conf`: `[supervisorctl]
-//! serverurl`, `username`, `password`, and (an nsvisor addition, so a config
+//! serverurl`, `username`, `password`, `prompt`, and (an nsvisor addition, so a config
 //! without `[supervisorctl]` still finds its socket) `[unix_http_server]
 //! file`. `%(here)s` is the config file's directory, as in supervisord.
 //! Without `-c`, the file is searched where supervisorctl searches; finding
@@ -16,6 +16,8 @@ pub struct ClientConf {
     pub username: Option<String>,
     /// `[supervisorctl] password`.
     pub password: Option<String>,
+    /// `[supervisorctl] prompt` (the shell's, before `> `).
+    pub prompt: Option<String>,
 }
 
 /// supervisorctl's search path (relative to the executable, then the
@@ -73,6 +75,7 @@ pub fn parse(text: &str, here: &str) -> ClientConf {
             ("supervisorctl", "serverurl") => c.serverurl = Some(value),
             ("supervisorctl", "username") => c.username = Some(value),
             ("supervisorctl", "password") => c.password = Some(value),
+            ("supervisorctl", "prompt") => c.prompt = Some(value),
             ("unix_http_server", "file") => socket_file = Some(value),
             _ => {}
         }

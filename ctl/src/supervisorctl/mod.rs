@@ -3,16 +3,17 @@
 //! exit codes, speaking supervisord's XML-RPC to `/RPC2` as supervisorctl does.
 //!
 //! parse supervisorctl's options (`-c FILE`, `-s URL`, `-u USER`, `-p
-//! PASSWORD`; `-i` and `-r` are not supported) → find the server: `-s`, else
-//! the config's `[supervisorctl] serverurl`, else its `[unix_http_server]
-//! file`, else nsvisor's own socket (the config file is searched where
-//! supervisorctl searches) → run one action ([`actions`]) → exit with the
-//! status supervisorctl would. Without an action supervisorctl opens its
-//! shell; here that is a usage error. Called by `main.rs`.
+//! PASSWORD`, `-i`; `-r` is accepted and ignored) → find the server: `-s`,
+//! else the config's `[supervisorctl] serverurl`, else its
+//! `[unix_http_server] file`, else nsvisor's own socket (the config file is
+//! searched where supervisorctl searches) → run one action ([`actions`]) and
+//! exit with the status supervisorctl would, or, without an action, open the
+//! shell ([`shell`]). Called by `main.rs`.
 
 mod actions;
 mod conf;
 mod rpc;
+mod shell;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -27,25 +28,28 @@ struct Options {
     serverurl: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    interactive: bool,
     action: Vec<String>,
 }
 
 const USAGE: &str = "\
 supervisorctl (nsvisorctl) -- control the programs of nsvisor (or supervisord).
 
-Usage: supervisorctl [options] action [arguments]
+Usage: supervisorctl [options] [action [arguments]]
 
 Options:
 -c/--configuration FILENAME -- configuration file path (searches if not given)
 -h/--help -- print usage message and exit
+-i/--interactive -- start an interactive shell after executing commands
 -s/--serverurl URL -- URL on which the server is listening
      (unix:///path/to/socket or http://host:port)
 -u/--username USERNAME -- username to use for authentication with server
 -p/--password PASSWORD -- password to use for authentication with server
 
 Actions: status, start, stop, restart, signal, tail, pid, avail, reread,
-update, add, remove, clear, maintail, shutdown, reload, version.
-The interactive shell (no action, or -i) is not supported.
+update, add, remove, clear, maintail, fg, open, shutdown, reload, version,
+help. Without an action, a shell reads actions line by line (quit, exit or
+end of input leave it).
 ";
 
 fn usage(msg: &str) -> ExitCode {
@@ -98,11 +102,7 @@ fn parse(args: Vec<OsString>) -> Result<Options, ExitCode> {
             "s" | "serverurl" => o.serverurl = Some(value("-s")?),
             "u" | "username" => o.username = Some(value("-u")?),
             "p" | "password" => o.password = Some(value("-p")?),
-            "i" | "interactive" => {
-                return Err(usage(
-                    "the interactive shell is not supported; give an action",
-                ))
-            }
+            "i" | "interactive" => o.interactive = true,
             "r" | "history-file" | "history_file" => {
                 let _ = value("-r")?;
             }
@@ -119,9 +119,6 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         Ok(o) => o,
         Err(exit) => return exit,
     };
-    if o.action.is_empty() {
-        return usage("the interactive shell is not supported; give an action (e.g. status)");
-    }
     let file = conf::read(o.config.as_deref(), &argv0);
     let file = match file {
         Ok(f) => f,
@@ -151,7 +148,14 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let line = o.action.join(" ");
-    let code = runtime.block_on(actions::Ctl::new(rpc, serverurl).run(&line));
+    let interactive = o.interactive || o.action.is_empty();
+    let mut ctl = actions::Ctl::new(rpc, serverurl, interactive);
+    let code = if o.action.is_empty() {
+        let prompt = file.prompt.unwrap_or_else(|| "supervisor".to_string());
+        runtime.block_on(shell::run(ctl, &prompt))
+    } else {
+        runtime.block_on(ctl.onecmd(&o.action.join(" ")));
+        ctl.exit_status()
+    };
     ExitCode::from(code)
 }

@@ -148,27 +148,29 @@ impl Rpc {
     /// `GET path`: the streamed body, written to stdout until it ends or
     /// Ctrl-C (then an empty line, as supervisorctl prints).
     pub async fn follow(&self, path: &str) -> Result<(), CallError> {
-        use std::io::Write;
-        let copy = async {
-            let res = self.request(Method::GET, path, Vec::new()).await?;
-            let mut body = res.into_body();
-            let mut out = std::io::stdout();
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| CallError::Protocol(e.to_string()))?;
-                if let Some(data) = frame.data_ref() {
-                    let _ = out.write_all(data);
-                    let _ = out.flush();
-                }
-            }
-            Ok(())
-        };
         tokio::select! {
-            done = copy => done,
+            done = self.copy_to_stdout(path) => done,
             _ = tokio::signal::ctrl_c() => {
                 println!();
                 Ok(())
             }
         }
+    }
+
+    /// `GET path`: the streamed body, written to stdout until it ends.
+    pub async fn copy_to_stdout(&self, path: &str) -> Result<(), CallError> {
+        use std::io::Write;
+        let res = self.request(Method::GET, path, Vec::new()).await?;
+        let mut body = res.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| CallError::Protocol(e.to_string()))?;
+            if let Some(data) = frame.data_ref() {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(data);
+                let _ = out.flush();
+            }
+        }
+        Ok(())
     }
 }
 

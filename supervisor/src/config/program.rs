@@ -35,6 +35,7 @@ const KEYS: &[&str] = &[
     "priority",
     "numprocs",
     "numprocs_start",
+    "process_name",
     "depends_on",
     "checks",
     "critical",
@@ -87,6 +88,8 @@ pub(super) struct Template {
     pub loc: Loc,
     pub numprocs: u32,
     pub numprocs_start: u32,
+    /// `process_name`: each replica's name, with `{process_num}`.
+    pub process_name: Option<Located>,
     pub depends_on: Vec<DependsOn>,
     pub directory: Option<String>,
     pub stdout_logfile: Option<Located>,
@@ -183,6 +186,7 @@ pub(super) fn read(
             "numprocs_start: numprocs_start + numprocs is too large".into(),
         );
     }
+    let process_name = process_name(&mut r, numprocs);
     let mut depends_on = Vec::new();
     if let Some(node) = r.node("depends_on") {
         match &node.value {
@@ -235,6 +239,7 @@ pub(super) fn read(
         loc,
         numprocs,
         numprocs_start,
+        process_name,
         depends_on,
         directory,
         stdout_logfile,
@@ -312,6 +317,21 @@ fn autorestart(node: &Node) -> Conv<AutoRestart> {
 }
 
 /// `stdout_logfile` / `stderr_logfile` as written; `"auto"` needs `log_dir`.
+/// `process_name`: must tell replicas apart. Whether the names it gives are
+/// valid and unique is checked on the expanded instances (`validate.rs`).
+fn process_name(r: &mut Reader, numprocs: u32) -> Option<Located> {
+    let node = r.node("process_name")?;
+    let value = r.check("process_name", node, units::non_empty_string(node))?;
+    if numprocs > 1 && !value.contains("{process_num") {
+        r.error(
+            node.loc,
+            "process_name: must contain {process_num} when numprocs > 1 (each replica needs its own name)".into(),
+        );
+        return None;
+    }
+    Some((value, node.loc))
+}
+
 fn logfile(r: &mut Reader, key: &str, has_log_dir: bool) -> Option<Located> {
     let node = r.node(key)?;
     let value = r.check(key, node, units::non_empty_string(node))?;
@@ -439,17 +459,19 @@ pub(super) fn substitute(s: &str, n: u32) -> String {
 }
 
 impl Template {
-    /// The replicas of this program: `NAME` when numprocs = 1, else
-    /// `NAME:K` for K in numprocs_start..numprocs_start+numprocs.
+    /// The replicas of this program, for K in
+    /// numprocs_start..numprocs_start+numprocs: each named by `process_name`
+    /// with K substituted, else `NAME` when numprocs = 1 and `NAME:K` when
+    /// more.
     pub fn expand(&self, sup: &SupervisorConfig) -> Vec<Instance> {
         let group = &self.base.name;
         let last = self.numprocs_start.saturating_add(self.numprocs - 1);
         (self.numprocs_start..=last)
             .map(|k| {
-                let name = if self.numprocs == 1 {
-                    group.to_string()
-                } else {
-                    format!("{group}:{k}")
+                let name = match &self.process_name {
+                    Some((pattern, _)) => substitute(pattern, k),
+                    None if self.numprocs == 1 => group.to_string(),
+                    None => format!("{group}:{k}"),
                 };
                 self.instance(name, k, sup)
             })

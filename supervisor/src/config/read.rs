@@ -11,10 +11,6 @@ use super::units::Conv;
 
 /// supervisord options nsvisor does not have, with what to do instead.
 const SUPERVISORD: &[(&str, &str)] = &[
-    (
-        "process_name",
-        "replicas are named NAME:K automatically (see numprocs)",
-    ),
     ("stdout_capture_maxbytes", "there is no capture mode"),
     ("stderr_capture_maxbytes", "there is no capture mode"),
     (

@@ -116,7 +116,7 @@ pub(super) fn load(path: &Path, inputs: &Inputs) -> Result<Outcome, ConfigErrors
         match program::read(&mut diag, &def.name, table, def.node.loc, &source, &sup) {
             Some(template) => {
                 for inst in template.expand(&sup) {
-                    instances.insert(inst.config.name.clone(), inst);
+                    add_instance(&mut diag, &mut instances, &template, def.key_loc, inst);
                 }
             }
             None => {
@@ -197,6 +197,38 @@ fn parse_toml(
             None
         }
     }
+}
+
+/// Adds one replica; a name made by `process_name` must be a valid name,
+/// and no two processes may have the same name.
+fn add_instance(
+    diag: &mut Diag,
+    instances: &mut BTreeMap<ProgramName, Instance>,
+    template: &program::Template,
+    table_loc: Loc,
+    inst: Instance,
+) {
+    let name = inst.config.name.as_str();
+    let program = template.base.name.as_str();
+    let at = template
+        .process_name
+        .as_ref()
+        .map_or(table_loc, |(_, loc)| *loc);
+    if template.process_name.is_some() {
+        if let Err(e) = units::check_name(name) {
+            diag.error(at, Some(program), format!("process_name: {e}"));
+            return;
+        }
+    }
+    if let Some(other) = instances.get(name) {
+        let message = format!(
+            "process name \"{name}\" is used twice (also by a process of group \"{}\"); process_name must give every process its own name",
+            other.config.group
+        );
+        diag.error(at, Some(program), message);
+        return;
+    }
+    instances.insert(inst.config.name.clone(), inst);
 }
 
 /// A program's `group` must not be the name of another program.

@@ -1,5 +1,5 @@
 //! The daemon's own log (what `tracing` records about the daemon), kept apart
-//! from program output (`logs/`). It has two writers, joined by `main.rs`
+//! from program output (`logs/`). It has three writers, joined by `main.rs`
 //! into one `tracing_subscriber` writer:
 //!
 //! - [`StderrLog`] (`stderr.rs`): events to stderr through one writer thread,
@@ -7,6 +7,8 @@
 //! - [`DaemonLogFile`] (`file.rs`): events also to `[supervisor] logfile`,
 //!   reopened by path on SIGUSR2 (through `logs::LogContext::reopen_all`,
 //!   which reopens program log files at the same moment).
+//! - [`DaemonLogTail`] (`tail.rs`): the last bytes in memory, for
+//!   supervisorctl's `maintail` and `maintail -f` (`api/xmlrpc/mainlog.rs`).
 //!
 //! Invariant: each event reaches each writer as one whole write, so lines
 //! stay whole next to the program lines the console threads write to the
@@ -14,9 +16,11 @@
 
 mod file;
 mod stderr;
+mod tail;
 
 pub use file::DaemonLogFile;
 pub use stderr::StderrLog;
+pub use tail::DaemonLogTail;
 
 /// Why the daemon's own log file could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -82,6 +82,14 @@ impl Ring {
         }
     }
 
+    /// Forgets every byte kept and starts counting again from 0, as a
+    /// truncated log file does (`clear NAME`). Followers stay subscribed.
+    pub fn clear(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.buf = VecDeque::new();
+        inner.written = 0;
+    }
+
     /// How many bytes this ring keeps at most.
     pub fn capacity(&self) -> usize {
         self.inner
@@ -176,6 +184,18 @@ mod tests {
         assert_eq!(r.snapshot(100), (b"bcde".to_vec(), 5));
         r.push_tail(1000, b"xyz");
         assert_eq!(r.snapshot(100), (b"xyz".to_vec(), 1005));
+    }
+
+    #[test]
+    fn clear_forgets_everything_like_a_truncated_file() {
+        let r = Ring::new(100);
+        r.push(b"old\n");
+        let mut rx = r.subscribe();
+        r.clear();
+        assert_eq!(r.snapshot(100), (Vec::new(), 0));
+        r.push(b"new\n");
+        assert_eq!(r.snapshot(100), (b"new\n".to_vec(), 4));
+        assert_eq!(rx.try_recv().ok(), Some(Bytes::from_static(b"new\n")));
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub single_child: bool,
     /// The daemon's own log file (`[supervisor] logfile`), reopened on SIGUSR2.
     pub daemon_log: Option<crate::daemon_log::DaemonLogFile>,
+    /// The tail of the daemon's own log kept in memory (`maintail`).
+    pub daemon_tail: Option<crate::daemon_log::DaemonLogTail>,
     /// How the config file is read (at start, and again by every reload).
     pub load_options: crate::config::LoadOptions,
 }

@@ -6,25 +6,19 @@ use nsvisor_proto::xmlrpc::Value;
 use super::{code, exit, fault_result, items, n, namespec, s, split_namespec, Ctl};
 use crate::supervisorctl::rpc::CallError;
 
-const HELP_CLEAR: &[&str] = &[
-    "clear <name>\t\tClear a process' log files.",
-    "clear <name> <name>\tClear multiple process' log files",
-    "clear all\t\tClear all process' log files",
-];
-
 impl Ctl {
-    pub(super) fn no_args(&mut self, cmd: &str, arg: &str, help: &str) -> bool {
+    pub(super) fn no_args(&mut self, cmd: &str, arg: &str) -> bool {
         if arg.is_empty() {
             return true;
         }
         self.out(&format!("Error: {cmd} accepts no arguments"));
         self.exit = exit::GENERIC;
-        self.out(help);
+        self.help_of(cmd);
         false
     }
 
     pub(super) async fn avail(&mut self, arg: &str) -> Result<(), CallError> {
-        if !self.no_args("avail", arg, "avail\t\t\tDisplay all configured processes") {
+        if !self.no_args("avail", arg) {
             return Ok(());
         }
         match self.call("getAllConfigInfo", &[]).await {
@@ -83,11 +77,7 @@ impl Ctl {
     }
 
     pub(super) async fn reread(&mut self, arg: &str) -> Result<(), CallError> {
-        if !self.no_args(
-            "reread",
-            arg,
-            "reread \t\t\tReload the daemon's configuration files without add/remove",
-        ) {
+        if !self.no_args("reread", arg) {
             return Ok(());
         }
         match self.call("reloadConfig", &[]).await {
@@ -250,7 +240,7 @@ impl Ctl {
         if names.is_empty() {
             self.out("Error: clear requires a process name");
             self.exit = exit::GENERIC;
-            self.help(HELP_CLEAR);
+            self.help_of("clear");
             return Ok(());
         }
         if names.contains(&"all") {
@@ -276,11 +266,11 @@ impl Ctl {
     }
 
     pub(super) async fn shutdown(&mut self, arg: &str) -> Result<(), CallError> {
-        if !self.no_args(
-            "shutdown",
-            arg,
-            "shutdown \tShut the remote supervisord down.",
-        ) {
+        if !self.no_args("shutdown", arg)
+            || !self
+                .really("Really shut the remote supervisord process down y/N? ")
+                .await
+        {
             return Ok(());
         }
         match self.call("shutdown", &[]).await {
@@ -311,7 +301,11 @@ impl Ctl {
     }
 
     pub(super) async fn reload(&mut self, arg: &str) -> Result<(), CallError> {
-        if !self.no_args("reload", arg, "reload \t\tRestart the remote supervisord.") {
+        if !self.no_args("reload", arg)
+            || !self
+                .really("Really restart the remote supervisord process y/N? ")
+                .await
+        {
             return Ok(());
         }
         match self.call("restart", &[]).await {

@@ -5,25 +5,6 @@ use nsvisor_proto::xmlrpc::Value;
 use super::{code, exit, fault_result, items, n, namespec, s, split_namespec, Ctl};
 use crate::supervisorctl::rpc::CallError;
 
-const HELP_START: &[&str] = &[
-    "start <name>\t\tStart a process",
-    "start <gname>:*\t\tStart all processes in a group",
-    "start <name> <name>\tStart multiple processes or groups",
-    "start all\t\tStart all processes",
-];
-const HELP_STOP: &[&str] = &[
-    "stop <name>\t\tStop a process",
-    "stop <gname>:*\t\tStop all processes in a group",
-    "stop <name> <name>\tStop multiple processes or groups",
-    "stop all\t\tStop all processes",
-];
-const HELP_SIGNAL: &[&str] = &[
-    "signal <signal name> <name>\t\tSignal a process",
-    "signal <signal name> <gname>:*\t\tSignal all processes in a group",
-    "signal <signal name> <name> <name>\tSignal multiple processes or groups",
-    "signal <signal name> all\t\tSignal all processes",
-];
-
 impl Ctl {
     pub(super) async fn status(&mut self, arg: &str) -> Result<(), CallError> {
         if !self.upcheck().await? {
@@ -135,7 +116,7 @@ impl Ctl {
         if names.is_empty() {
             self.out("Error: start requires a process name");
             self.exit = exit::INVALID_ARGS;
-            self.help(HELP_START);
+            self.help_of("start");
             return Ok(());
         }
         let ignored = Some(code::ALREADY_STARTED);
@@ -179,7 +160,7 @@ impl Ctl {
         if names.is_empty() {
             self.out("Error: stop requires a process name");
             self.exit = exit::GENERIC;
-            self.help(HELP_STOP);
+            self.help_of("stop");
             return Ok(());
         }
         let ignored = Some(code::NOT_RUNNING);
@@ -223,7 +204,7 @@ impl Ctl {
         let args: Vec<&str> = arg.split_whitespace().collect();
         if args.len() < 2 {
             self.out("Error: signal requires a signal name and a process name");
-            self.help(HELP_SIGNAL);
+            self.help_of("signal");
             self.exit = exit::GENERIC;
             return Ok(());
         }

@@ -1,12 +1,9 @@
-//! tail, maintail: program output and the daemon's log.
+//! tail, maintail, fg: program output and the daemon's log.
 
 use nsvisor_proto::xmlrpc::Value;
 
 use super::{code, exit, Ctl};
 use crate::supervisorctl::rpc::CallError;
-
-const HELP_TAIL: &[&str] = &["tail [-f] <name> [stdout|stderr] (default stdout)\nEx:\ntail -f <name>\t\tContinuous tail of named process stdout\n\t\t\tCtrl-C to exit.\ntail -100 <name>\tlast 100 *bytes* of process stdout\ntail <name> stderr\tlast 1600 *bytes* of process stderr"];
-const HELP_MAINTAIL: &[&str] = &["maintail -f \tContinuous tail of supervisor main log file (Ctrl-C to exit)\nmaintail -100\tlast 100 *bytes* of supervisord main log file\nmaintail\tlast 1600 *bytes* of supervisor main log file\n"];
 
 impl Ctl {
     pub(super) async fn tailf(&self, path: &str) -> Result<(), CallError> {
@@ -27,7 +24,7 @@ impl Ctl {
             };
             self.out(&format!("Error: {what} arguments"));
             self.exit = exit::GENERIC;
-            self.help(HELP_TAIL);
+            self.help_of("tail");
             return Ok(());
         }
         let modifier = args
@@ -116,7 +113,7 @@ impl Ctl {
             _ => {
                 self.out("Error: too many arguments");
                 self.exit = exit::GENERIC;
-                self.help(HELP_MAINTAIL);
+                self.help_of("maintail");
                 return Ok(());
             }
         };
@@ -143,3 +140,94 @@ impl Ctl {
         Ok(())
     }
 }
+
+impl Ctl {
+    /// `fg NAME`: the program's output until Ctrl-C or the end of input;
+    /// each line typed goes to its stdin (nsvisor gives programs none, so
+    /// nsvisor refuses it and `fg` ends, as supervisorctl's does when a
+    /// write fails).
+    pub(super) async fn fg(&mut self, arg: &str) -> Result<(), CallError> {
+        if !self.upcheck().await? {
+            return Ok(());
+        }
+        let names: Vec<&str> = arg.split_whitespace().collect();
+        let name = match names.as_slice() {
+            [] => {
+                self.out("ERROR: no process name supplied");
+                self.exit = exit::GENERIC;
+                self.help_of("fg");
+                return Ok(());
+            }
+            [name] => name.to_string(),
+            _ => {
+                self.out("ERROR: too many process names supplied");
+                self.exit = exit::GENERIC;
+                return Ok(());
+            }
+        };
+        match self.call("getProcessInfo", &[Value::str(&name)]).await {
+            Ok(info) if super::n(&info, "state") == RUNNING => {}
+            Ok(_) => {
+                self.out("ERROR: process not running");
+                self.exit = exit::GENERIC;
+                return Ok(());
+            }
+            Err(CallError::Fault(f)) if f.code == code::BAD_NAME => {
+                self.out("ERROR: bad process name supplied");
+                self.exit = exit::GENERIC;
+                return Ok(());
+            }
+            Err(CallError::Fault(f)) => {
+                self.out(&format!("ERROR: {}", CallError::Fault(f)));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        self.out("==> Press Ctrl-C to exit <==");
+        let rpc = self.rpc.clone();
+        let (stdout, stderr) = (
+            format!("/logtail/{name}/stdout"),
+            format!("/logtail/{name}/stderr"),
+        );
+        let output = async {
+            let _ = tokio::join!(rpc.copy_to_stdout(&stdout), rpc.copy_to_stdout(&stderr));
+            std::future::pending::<()>().await
+        };
+        tokio::pin!(output);
+        loop {
+            let typed = tokio::select! {
+                () = &mut output => unreachable!("the output is followed until input or Ctrl-C"),
+                read = self.read_line("") => read,
+            };
+            let crate::supervisorctl::shell::Read::Line(line) = typed else {
+                break;
+            };
+            let text = Value::str(format!("{line}\n"));
+            match self
+                .call("sendProcessStdin", &[Value::str(&name), text])
+                .await
+            {
+                Ok(_) => {}
+                Err(CallError::Fault(f)) => {
+                    if f.code == code::NOT_RUNNING {
+                        self.out("Process got killed");
+                    } else {
+                        self.out(&format!("ERROR: {}", CallError::Fault(f)));
+                    }
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+            let info = self.call("getProcessInfo", &[Value::str(&name)]).await?;
+            if super::n(&info, "state") != RUNNING {
+                self.out("Process got killed");
+                break;
+            }
+        }
+        self.out("Exiting foreground");
+        Ok(())
+    }
+}
+
+/// supervisord's RUNNING state code.
+const RUNNING: i64 = 20;

@@ -4,19 +4,13 @@
 
 use nsvisor_proto::xmlrpc::Value;
 
-use super::rpc::{CallError, Rpc};
+use super::rpc::{CallError, Rpc, Server};
+use super::shell::{self, Input};
 
 mod config;
 mod control;
+mod help;
 mod logs;
-
-const HELP_RESTART: &[&str] = &[
-    "restart <name>\t\tRestart a process",
-    "restart <gname>:*\tRestart all processes in a group",
-    "restart <name> <name>\tRestart multiple processes or groups",
-    "restart all\t\tRestart all processes",
-    "Note: restart does not reread config files. For that, see reread and update.",
-];
 
 /// supervisord's fault codes that supervisorctl tells apart.
 mod code {
@@ -99,27 +93,73 @@ fn fault_result(fault: &nsvisor_proto::xmlrpc::FaultAnswer, group: &str, name: &
     ])
 }
 
-/// One supervisorctl run.
+/// One supervisorctl run: one action, or the shell's many.
 pub struct Ctl {
     rpc: Rpc,
     url: String,
     exit: u8,
+    /// The shell, or `-i`: `shutdown` and `reload` ask first.
+    interactive: bool,
+    /// Lines from stdin (the shell's commands, answers, `fg` input), opened
+    /// when first read.
+    input: Option<Input>,
+}
+
+/// What the shell does after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Read the next command.
+    Continue,
+    /// Leave the shell (`quit`, `exit`, `EOF`).
+    Quit,
+}
+
+/// supervisorctl's command line split as `cmd.Cmd.parseline` splits it: the
+/// action is the leading letters, digits and `_`, the rest is its argument;
+/// `?` is `help`. `None` for an empty line.
+fn parse_line(line: &str) -> Option<(String, String, String)> {
+    let line = line.trim();
+    if line.is_empty() {
+        return None;
+    }
+    let line = match line.strip_prefix('?') {
+        Some(rest) => format!("help {rest}"),
+        None => line.to_string(),
+    };
+    let end = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(line.len());
+    let (cmd, arg) = line.split_at(end);
+    Some((cmd.to_string(), arg.trim().to_string(), line.clone()))
 }
 
 impl Ctl {
     /// A run against the server at `url`.
-    pub fn new(rpc: Rpc, url: String) -> Ctl {
-        Ctl { rpc, url, exit: 0 }
+    pub fn new(rpc: Rpc, url: String, interactive: bool) -> Ctl {
+        Ctl {
+            rpc,
+            url,
+            exit: 0,
+            interactive,
+            input: None,
+        }
+    }
+
+    /// The exit status the commands so far leave.
+    pub fn exit_status(&self) -> u8 {
+        self.exit
+    }
+
+    /// The next line of stdin, after `prompt`.
+    pub async fn read_line(&mut self, prompt: &str) -> shell::Read {
+        self.input
+            .get_or_insert_with(Input::stdin)
+            .line(prompt)
+            .await
     }
 
     fn out(&self, line: &str) {
         println!("{line}");
-    }
-
-    fn help(&self, lines: &[&str]) {
-        for l in lines {
-            self.out(l);
-        }
     }
 
     fn set_exit_from_fault(&mut self, code: i64, ignored: Option<i64>) {
@@ -141,13 +181,23 @@ impl Ctl {
         self.rpc.call(method, params).await
     }
 
-    /// Runs one action line; returns the exit status.
-    pub async fn run(mut self, line: &str) -> u8 {
-        let (cmd, arg) = match line.trim().split_once(char::is_whitespace) {
-            Some((c, a)) => (c.to_string(), a.trim().to_string()),
-            None => (line.trim().to_string(), String::new()),
+    /// Runs one command line (supervisorctl's `onecmd`).
+    pub async fn onecmd(&mut self, line: &str) -> Next {
+        let Some((cmd, arg, line)) = parse_line(line) else {
+            return Next::Continue;
         };
-        let result = self.action(&cmd, &arg).await;
+        match cmd.as_str() {
+            "EOF" | "quit" | "exit" => {
+                self.out("");
+                return Next::Quit;
+            }
+            "help" => {
+                self.help(&arg);
+                return Next::Continue;
+            }
+            _ => {}
+        }
+        let result = self.action(&cmd, &arg, &line).await;
         match result {
             Ok(()) => {}
             Err(CallError::Http(401)) => {
@@ -159,10 +209,35 @@ impl Ctl {
                 self.exit = exit::GENERIC;
             }
         }
-        self.exit
+        Next::Continue
     }
 
-    async fn action(&mut self, cmd: &str, arg: &str) -> Result<(), CallError> {
+    /// Whether the command handles Ctrl-C itself (it follows output until
+    /// then, and the shell goes on afterwards).
+    pub fn follows(line: &str) -> bool {
+        match parse_line(line) {
+            Some((cmd, arg, _)) => match cmd.as_str() {
+                "tail" | "maintail" => arg.split_whitespace().next() == Some("-f"),
+                "fg" => true,
+                _ => false,
+            },
+            None => false,
+        }
+    }
+
+    /// In the shell, `shutdown` and `reload` ask first; anything but an
+    /// answer starting with `y` (or the end of input) is no.
+    async fn really(&mut self, question: &str) -> bool {
+        if !self.interactive {
+            return true;
+        }
+        match self.read_line(question).await {
+            shell::Read::Line(answer) => answer.to_lowercase().starts_with('y'),
+            shell::Read::Eof | shell::Read::Interrupted => false,
+        }
+    }
+
+    async fn action(&mut self, cmd: &str, arg: &str, line: &str) -> Result<(), CallError> {
         match cmd {
             "status" => self.status(arg).await,
             "start" => self.start(arg).await,
@@ -174,7 +249,7 @@ impl Ctl {
                 if arg.is_empty() {
                     self.out("Error: restart requires a process name");
                     self.exit = exit::GENERIC;
-                    self.help(HELP_RESTART);
+                    self.help_of("restart");
                     return Ok(());
                 }
                 self.stop(arg).await?;
@@ -184,6 +259,7 @@ impl Ctl {
             "pid" => self.pid(arg).await,
             "tail" => self.tail(arg).await,
             "maintail" => self.maintail(arg).await,
+            "fg" => self.fg(arg).await,
             "avail" => self.avail(arg).await,
             "reread" => self.reread(arg).await,
             "update" => self.update(arg).await,
@@ -192,14 +268,9 @@ impl Ctl {
             "clear" => self.clear(arg).await,
             "shutdown" => self.shutdown(arg).await,
             "reload" => self.reload(arg).await,
+            "open" => self.open(arg).await,
             "version" => {
-                if !arg.is_empty() {
-                    self.out("Error: version accepts no arguments");
-                    self.exit = exit::GENERIC;
-                    self.out("version\t\t\tShow the version of the remote supervisord process");
-                    return Ok(());
-                }
-                if !self.upcheck().await? {
+                if !self.no_args("version", arg) || !self.upcheck().await? {
                     return Ok(());
                 }
                 let v = self.call("getSupervisorVersion", &[]).await?;
@@ -210,16 +281,28 @@ impl Ctl {
                 Ok(())
             }
             _ => {
-                let line = if arg.is_empty() {
-                    cmd.to_string()
-                } else {
-                    format!("{cmd} {arg}")
-                };
                 self.out(&format!("*** Unknown syntax: {line}"));
                 self.exit = exit::GENERIC;
                 Ok(())
             }
         }
+    }
+
+    /// `open URL`: talk to another server from now on, and show its status
+    /// (which leaves the exit status as it was).
+    async fn open(&mut self, arg: &str) -> Result<(), CallError> {
+        let url = arg.trim();
+        let Some(server) = Server::parse(url) else {
+            self.out("ERROR: url must be http:// or unix://");
+            self.exit = exit::GENERIC;
+            return Ok(());
+        };
+        self.rpc.server = server;
+        self.url = url.to_string();
+        let exit = self.exit;
+        let shown = self.status("").await;
+        self.exit = exit;
+        shown
     }
 
     /// supervisorctl's `upcheck`: the server answers with API 3.0.

@@ -136,22 +136,19 @@ pub struct Times {
     pub stop: u64,
     /// Unix time now.
     pub now: u64,
-    /// Unix time its process group was replaced by `update` (0: never):
-    /// supervisord's processes are new then, never started.
-    pub reset: u64,
+    /// Its process was replaced (by `update` or `restart`) and has not
+    /// started since: supervisord's process is new, never started (unless
+    /// it runs: then its start has not been recorded yet).
+    pub fresh: bool,
 }
 
 /// `getProcessInfo`'s struct, with supervisord's fields and description.
 pub fn process_info(p: &ProgramInfo, cfg: Option<&ProgramConfig>, times: Times) -> Value {
     let (group, name) = names(p);
-    let start = p.started_at.filter(|&s| s >= times.reset).unwrap_or(0);
-    let times = Times {
-        stop: if times.stop >= times.reset {
-            times.stop
-        } else {
-            0
-        },
-        ..times
+    let (start, times) = if times.fresh && !p.state.has_process() {
+        (0, Times { stop: 0, ..times })
+    } else {
+        (p.started_at.unwrap_or(0), times)
     };
     let stdout = logfile(cfg, false);
     let exitstatus = match p.exit_status {
@@ -317,7 +314,7 @@ mod tests {
         let t = Times {
             stop: 0,
             now: 1062,
-            reset: 0,
+            fresh: false,
         };
         let v = process_info(&p, None, t);
         assert_eq!(

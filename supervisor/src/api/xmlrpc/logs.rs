@@ -7,12 +7,11 @@
 //! every byte the stream ever carried, as a file offset would; bytes older
 //! than the buffer are gone, and a read from before them starts at the oldest
 //! byte kept. `readFile`'s and `tailFile`'s rules (negative offsets, the
-//! overflow flag) are supervisord's. The daemon's own log is a file
-//! (`[supervisor] logfile`), read as supervisord reads its main log.
+//! overflow flag) are supervisord's. Clearing a program's logs truncates its
+//! log files and empties its tail buffers, so `tail` shows nothing older.
 //! `GET /logtail/NAME[/stdout|stderr]` (supervisorctl's `tail -f`) sends the
-//! last 1024 bytes, then follows.
+//! last 1024 bytes, then follows. The daemon's own log is `mainlog.rs`.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use bytes::Bytes;
@@ -30,7 +29,12 @@ use crate::config::LogFile;
 
 /// supervisord's `readFile` over a stream of `total` bytes of which the last
 /// `kept` are known.
-fn read_range(kept: &[u8], total: u64, offset: i64, length: i64) -> Result<Vec<u8>, Fault> {
+pub(super) fn read_range(
+    kept: &[u8],
+    total: u64,
+    offset: i64,
+    length: i64,
+) -> Result<Vec<u8>, Fault> {
     let base = total - kept.len() as u64;
     let slice_from = |pos: u64| {
         &kept[usize::try_from(pos.saturating_sub(base))
@@ -137,53 +141,9 @@ pub async fn tail(
     }
 }
 
-fn main_log(rpc: &Rpc) -> Result<&Path, Fault> {
-    match rpc.setup.daemon_log.as_deref() {
-        Some(path) if path.exists() => Ok(path),
-        Some(path) => Err(Fault::new(Code::NoFile, path.display())),
-        None => Err(Fault::new(Code::NoFile, "no [supervisor] logfile is set")),
-    }
-}
-
-/// `readLog`: the daemon's log file.
-pub fn read_main(rpc: &Rpc, offset: i64, length: i64) -> Result<Value, Fault> {
-    let path = main_log(rpc)?;
-    let failed = |e: std::io::Error| Fault::new(Code::Failed, e);
-    let mut file = std::fs::File::open(path).map_err(failed)?;
-    let size = file.seek(SeekFrom::End(0)).map_err(failed)?;
-    let from = if offset < 0 {
-        if length != 0 {
-            return Err(Fault::bare(Code::BadArguments));
-        }
-        size.saturating_sub(offset.unsigned_abs())
-    } else if length < 0 {
-        return Err(Fault::bare(Code::BadArguments));
-    } else {
-        offset as u64
-    };
-    let limit = if offset < 0 {
-        offset.unsigned_abs()
-    } else if length == 0 {
-        u64::MAX
-    } else {
-        length as u64
-    };
-    file.seek(SeekFrom::Start(from)).map_err(failed)?;
-    let mut data = Vec::new();
-    file.take(limit).read_to_end(&mut data).map_err(failed)?;
-    Ok(Value::str(String::from_utf8_lossy(&data)))
-}
-
-/// `clearLog`: truncates the daemon's log file (it is written in append mode).
-pub fn clear_main(rpc: &Rpc) -> Result<Value, Fault> {
-    let path = main_log(rpc)?;
-    truncate(path).map_err(|e| Fault::new(Code::Failed, e))?;
-    Ok(Value::Bool(true))
-}
-
 /// Truncates `path` if it exists; in a directory other users can write, a
 /// planted link or file is refused (`safe_open`), not truncated.
-fn truncate(path: &Path) -> std::io::Result<()> {
+pub(super) fn truncate(path: &Path) -> std::io::Result<()> {
     let how = crate::safe_open::Open {
         nonblock: true,
         ..Default::default()
@@ -195,8 +155,18 @@ fn truncate(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Truncates a program's log files.
-fn clear_files(cfg: Option<&crate::config::ProgramConfig>, name: &str) -> Result<(), Fault> {
+/// Truncates a program's log files and empties its tail buffers.
+async fn clear_logs(
+    rpc: &Rpc,
+    cfg: Option<&crate::config::ProgramConfig>,
+    name: &str,
+) -> Result<(), Fault> {
+    for which in [StreamKind::Stdout, StreamKind::Stderr] {
+        // A program gone since the snapshot has nothing left to clear.
+        if let Ok(ring) = rpc.handle.tail(name, which).await {
+            ring.clear();
+        }
+    }
     let Some(cfg) = cfg else {
         return Ok(());
     };
@@ -212,33 +182,33 @@ fn clear_files(cfg: Option<&crate::config::ProgramConfig>, name: &str) -> Result
 pub async fn clear(rpc: &Rpc, name: &str) -> Result<Value, Fault> {
     let (list, configs) = rpc.snapshot().await?;
     let p = info::one(&list, name)?;
-    clear_files(configs.iter().find(|c| c.name.as_str() == p.name), name)?;
+    let cfg = configs.iter().find(|c| c.name.as_str() == p.name);
+    clear_logs(rpc, cfg, &p.name)
+        .await
+        .map_err(|f| Fault::new(f.code, name))?;
     Ok(Value::Bool(true))
 }
 
-/// `clearAllProcessLogs`.
+/// `clearAllProcessLogs`: every process, in supervisord's priority order.
 pub async fn clear_all(rpc: &Rpc) -> Result<Value, Fault> {
-    let (mut list, configs) = rpc.snapshot().await?;
-    list.sort_by(|a, b| info::names(a).cmp(&info::names(b)));
-    Ok(Value::Array(
-        list.iter()
-            .map(|p| {
-                let cfg = configs.iter().find(|c| c.name.as_str() == p.name);
-                match clear_files(cfg, &p.name) {
-                    Ok(()) => info::result(p, Code::Success, "OK"),
-                    Err(f) => info::result(p, f.code, &f.text),
-                }
-            })
-            .collect(),
-    ))
+    let (list, configs) = rpc.snapshot().await?;
+    let cfgs = super::process::configs_by_name(&configs);
+    let mut results = Vec::with_capacity(list.len());
+    for p in super::process::members(&list, &cfgs, None)? {
+        let cfg = cfgs.get(p.name.as_str()).copied();
+        results.push(match clear_logs(rpc, cfg, &p.name).await {
+            Ok(()) => info::result(p, Code::Success, "OK"),
+            Err(f) => info::result(p, f.code, &f.text),
+        });
+    }
+    Ok(Value::Array(results))
 }
 
 /// `GET /logtail/NAME[/CHANNEL]` and `GET /mainlogtail`.
 pub async fn logtail(rpc: &Rpc, path: &str, stopped: watch::Receiver<bool>) -> Reply {
     let not_found = || super::plain(StatusCode::NOT_FOUND, "not found\n");
     let Some(rest) = path.strip_prefix("/logtail/") else {
-        // The daemon's log is not followed: supervisorctl `maintail -f` ends.
-        return not_found();
+        return super::mainlog::follow(rpc, stopped);
     };
     let rest = nsvisor_proto::percent_decode(rest).unwrap_or_else(|_| rest.to_string());
     let (spec, channel) = match rest.rsplit_once('/') {

@@ -5,8 +5,8 @@
 //! A request is checked ([`auth`]: HTTP basic auth when `[unix_http_server]`
 //! or `[inet_http_server]` set a username), decoded ([`codec`], shared with `nsvisorctl`), and its
 //! method called: `supervisor.*` methods become the same [`Handle`] commands
-//! the JSON API sends ([`process`]: state and control; [`logs`]: output and
-//! log files; [`reread`]: `reloadConfig`, `addProcessGroup`,
+//! the JSON API sends ([`process`]: state and control; [`logs`]: program
+//! output and log files; [`mainlog`]: the daemon's own log; [`reread`]: `reloadConfig`, `addProcessGroup`,
 //! `removeProcessGroup`), and `system.*` are answered from the method table
 //! ([`system`]). Names and process info follow supervisord ([`info`]),
 //! errors are faults with supervisord's codes ([`fault`]). The peer-credential
@@ -22,6 +22,7 @@ pub mod fault;
 pub mod inet;
 mod info;
 mod logs;
+mod mainlog;
 mod params;
 mod process;
 mod reread;
@@ -55,6 +56,9 @@ pub struct Setup {
     pub load_options: LoadOptions,
     /// The daemon's own log file (`readLog`, `clearLog`, `maintail`).
     pub daemon_log: Option<PathBuf>,
+    /// The daemon's own log kept in memory: read when there is no file, and
+    /// the wake-up of `maintail -f`.
+    pub daemon_tail: Option<crate::daemon_log::DaemonLogTail>,
     /// Basic-auth credentials required on the unix socket.
     pub auth: Option<Credentials>,
 }
@@ -68,8 +72,9 @@ pub struct Rpc {
     /// When each program last stopped or exited (unix seconds): supervisord
     /// reports it, nsvisor's program info does not carry it.
     stops: Arc<Mutex<HashMap<String, u64>>>,
-    /// When `update` replaced each program's group (unix seconds).
-    resets: Mutex<HashMap<String, u64>>,
+    /// Programs whose process `update` or `restart` replaced, not started
+    /// since.
+    resets: Resets,
     reread: reread::Pending,
 }
 
@@ -82,15 +87,17 @@ pub fn owns_path(path: &str) -> bool {
 }
 
 impl Rpc {
-    /// The front end; starts recording stop times from the supervisor's events.
+    /// The front end; starts recording stop times (and starts of replaced
+    /// programs) from the supervisor's events.
     pub fn new(handle: Handle, setup: Setup) -> Arc<Rpc> {
         let stops = Arc::new(Mutex::new(HashMap::new()));
-        tokio::spawn(record_stops(handle.events(), stops.clone()));
+        let resets = Resets::default();
+        tokio::spawn(record_stops(handle.events(), stops.clone(), resets.clone()));
         Arc::new(Rpc {
             handle,
             setup,
             stops,
-            resets: Mutex::new(HashMap::new()),
+            resets,
             reread: reread::Pending::default(),
         })
     }
@@ -264,11 +271,11 @@ impl Rpc {
             }
             "readLog" | "readMainLog" => {
                 let (offset, length) = p.two_int()?;
-                logs::read_main(self, offset, length)
+                mainlog::read_main(self, offset, length)
             }
             "clearLog" => {
                 p.none()?;
-                logs::clear_main(self)
+                mainlog::clear_main(self)
             }
             "readProcessStdoutLog" | "readProcessLog" | "readProcessStderrLog" => {
                 let (prog, offset, length) = p.str_and_two_int()?;
@@ -308,25 +315,62 @@ impl Rpc {
 
     /// When `name` last stopped (unix seconds, 0: never), and now.
     fn times(&self, name: &str) -> info::Times {
-        let get = |map: &Mutex<HashMap<String, u64>>| {
-            let map = map.lock().unwrap_or_else(|e| e.into_inner());
-            map.get(name).copied().unwrap_or(0)
-        };
+        let stops = self.stops.lock().unwrap_or_else(|e| e.into_inner());
         info::Times {
-            stop: get(&self.stops),
+            stop: stops.get(name).copied().unwrap_or(0),
             now: unix_now(),
-            reset: get(&self.resets),
+            fresh: self.resets.is_fresh(name),
         }
     }
 
-    /// Records that `update` replaced these programs: supervisord reports
-    /// them as never started until they start again.
-    fn replaced<'a>(&self, names: impl Iterator<Item = &'a str>) {
-        let now = unix_now();
-        let mut resets = self.resets.lock().unwrap_or_else(|e| e.into_inner());
+    /// Records that `update` replaced these programs at `at_ms` (taken
+    /// before it applied the config, so starts it made count): supervisord
+    /// reports them as never started until they start again.
+    fn replaced<'a>(&self, names: impl Iterator<Item = &'a str>, at_ms: u64) {
+        self.resets.mark(names, at_ms);
+    }
+}
+
+/// Programs replaced by a new process of supervisord's (by `update` or
+/// `restart`), with when (unix milliseconds), and when each program last
+/// started: supervisord reports a replaced program as never started until
+/// it starts again. Shared with the task of a `restart` and with the event
+/// recorder, which records the starts. Both are event times, so the order in
+/// which they are recorded does not matter.
+#[derive(Debug, Clone, Default)]
+struct Resets(Arc<Mutex<Marks>>);
+
+#[derive(Debug, Default)]
+struct Marks {
+    replaced: HashMap<String, u64>,
+    started: HashMap<String, u64>,
+}
+
+impl Resets {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Marks> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// These programs were replaced at `at_ms`.
+    fn mark<'a>(&self, names: impl Iterator<Item = &'a str>, at_ms: u64) {
+        let mut marks = self.lock();
         for name in names {
-            resets.insert(name.to_string(), now);
+            marks.replaced.insert(name.to_string(), at_ms);
         }
+    }
+
+    /// Whether `name` was replaced and has not started since.
+    fn is_fresh(&self, name: &str) -> bool {
+        let marks = self.lock();
+        marks
+            .replaced
+            .get(name)
+            .is_some_and(|&at| marks.started.get(name).is_none_or(|&started| started < at))
+    }
+
+    /// `name` started at `time_ms`.
+    fn started(&self, name: &str, time_ms: u64) {
+        self.lock().started.insert(name.to_string(), time_ms);
     }
 }
 
@@ -336,20 +380,31 @@ pub const EVENT_RECEIVERS: usize = 1;
 /// The API version supervisorctl checks for.
 pub const API_VERSION: &str = "3.0";
 
+fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-/// Records when each program stops or exits, until the supervisor is gone.
+/// Records when each program stops or exits, and when a replaced program
+/// starts, until the supervisor is gone.
 async fn record_stops(
     mut rx: broadcast::Receiver<nsvisor_proto::StateEvent>,
     stops: Arc<Mutex<HashMap<String, u64>>>,
+    resets: Resets,
 ) {
     loop {
         match rx.recv().await {
             Ok(ev) => {
+                if ev.ready.is_none() && matches!(ev.to, State::Starting | State::Running) {
+                    resets.started(&ev.name, ev.time_ms);
+                }
                 let stopped = matches!(
                     ev.to,
                     State::Stopped | State::Exited | State::Fatal | State::Backoff

@@ -42,7 +42,7 @@ pub async fn get_state(rpc: &Rpc) -> Result<Value, Fault> {
     ]))
 }
 
-fn configs_by_name(configs: &[ProgramConfig]) -> HashMap<&str, &ProgramConfig> {
+pub(super) fn configs_by_name(configs: &[ProgramConfig]) -> HashMap<&str, &ProgramConfig> {
     configs.iter().map(|c| (c.name.as_str(), c)).collect()
 }
 
@@ -201,7 +201,7 @@ pub async fn start_process(rpc: &Rpc, name: &str, wait: bool) -> Result<Value, F
 
 /// The processes of a group (BAD_NAME if none) or of every group, in
 /// supervisord's priority order.
-fn members<'a>(
+pub(super) fn members<'a>(
     list: &'a [ProgramInfo],
     configs: &HashMap<&str, &ProgramConfig>,
     group: Option<&str>,
@@ -336,23 +336,27 @@ pub async fn shutdown(rpc: &Rpc) -> Result<Value, Fault> {
 
 /// `restart` (supervisorctl's `reload`): answered at once; then every program
 /// stops, the config file is read again and applied, and the autostart
-/// programs start.
+/// programs start, each with a new process, as supervisord's restart does.
+/// Until they start, supervisord's processes are new: "Not started".
 pub async fn restart(rpc: &Rpc) -> Result<Value, Fault> {
     if rpc.handle.health().await?.shutting_down {
         return Err(Fault::bare(Code::ShutdownState));
     }
     let handle = rpc.handle.clone();
+    let resets = rpc.resets.clone();
     tokio::spawn(async move {
         tracing::info!("XML-RPC restart: stopping every program, then reading the config again");
         if let Err(e) = handle.act(Action::Stop, "all", true).await {
             tracing::warn!("XML-RPC restart: {e}");
         }
+        let replaced_at = super::unix_now_ms();
         if let Err(e) = handle.reload().await {
             tracing::warn!("XML-RPC restart: the config was not read again: {e}");
         }
         let Ok(configs) = handle.configs().await else {
             return;
         };
+        resets.mark(configs.iter().map(|c| c.name.as_str()), replaced_at);
         for cfg in configs.iter().filter(|c| c.autostart) {
             if let Err(e) = handle.act(Action::Start, &cfg.name, false).await {
                 tracing::warn!(program = %cfg.name, "XML-RPC restart: {e}");

@@ -146,6 +146,7 @@ async fn apply(rpc: &Rpc) -> Result<(), Fault> {
     if !rpc.reread.claim() {
         return Ok(());
     }
+    let replaced_at = super::unix_now_ms();
     match rpc.handle.reload().await {
         Ok(result) => {
             if let Some(r) = rpc.reread.get() {
@@ -161,6 +162,7 @@ async fn apply(rpc: &Rpc) -> Result<(), Fault> {
                         .iter()
                         .filter(|c| fresh.contains(c.group.as_str()))
                         .map(|c| c.name.as_str()),
+                    replaced_at,
                 );
             }
             tracing::info!(

@@ -5,7 +5,8 @@
 //! Also applies what a program inherits: its `[group:x]` (the `group` key,
 //! and the group's priority when the program sets none) and `[supervisord]`'s
 //! `umask` and `user`. `%(process_num)…` is kept as `{process_num…}` for
-//! nsvisor's replica expansion.
+//! nsvisor's replica expansion (`process_name` included, so processes are
+//! named as supervisord names them).
 
 use super::expand::{Var, Vars};
 use super::lexer::Entry;
@@ -181,7 +182,7 @@ pub(in crate::config) fn map(
                 ),
                 Err(err) => report(m.diag, e, p, format!("cannot split {v:?} into words: {err}")),
             },
-            "process_name" => process_name(m, e, &v, numprocs, p),
+            "process_name" => process_name(m, &mut t, e, &v, numprocs, p),
             "numprocs_start" | "priority" | "startsecs" | "startretries" | "stopwaitsecs"
             | "stdout_logfile_backups" | "stderr_logfile_backups" => {
                 match super::values::integer(&v) {
@@ -313,9 +314,17 @@ fn inherit(m: &mut Mapper, t: &mut TableBuilder, s: &Merged, group: Option<&Grou
     }
 }
 
-/// `process_name`: nsvisor names replicas NAME:K, so only the default
-/// pattern is honoured as written.
-fn process_name(m: &mut Mapper, e: &Entry, v: &str, numprocs: i64, p: Option<&str>) {
+/// `process_name`: the name of each process, `%(process_num)…` kept as
+/// `{process_num…}` for the replica expansion (the default,
+/// `%(program_name)s` with one process, needs no key).
+fn process_name(
+    m: &mut Mapper,
+    t: &mut TableBuilder,
+    e: &Entry,
+    v: &str,
+    numprocs: i64,
+    p: Option<&str>,
+) {
     if numprocs > 1 && !e.value.contains("%(process_num)") {
         m.diag.error(
             e.value_loc,
@@ -324,18 +333,8 @@ fn process_name(m: &mut Mapper, e: &Entry, v: &str, numprocs: i64, p: Option<&st
         );
         return;
     }
-    let name = p.unwrap_or_default();
-    if v != name {
-        let names = if numprocs > 1 {
-            format!("{name}:K ({name}:0, {name}:1, … from numprocs_start)")
-        } else {
-            format!("\"{name}\", after the program")
-        };
-        m.diag.warn(
-            e.key_loc,
-            p,
-            format!("process_name: ignored; nsvisor names the processes {names}"),
-        );
+    if numprocs > 1 || Some(v) != p {
+        t.set("process_name", e, Value::Str(v.to_string()));
     }
 }
 

@@ -33,13 +33,6 @@ fn unknown_keys_suggest_the_closest() {
     assert!(e.message.contains("did you mean \"supervisor\""));
     let e = error("[supervisor]\nloglevel = \"info\"\n");
     assert_at(&e, 2, 1, "use log_level");
-    let e = key_error("process_name = \"%(program_name)s\"");
-    assert_at(
-        &e,
-        3,
-        1,
-        "supervisord's process_name is not supported; replicas are named NAME:K",
-    );
     let e = error("[supervisor]\nnodaemon = true\n");
     assert_at(&e, 2, 1, "always runs in the foreground");
     let e = key_error("frobnicate = 1");

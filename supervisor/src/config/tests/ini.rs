@@ -95,8 +95,8 @@ fn every_supervisord_key_arrives() {
     assert_eq!(sup.environment["GLOBAL"], "g");
 
     let names: Vec<&str> = l.config.programs.keys().map(|n| n.as_str()).collect();
-    assert_eq!(names, ["app:1", "app:2", "cron"]);
-    let app = &l.config.programs["app:2"];
+    assert_eq!(names, ["app_01", "app_02", "cron"], "named by process_name");
+    let app = &l.config.programs["app_02"];
     assert_eq!(app.command, ["/usr/bin/app", "--port", "8002", "two words"]);
     assert_eq!(app.group, "services");
     assert_eq!(app.process_num, 2);
@@ -153,7 +153,6 @@ fn keys_nsvisor_cannot_honour_warn_once_at_their_line() {
         (29, "directory"),
         (30, "strip_ansi=true"),
         (32, "identifier"),
-        (46, "process_name"),
         (64, "stdout_capture_maxbytes"),
         (65, "stdout_events_enabled"),
         (66, "stdout_syslog"),
@@ -202,8 +201,8 @@ fn the_container_idiom_goes_to_the_console_without_warnings() {
 fn every_expansion() {
     let l = load(&fixture("expansions.conf"));
     let names: Vec<&str> = l.config.programs.keys().map(|n| n.as_str()).collect();
-    assert_eq!(names, ["solo", "w:10", "w:8", "w:9"]);
-    let w = &l.config.programs["w:9"];
+    assert_eq!(names, ["solo", "w_08", "w_09", "w_10"]);
+    let w = &l.config.programs["w_09"];
     assert_eq!(
         w.command,
         [
@@ -230,7 +229,7 @@ fn every_expansion() {
     assert_eq!(w.environment["APP_HOME"], "/home/u/app");
     assert_eq!(w.environment["BASE"], "/opt/testhost");
     assert_eq!(w.stdout.logfile, LogFile::Path(fixture("w-009.log")));
-    assert_eq!(l.config.programs["w:10"].environment["SLOT"], "010");
+    assert_eq!(l.config.programs["w_10"].environment["SLOT"], "010");
     let solo = &l.config.programs["solo"];
     assert_eq!(solo.command, ["/bin/solo", "4"]);
     assert_eq!(solo.group, "solo");
@@ -308,7 +307,7 @@ fn convert_comments_each_dropped_or_changed_setting() {
         .lines()
         .filter(|l| l.starts_with("# dropped: "))
         .count();
-    assert_eq!(dropped, 16, "{toml}");
+    assert_eq!(dropped, 15, "{toml}");
     assert!(
         toml.contains("# dropped: ") && toml.contains("stdout_events_enabled: event listeners")
     );

@@ -20,6 +20,40 @@ fn numprocs_names_replicas() {
 }
 
 #[test]
+fn process_name_names_each_replica() {
+    let c = ok("[programs.web]\ncommand = \"web\"\nnumprocs = 2\nprocess_name = \"web_{process_num:02}\"\n[programs.solo]\ncommand = \"x\"\nprocess_name = \"one\"\n");
+    assert_eq!(
+        c.programs.keys().collect::<Vec<_>>(),
+        ["one", "web_00", "web_01"]
+    );
+    assert_eq!(c.programs["web_01"].group, "web");
+    assert_eq!(c.programs["web_01"].process_num, 1);
+    assert_eq!(c.programs["one"].group, "solo");
+}
+
+#[test]
+fn process_name_must_give_valid_distinct_names() {
+    let e = error("[programs.web]\ncommand = \"web\"\nnumprocs = 2\nprocess_name = \"web\"\n");
+    assert_at(&e, 4, 16, "must contain {process_num} when numprocs > 1");
+    let e = error("[programs.web]\ncommand = \"web\"\nprocess_name = \"a:{process_num}\"\n");
+    assert_at(
+        &e,
+        3,
+        16,
+        "process_name: invalid name \"a:0\": \":\" is reserved",
+    );
+    let e = error(
+        "[programs.a]\ncommand = \"x\"\n[programs.b]\ncommand = \"x\"\nprocess_name = \"a\"\n",
+    );
+    assert_at(
+        &e,
+        5,
+        16,
+        "process name \"a\" is used twice (also by a process of group \"a\")",
+    );
+}
+
+#[test]
 fn a_single_process_keeps_the_plain_name() {
     let c = ok("[programs.web]\ncommand = \"web {process_num}\"\nnumprocs_start = 4\n");
     let w = &c.programs["web"];
