@@ -228,7 +228,12 @@ pub async fn clear_all(rpc: &Rpc) -> Result<Value, Fault> {
 }
 
 /// `GET /logtail/NAME[/CHANNEL]` and `GET /mainlogtail`.
-pub async fn logtail(rpc: &Rpc, path: &str, stopped: watch::Receiver<bool>) -> Reply {
+pub async fn logtail(
+    rpc: &Rpc,
+    path: &str,
+    stopped: watch::Receiver<bool>,
+    client: Option<stream::Client>,
+) -> Reply {
     let not_found = || super::plain(StatusCode::NOT_FOUND, "not found\n");
     let Some(rest) = path.strip_prefix("/logtail/") else {
         // The daemon's log is not followed: supervisorctl `maintail -f` ends.
@@ -257,7 +262,7 @@ pub async fn logtail(rpc: &Rpc, path: &str, stopped: watch::Receiver<bool>) -> R
     let (kept, rx) = ring.follow();
     drop(ring);
     let first = kept[kept.len().saturating_sub(1024)..].to_vec();
-    stream::follow(Bytes::from(first), rx, stopped)
+    stream::follow(Bytes::from(first), rx, stopped, client)
 }
 
 #[cfg(test)]

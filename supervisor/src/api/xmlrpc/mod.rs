@@ -118,7 +118,8 @@ impl Rpc {
             if req.method() != Method::GET {
                 return plain(StatusCode::BAD_REQUEST, "logtail answers GET only\n");
             }
-            return logs::logtail(self, &path, stopped).await;
+            let client = super::stream::Client::of_request(&req);
+            return logs::logtail(self, &path, stopped, client).await;
         }
         if req.method() != Method::POST {
             let mut res = plain(
