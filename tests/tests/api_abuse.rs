@@ -331,6 +331,9 @@ fn abusive_clients_do_not_hold_up_a_normal_one() {
     d.wait_state("victim", State::Running, Duration::from_secs(10));
     drop(d.stream("/v1/programs/flood/logs/stdout?follow=true"));
     drop(d.events());
+    wait_until("the warm-up connections to close", HUNG, || {
+        (d.metric("nsvisor_api_connections") == Some(1.0)).then_some(())
+    });
     let fds_start = fd_count(daemon).expect("the daemon's fds");
     let rss_start = status_kb(daemon, "RssAnon").expect("the daemon's RssAnon");
 

@@ -103,6 +103,9 @@ fn fifty_programs_survive_a_minute_of_chaos() {
     let (status, _) = d.post("/v1/reload", "");
     assert_eq!(status, 200);
     d.signal(Signal::SIGUSR2);
+    wait_until("the warm-up connections to close", SETTLE, || {
+        (d.metric("nsvisor_api_connections") == Some(1.0)).then_some(())
+    });
     wait_until(
         "no unreaped child of the daemon",
         Duration::from_secs(5),

@@ -124,6 +124,7 @@ pub async fn accept_loop(
         max_connections: limits.max_connections,
     });
     let mut conns = JoinSet::new();
+    // The connections served, in accept order (ended ones are pruned).
     let mut served: VecDeque<Weak<Served>> = VecDeque::new();
     loop {
         while conns.try_join_next().is_some() {}
@@ -148,6 +149,10 @@ pub async fn accept_loop(
         };
         let state = Arc::new(Served::default());
         served.push_back(Arc::downgrade(&state));
+        if served.len() > 2 * limits.max_connections {
+            // At most `max_connections` are alive: this runs once in that many accepts.
+            served.retain(|c| c.strong_count() > 0);
+        }
         let conn = connection(
             stream,
             access.clone(),
