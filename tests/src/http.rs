@@ -59,7 +59,19 @@ fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
 
 /// Sends one request and reads the whole response.
 pub fn request(socket: &Path, method: &str, path: &str, body: &[u8]) -> io::Result<Response> {
-    let mut stream = send(socket, method, path, body)?;
+    request_within(socket, method, path, body, IO_TIMEOUT)
+}
+
+/// [`request`] with `timeout` as the bound on each read and write instead of
+/// the default 30 s, for tests that count a slow answer as a hung one.
+pub fn request_within(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> io::Result<Response> {
+    let mut stream = send(socket, method, path, body, timeout)?;
     let mut body = Vec::new();
     stream.reader.read_to_end(&mut body)?;
     Ok(Response {
@@ -71,7 +83,7 @@ pub fn request(socket: &Path, method: &str, path: &str, body: &[u8]) -> io::Resu
 
 /// Writes `raw` on a new connection and returns every byte received until EOF.
 pub fn raw(socket: &Path, raw: &[u8]) -> io::Result<Vec<u8>> {
-    let mut conn = connect(socket)?;
+    let mut conn = connect(socket, IO_TIMEOUT)?;
     conn.write_all(raw)?;
     let mut out = Vec::new();
     conn.read_to_end(&mut out)?;
@@ -80,12 +92,12 @@ pub fn raw(socket: &Path, raw: &[u8]) -> io::Result<Vec<u8>> {
 
 /// Sends a GET and returns once the status line and headers arrived.
 pub fn stream(socket: &Path, path: &str) -> io::Result<StreamBody> {
-    send(socket, "GET", path, b"")
+    send(socket, "GET", path, b"", IO_TIMEOUT)
 }
 
 /// Sends any request and returns once the status line and headers arrived.
 pub fn open(socket: &Path, method: &str, path: &str, body: &[u8]) -> io::Result<StreamBody> {
-    send(socket, method, path, body)
+    send(socket, method, path, body, IO_TIMEOUT)
 }
 
 /// The same request as [`request`], made by a `testprog request` process
@@ -132,15 +144,21 @@ pub fn request_as(
     }
 }
 
-fn connect(socket: &Path) -> io::Result<UnixStream> {
+fn connect(socket: &Path, timeout: Duration) -> io::Result<UnixStream> {
     let conn = UnixStream::connect(socket)?;
-    conn.set_read_timeout(Some(IO_TIMEOUT))?;
-    conn.set_write_timeout(Some(IO_TIMEOUT))?;
+    conn.set_read_timeout(Some(timeout))?;
+    conn.set_write_timeout(Some(timeout))?;
     Ok(conn)
 }
 
-fn send(socket: &Path, method: &str, path: &str, body: &[u8]) -> io::Result<StreamBody> {
-    let mut conn = connect(socket)?;
+fn send(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> io::Result<StreamBody> {
+    let mut conn = connect(socket, timeout)?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()

@@ -20,6 +20,7 @@ pub mod engine;
 pub mod http;
 pub mod image;
 pub mod procs;
+mod rng;
 pub mod supervisord;
 
 use std::ffi::OsStr;
@@ -30,8 +31,10 @@ pub use bins::{is_root, nsvisor_bin, nsvisorctl_bin, require_root, testprog};
 pub use daemon::{Daemon, DaemonBuilder};
 pub use http::{EventStream, Response, StreamBody};
 pub use procs::{
-    children_of, is_alive, ppid_of, proc_state, read_lines, read_records, KillOnDrop, Record,
+    children_of, comm_of, fd_count, is_alive, ppid_of, proc_state, read_lines, read_records,
+    status_kb, zombie_children, KillOnDrop, Record,
 };
+pub use rng::Rng;
 
 /// Polls `probe` every 10 ms until it returns `Some`, and returns that value.
 /// Panics with "timed out after {timeout:?} waiting for {what}" otherwise.

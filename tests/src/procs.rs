@@ -40,6 +40,35 @@ pub fn ppid_of(pid: u32) -> Option<u32> {
     after.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// How many file descriptors `pid` has open (`/proc/PID/fd`), `None` when it
+/// does not exist.
+pub fn fd_count(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `RssAnon`, ...), in kB.
+pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        let value = l.strip_prefix(field)?.strip_prefix(':')?;
+        value.trim().strip_suffix("kB")?.trim().parse().ok()
+    })
+}
+
+/// The zombies whose parent is `pid` (children it has not reaped), sorted.
+pub fn zombie_children(pid: u32) -> Vec<u32> {
+    children_of(pid)
+        .into_iter()
+        .filter(|c| proc_state(*c) == Some('Z'))
+        .collect()
+}
+
+/// The command name of `pid` (`/proc/PID/comm`), `None` when it does not exist.
+pub fn comm_of(pid: u32) -> Option<String> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(comm.trim_end().to_string())
+}
+
 /// True when `pid` exists and is not a zombie.
 pub fn is_alive(pid: u32) -> bool {
     matches!(proc_state(pid), Some(s) if s != 'Z' && s != 'X')

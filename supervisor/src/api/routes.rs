@@ -96,6 +96,7 @@ pub async fn handle(
 }
 
 async fn dispatch(api: &Api, level: Level, req: Request<Incoming>) -> Result<Reply, ApiError> {
+    let client = stream::Client::of_request(&req);
     let (parts, body) = req.into_parts();
     let route = Route::parse(parts.uri.path())?;
     let method = http_method(&route);
@@ -145,7 +146,7 @@ async fn dispatch(api: &Api, level: Level, req: Request<Incoming>) -> Result<Rep
                 &h.act(action, &target, wait).await?,
             ))
         }
-        Route::Logs(name, which) => logs(api, &name, which, &query).await,
+        Route::Logs(name, which) => logs(api, &name, which, &query, client).await,
         Route::Exec(name) => exec::exec(h, &name, &body).await,
         Route::ExecSignal(id) => exec::signal(h, id, &body).await,
         Route::Reload => Ok(reply::json(StatusCode::OK, &h.reload().await?)),
@@ -153,7 +154,7 @@ async fn dispatch(api: &Api, level: Level, req: Request<Incoming>) -> Result<Rep
             h.shutdown().await?;
             Ok(reply::json(StatusCode::ACCEPTED, &serde_json::json!({})))
         }
-        Route::Events => Ok(stream::events(h.events(), api.stopped.clone())),
+        Route::Events => Ok(stream::events(h.events(), api.stopped.clone(), client)),
         Route::Health => {
             let health = h.health().await?;
             let status = if health.healthy {
@@ -246,7 +247,13 @@ pub fn parse_signal(s: &str) -> Option<Signal> {
 
 /// `GET /v1/programs/{name}/logs/{stream}`: the tail, then (with follow) a
 /// stream of new output until the program's stream ends or the client leaves.
-async fn logs(api: &Api, name: &str, which: StreamKind, query: &Query) -> Result<Reply, ApiError> {
+async fn logs(
+    api: &Api,
+    name: &str,
+    which: StreamKind,
+    query: &Query,
+    client: Option<stream::Client>,
+) -> Result<Reply, ApiError> {
     let lines = query.number(Param::Lines)?;
     let bytes = query.number(Param::Bytes)?;
     if lines.is_some() && bytes.is_some() {
@@ -279,6 +286,7 @@ async fn logs(api: &Api, name: &str, which: StreamKind, query: &Query) -> Result
         Bytes::from(cut(kept)),
         rx,
         api.stopped.clone(),
+        client,
     ))
 }
 

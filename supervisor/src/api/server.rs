@@ -5,15 +5,24 @@
 //! one is served at the level it was granted (full control or read-only). hyper enforces the
 //! header read timeout (so a client that connects and sends nothing is dropped)
 //! and the head size limit; malformed HTTP gets hyper's 400. At most
-//! [`Limits::max_connections`] connections are served at once; more wait in
-//! the listen backlog. When the API closes, the loop stops accepting, asks every
-//! connection to finish its request in flight (streams end), and waits for them
-//! a bounded time. Started by `api::serve`.
+//! [`Limits::max_connections`] connections are served at once. When all are
+//! taken and another client connects, the connection idle the longest (no
+//! request in flight: it sends nothing, or trickles a head, or waits between
+//! requests) is closed to make room, so idle clients, however many, never keep
+//! a working one waiting; connections answering a request (streams included)
+//! are never closed for that; when every connection is busy, new clients wait
+//! for a slot (the first accepted, the others in the listen backlog). When the
+//! API closes, the loop stops accepting, asks every connection to finish its
+//! request in flight (streams end), and waits for them a bounded time.
+//! Started by `api::serve`.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::{service_fn, HttpService};
@@ -21,12 +30,13 @@ use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use nsvisor_proto::ErrorKind;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::peer::{Access, Verdict};
-use super::reply::{self, Body};
+use super::reply::{self, Body, Reply};
 use super::routes::{self, Api};
+use super::stream::Client;
 use super::xmlrpc::Rpc;
 use crate::supervisor::handle::Handle;
 
@@ -54,6 +64,49 @@ impl Default for Limits {
 /// Largest request head (request line and headers) read, in bytes.
 const MAX_HEAD: usize = 64 * 1024;
 
+/// How long a new connection waits for the slot of an evicted one before
+/// another is chosen (the chosen one may have received a request meanwhile).
+const EVICT_RECHECK: Duration = Duration::from_millis(100);
+
+/// What the accept loop knows of a connection it serves.
+#[derive(Debug, Default)]
+struct Served {
+    /// Requests being answered; a request counts until its answer's body is
+    /// done (or dropped). 0: the connection waits for a request head.
+    in_flight: AtomicUsize,
+    /// Set once the connection was asked to make room.
+    evicted: AtomicBool,
+    /// Wakes the connection's task to make room.
+    evict: Notify,
+}
+
+/// Counts a request as in flight until dropped; it rides on the answer's body.
+struct InFlight(Arc<Served>);
+
+impl InFlight {
+    fn new(conn: &Arc<Served>) -> InFlight {
+        conn.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(conn.clone())
+    }
+
+    /// The answer, with this request counted until its body is done.
+    fn attach(self, reply: Reply) -> Reply {
+        reply.map(|body| {
+            body.map_frame(move |frame| {
+                let _in_flight = &self;
+                frame
+            })
+            .boxed_unsync()
+        })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Accepts connections until `stopped` turns true.
 pub async fn accept_loop(
     listener: UnixListener,
@@ -72,15 +125,10 @@ pub async fn accept_loop(
         max_connections: limits.max_connections,
     });
     let mut conns = JoinSet::new();
+    // The connections served, in accept order (ended ones are pruned).
+    let mut served: VecDeque<Weak<Served>> = VecDeque::new();
     loop {
         while conns.try_join_next().is_some() {}
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-            _ = until_stopped(&mut stopped) => break,
-        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -93,6 +141,19 @@ pub async fn accept_loop(
             },
             _ = until_stopped(&mut stopped) => break,
         };
+        let slot = tokio::select! {
+            slot = make_room(&slots, &mut served) => match slot {
+                Some(slot) => slot,
+                None => break,
+            },
+            _ = until_stopped(&mut stopped) => break,
+        };
+        let state = Arc::new(Served::default());
+        served.push_back(Arc::downgrade(&state));
+        if served.len() > 2 * limits.max_connections {
+            // At most `max_connections` are alive: this runs once in that many accepts.
+            served.retain(|c| c.strong_count() > 0);
+        }
         let conn = connection(
             stream,
             access.clone(),
@@ -100,6 +161,7 @@ pub async fn accept_loop(
             stopped.clone(),
             limits.clone(),
             slot,
+            state,
         );
         conns.spawn(conn);
     }
@@ -112,6 +174,33 @@ pub async fn accept_loop(
     }
 }
 
+/// A free connection slot. While none is free, asks the connection idle the
+/// longest to close (the oldest first: `served` is in accept order) and waits
+/// for its slot; `None` once the slots are closed.
+async fn make_room(
+    slots: &Arc<Semaphore>,
+    served: &mut VecDeque<Weak<Served>>,
+) -> Option<OwnedSemaphorePermit> {
+    loop {
+        if let Ok(slot) = slots.clone().try_acquire_owned() {
+            return Some(slot);
+        }
+        served.retain(|c| c.strong_count() > 0);
+        let idle = served
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|c| c.in_flight.load(Ordering::SeqCst) == 0 && !c.evicted.load(Ordering::SeqCst));
+        if let Some(conn) = idle {
+            conn.evicted.store(true, Ordering::SeqCst);
+            conn.evict.notify_one();
+        }
+        match tokio::time::timeout(EVICT_RECHECK, slots.clone().acquire_owned()).await {
+            Ok(slot) => return slot.ok(),
+            Err(_) => continue,
+        }
+    }
+}
+
 /// Serves one connection: the API for allowed peers, 403 for everyone else.
 async fn connection(
     stream: UnixStream,
@@ -120,6 +209,7 @@ async fn connection(
     stopped: watch::Receiver<bool>,
     limits: Limits,
     _slot: OwnedSemaphorePermit,
+    state: Arc<Served>,
 ) {
     let verdict = access.check_stream(&stream);
     let mut builder = http1::Builder::new();
@@ -129,8 +219,15 @@ async fn connection(
         .max_buf_size(MAX_HEAD);
     match verdict {
         Verdict::Allow(level) => {
-            let service = service_fn(move |req| routes::handle(api.clone(), level, req));
-            drive(&builder, stream, service, stopped).await;
+            let client = Client::of(&stream);
+            let counted = state.clone();
+            let service = service_fn(move |mut req: Request<Incoming>| {
+                let in_flight = InFlight::new(&counted);
+                req.extensions_mut().insert(client);
+                let answer = routes::handle(api.clone(), level, req);
+                async move { Ok::<_, Infallible>(in_flight.attach(answer.await?)) }
+            });
+            drive(&builder, stream, service, stopped, &state).await;
         }
         Verdict::Deny(message) => {
             let cred = stream.peer_cred().ok();
@@ -140,22 +237,26 @@ async fn connection(
                 "control socket: refused a client"
             );
             builder.keep_alive(false);
+            let counted = state.clone();
             let service = service_fn(move |_: Request<Incoming>| {
+                let in_flight = InFlight::new(&counted);
                 let answer = reply::fail(ErrorKind::PermissionDenied, message.clone());
-                async move { Ok::<_, Infallible>(answer) }
+                async move { Ok::<_, Infallible>(in_flight.attach(answer)) }
             });
-            drive(&builder, stream, service, stopped).await;
+            drive(&builder, stream, service, stopped, &state).await;
         }
     }
 }
 
-/// Runs hyper on the connection until it ends, or until the API closes (then
-/// the request in flight may finish).
+/// Runs hyper on the connection until it ends, until the API closes (then
+/// the request in flight may finish), or until it is asked to make room:
+/// then it closes at once when idle, or after the request in flight.
 async fn drive<S>(
     builder: &http1::Builder,
     stream: UnixStream,
     service: S,
     mut stopped: watch::Receiver<bool>,
+    state: &Served,
 ) where
     S: HttpService<Incoming, ResBody = Body>,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -167,6 +268,20 @@ async fn drive<S>(
         _ = until_stopped(&mut stopped) => {
             conn.as_mut().graceful_shutdown();
             conn.await
+        }
+        () = state.evict.notified() => {
+            if state.in_flight.load(Ordering::SeqCst) == 0 {
+                tracing::debug!("control socket: closed an idle connection to make room");
+                return;
+            }
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                result = conn.as_mut() => result,
+                _ = until_stopped(&mut stopped) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            }
         }
     };
     if let Err(e) = result {

@@ -4,9 +4,14 @@
 //! never waits for a client: a client too slow to keep up skips what it missed
 //! (logged), it does not hold anyone back. A stream ends when its broadcast
 //! closes (the program's stream is gone, or the supervisor stopped), when the
-//! API closes, or when hyper notices the client left and drops the body.
+//! API closes, or when the client left: hyper notices that on its own only
+//! when it writes, or reads an EOF it is still looking for (not after a
+//! `Connection: close` request), so a stream of a quiet program also looks
+//! every [`HANGUP_CHECK`] whether its [`Client`] hung up.
 
 use std::convert::Infallible;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
@@ -17,6 +22,38 @@ use nsvisor_proto::StateEvent;
 use tokio::sync::{broadcast, watch};
 
 use super::reply::{self, Reply};
+use crate::sys;
+
+/// How often a stream with nothing to send looks whether its client left.
+const HANGUP_CHECK: Duration = Duration::from_secs(2);
+
+/// The connection a streamed answer goes to, to see whether the client hung
+/// up. Put into each request's extensions by `server.rs`; only looked at
+/// while the answer's body is polled, i.e. while the connection (and so its
+/// fd) is alive.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    fd: RawFd,
+}
+
+impl Client {
+    /// The client at the other end of `socket`.
+    pub fn of(socket: &impl AsRawFd) -> Client {
+        Client {
+            fd: socket.as_raw_fd(),
+        }
+    }
+
+    /// The client of a request, when it came through the unix socket.
+    pub fn of_request<B>(req: &hyper::Request<B>) -> Option<Client> {
+        req.extensions().get::<Client>().copied()
+    }
+
+    /// Whether the client hung up.
+    pub fn gone(self) -> bool {
+        sys::peer_hung_up(self.fd)
+    }
+}
 
 /// Content type of raw program output.
 pub const OCTETS: &str = "application/octet-stream";
@@ -29,14 +66,19 @@ pub fn follow(
     first: Bytes,
     rx: broadcast::Receiver<Bytes>,
     stopped: watch::Receiver<bool>,
+    client: Option<Client>,
 ) -> Reply {
     let head = (!first.is_empty()).then_some(first);
-    body_of(OCTETS, head, rx, stopped, Some)
+    body_of(OCTETS, head, rx, stopped, client, Some)
 }
 
 /// Every state event from now on, one JSON object per line.
-pub fn events(rx: broadcast::Receiver<StateEvent>, stopped: watch::Receiver<bool>) -> Reply {
-    body_of(NDJSON, None, rx, stopped, |event: StateEvent| {
+pub fn events(
+    rx: broadcast::Receiver<StateEvent>,
+    stopped: watch::Receiver<bool>,
+    client: Option<Client>,
+) -> Reply {
+    body_of(NDJSON, None, rx, stopped, client, |event: StateEvent| {
         let mut line = serde_json::to_vec(&event).ok()?;
         line.push(b'\n');
         Some(Bytes::from(line))
@@ -49,11 +91,12 @@ fn body_of<T: Clone + Send + 'static>(
     head: Option<Bytes>,
     rx: broadcast::Receiver<T>,
     stopped: watch::Receiver<bool>,
+    client: Option<Client>,
     encode: fn(T) -> Option<Bytes>,
 ) -> Reply {
     let head = stream::iter(head.map(|b| Ok::<_, Infallible>(Frame::data(b))));
     let rest = stream::unfold((rx, stopped), move |(mut rx, mut stopped)| async move {
-        let data = next_item(&mut rx, &mut stopped, encode).await?;
+        let data = next_item(&mut rx, &mut stopped, client, encode).await?;
         Some((Ok(Frame::data(data)), (rx, stopped)))
     });
     let body = StreamBody::new(head.chain(rest));
@@ -64,6 +107,7 @@ fn body_of<T: Clone + Send + 'static>(
 async fn next_item<T: Clone>(
     rx: &mut broadcast::Receiver<T>,
     stopped: &mut watch::Receiver<bool>,
+    client: Option<Client>,
     encode: fn(T) -> Option<Bytes>,
 ) -> Option<Bytes> {
     loop {
@@ -87,6 +131,12 @@ async fn next_item<T: Clone>(
                     return None;
                 }
             }
+            () = tokio::time::sleep(HANGUP_CHECK), if client.is_some() => {
+                if client.is_some_and(Client::gone) {
+                    tracing::debug!("a streaming client hung up");
+                    return None;
+                }
+            }
         }
     }
 }
@@ -100,7 +150,7 @@ mod tests {
     async fn follow_ends_when_the_broadcast_closes() {
         let (tx, rx) = broadcast::channel(8);
         let (_stop, stopped) = watch::channel(false);
-        let res = follow(Bytes::from_static(b"kept\n"), rx, stopped);
+        let res = follow(Bytes::from_static(b"kept\n"), rx, stopped, None);
         tx.send(Bytes::from_static(b"new\n"))
             .expect("a receiver exists");
         drop(tx);
@@ -117,7 +167,7 @@ mod tests {
     async fn events_end_when_the_api_closes() {
         let (tx, rx) = broadcast::channel(8);
         let (stop, stopped) = watch::channel(false);
-        let mut body = events(rx, stopped).into_body();
+        let mut body = events(rx, stopped, None).into_body();
         let event = StateEvent {
             ready: None,
             detail: None,

@@ -573,3 +573,42 @@ async fn a_hundred_concurrent_clients() {
     }
     assert_eq!(ok, 100);
 }
+
+#[tokio::test]
+async fn idle_connections_make_room_and_streams_keep_theirs() {
+    let limits = Limits {
+        max_connections: 2,
+        header_timeout: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    let s = setup(limits).await;
+    let stream = send(&s.path, "GET", "/v1/events", "").await;
+    let mut idle = UnixStream::connect(&s.path).await.expect("connect");
+    // Both slots are taken: the new client gets the idle one's, at once.
+    let (status, _) = tokio::time::timeout(
+        Duration::from_secs(5),
+        call(&s.path, "GET", "/v1/programs", ""),
+    )
+    .await
+    .expect("served without waiting for the header timeout");
+    assert_eq!(status, 200);
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "the idle client was closed");
+    let event = StateEvent {
+        ready: None,
+        detail: None,
+        name: "web".into(),
+        from: State::Running,
+        to: State::Exited,
+        pid: None,
+        exit_status: None,
+        time_ms: 1,
+    };
+    s.fake.events.send(event).expect("subscribers");
+    let frame = tokio::time::timeout(Duration::from_secs(5), stream.into_body().frame()).await;
+    assert!(
+        matches!(frame, Ok(Some(Ok(_)))),
+        "the stream kept its connection"
+    );
+}

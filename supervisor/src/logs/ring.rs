@@ -4,7 +4,9 @@
 //! (readers) through `Arc<Ring>`. The lock guards only this byte buffer (not
 //! program state) and is never held across I/O or `.await`. Followers get new
 //! chunks through a broadcast channel; a lagging follower loses chunks, never
-//! blocks the writer.
+//! blocks the writer. The channel holds at most [`FOLLOW_QUEUE`] chunks of at
+//! most [`FOLLOW_CHUNK`] bytes: what followers that do not read (a stuck
+//! `tail -f`) make the daemon keep is bounded by their product, per stream.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -14,6 +16,10 @@ use tokio::sync::broadcast;
 
 /// Capacity of the followers' channel, in chunks.
 const FOLLOW_QUEUE: usize = 256;
+
+/// Largest chunk sent to followers: a bigger push is sent in pieces, so a
+/// full channel holds at most 4 MiB, not 256 reads of up to 128 KiB each.
+const FOLLOW_CHUNK: usize = 16 << 10;
 
 /// The last `capacity` bytes of a stream, plus live followers.
 #[derive(Debug)]
@@ -76,8 +82,8 @@ impl Ring {
             .as_ref()
             .filter(|tx| tx.receiver_count() > 0)
         {
-            if !tail.is_empty() {
-                let _ = tx.send(Bytes::copy_from_slice(tail));
+            for piece in tail.chunks(FOLLOW_CHUNK) {
+                let _ = tx.send(Bytes::copy_from_slice(piece));
             }
         }
     }
@@ -206,6 +212,16 @@ mod tests {
         assert_eq!(r.last_lines(10), b"a\nb\nc\n".to_vec());
         assert_eq!(super::last_lines(b"a\nb", 1), b"b");
         assert_eq!(super::last_lines(b"a\nb\n", 0), b"");
+    }
+
+    #[test]
+    fn followers_get_big_pushes_in_bounded_pieces() {
+        let r = Ring::new(8);
+        let (_, mut rx) = r.follow();
+        r.push(&vec![b'x'; FOLLOW_CHUNK * 2 + 1]);
+        let sizes: Vec<usize> =
+            std::iter::from_fn(|| rx.try_recv().ok().map(|b| b.len())).collect();
+        assert_eq!(sizes, [FOLLOW_CHUNK, FOLLOW_CHUNK, 1]);
     }
 
     #[test]

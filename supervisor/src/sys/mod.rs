@@ -11,7 +11,7 @@
 //! - `heap.rs`: giving freed heap memory back to the kernel (`malloc_trim`).
 //! - `pipe.rs`: program output pipes, pipe sizes, `splice(2)`.
 //! - `reactor.rs`: registering fds and the daemon's epoll with tokio.
-//! - `socket.rs`: peer groups, UDP `IP_PKTINFO`, socket shutdown.
+//! - `socket.rs`: peer groups, UDP `IP_PKTINFO`, socket shutdown, peer hang-up.
 //! - `namespace.rs`: network and mount namespaces for a thread, bind
 //!   mounts, umount.
 //! - `netns_socket.rs`: TCP sockets created inside a sandbox's namespace (on a
@@ -45,7 +45,8 @@ pub use pipe::{log_pipe, set_pipe_size, splice_move, splice_pipe, splice_pipe_to
 pub use process::{effective_caps, group_alive, send_signal, set_subreaper};
 pub use reactor::{register_async, register_epoll, OwnedEpoll};
 pub use socket::{
-    connect_now, peer_groups, recv_from_to, send_to_from, set_pktinfo, shutdown_socket, tcp_socket,
+    connect_now, peer_groups, peer_hung_up, recv_from_to, send_to_from, set_pktinfo,
+    shutdown_socket, tcp_socket,
 };
 pub use spawn::{reserve_spawn_slots, spawn_child, ChildSetup, Ids, Session, SpawnStage};
 pub use time::utc_offset_secs;

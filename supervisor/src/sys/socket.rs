@@ -1,14 +1,15 @@
 //! Socket options and calls nix or std lack in the shape needed: the peer's
 //! supplementary groups (`api/peer.rs`), UDP with `IP_PKTINFO` so a reply
-//! leaves from the address the client wrote to (`net/udp.rs`), and a
-//! shutdown that treats a gone peer as done (`net/tcp.rs`).
+//! leaves from the address the client wrote to (`net/udp.rs`), a
+//! shutdown that treats a gone peer as done (`net/tcp.rs`), and whether the
+//! peer of a unix socket hung up (`api/stream.rs`).
 //!
 //! All of them borrow the socket for the call only and return `io::Error`,
 //! so callers can put it into their own error variants.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -116,6 +117,23 @@ pub fn send_to_from(
         Some(&dest),
     )
     .map_err(io::Error::from)
+}
+
+/// Whether the other end of the connected socket `fd` is gone: `POLLHUP`,
+/// which a unix stream socket reports once its peer closed it (not after a
+/// mere `shutdown(SHUT_WR)`), asked without waiting. False on any error.
+/// The caller must pass an fd it keeps open for the call; a stale one only
+/// gives a wrong answer (or `POLLNVAL`), nothing worse.
+pub fn peer_hung_up(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes only `pfd`, which lives for the whole
+    // call, and is given a count of 1; a timeout of 0 returns at once.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+    ready == 1 && pfd.revents & libc::POLLHUP != 0
 }
 
 /// `shutdown(fd, SHUT_WR)` (or `SHUT_RDWR` with `both`): tells the peer no

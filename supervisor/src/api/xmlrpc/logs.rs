@@ -205,10 +205,15 @@ pub async fn clear_all(rpc: &Rpc) -> Result<Value, Fault> {
 }
 
 /// `GET /logtail/NAME[/CHANNEL]` and `GET /mainlogtail`.
-pub async fn logtail(rpc: &Rpc, path: &str, stopped: watch::Receiver<bool>) -> Reply {
+pub async fn logtail(
+    rpc: &Rpc,
+    path: &str,
+    stopped: watch::Receiver<bool>,
+    client: Option<stream::Client>,
+) -> Reply {
     let not_found = || super::plain(StatusCode::NOT_FOUND, "not found\n");
     let Some(rest) = path.strip_prefix("/logtail/") else {
-        return super::mainlog::follow(rpc, stopped);
+        return super::mainlog::follow(rpc, stopped, client);
     };
     let rest = nsvisor_proto::percent_decode(rest).unwrap_or_else(|_| rest.to_string());
     let (spec, channel) = match rest.rsplit_once('/') {
@@ -233,7 +238,7 @@ pub async fn logtail(rpc: &Rpc, path: &str, stopped: watch::Receiver<bool>) -> R
     let (kept, rx) = ring.follow();
     drop(ring);
     let first = kept[kept.len().saturating_sub(1024)..].to_vec();
-    stream::follow(Bytes::from(first), rx, stopped)
+    stream::follow(Bytes::from(first), rx, stopped, client)
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use hyper::StatusCode;
 use tokio::sync::{broadcast, watch};
 
 use super::super::reply::{self, Reply};
-use super::super::stream as api_stream;
+use super::super::stream::{self as api_stream, Client};
 use super::codec::Value;
 use super::fault::{Code, Fault};
 use super::logs::read_range;
@@ -110,12 +110,12 @@ pub fn clear_main(rpc: &Rpc) -> Result<Value, Fault> {
 /// `GET /mainlogtail`: the last 1024 bytes of the daemon's log, then what it
 /// gets, until the client leaves or the API closes. 404 when the log file is
 /// set but missing, as supervisord answers.
-pub fn follow(rpc: &Rpc, stopped: watch::Receiver<bool>) -> Reply {
+pub fn follow(rpc: &Rpc, stopped: watch::Receiver<bool>, client: Option<Client>) -> Reply {
     let not_found = || super::plain(StatusCode::NOT_FOUND, "not found\n");
     let wake = rpc.setup.daemon_tail.as_ref().map(|t| t.ring().subscribe());
     match main_log(rpc) {
         Ok(MainLog::File(path)) => match FileTail::open(path, FOLLOW_HEAD) {
-            Ok((tail, head)) => follow_file(tail, head, wake, stopped),
+            Ok((tail, head)) => follow_file(tail, head, wake, stopped, client),
             Err(e) => {
                 tracing::warn!("maintail -f: cannot read {}: {e}", path.display());
                 not_found()
@@ -124,7 +124,7 @@ pub fn follow(rpc: &Rpc, stopped: watch::Receiver<bool>) -> Reply {
         Ok(MainLog::Kept(tail)) => {
             let (kept, rx) = tail.ring().follow();
             let head = kept[kept.len().saturating_sub(FOLLOW_HEAD as usize)..].to_vec();
-            api_stream::follow(Bytes::from(head), rx, stopped)
+            api_stream::follow(Bytes::from(head), rx, stopped, client)
         }
         Err(_) => not_found(),
     }
@@ -193,11 +193,12 @@ fn follow_file(
     head: Vec<u8>,
     wake: Option<broadcast::Receiver<Bytes>>,
     stopped: watch::Receiver<bool>,
+    client: Option<Client>,
 ) -> Reply {
     let head = (!head.is_empty()).then(|| Ok::<_, Infallible>(Frame::data(Bytes::from(head))));
     let rest = stream::unfold(
         (tail, wake, stopped),
-        |(mut tail, mut wake, mut stopped)| async move {
+        move |(mut tail, mut wake, mut stopped)| async move {
             loop {
                 if *stopped.borrow() {
                     return None;
@@ -223,7 +224,12 @@ fn follow_file(
                     }
                 }
                 match tail.more() {
-                    Ok(data) if data.is_empty() => {}
+                    // Checked only while quiet, as `api::stream` does.
+                    Ok(data) if data.is_empty() => {
+                        if client.is_some_and(Client::gone) {
+                            return None;
+                        }
+                    }
                     Ok(data) => {
                         return Some((Ok(Frame::data(Bytes::from(data))), (tail, wake, stopped)))
                     }

@@ -133,7 +133,8 @@ impl Rpc {
                 let message = super::peer::too_low(&format!("GET {path}"), Level::Control);
                 return plain(StatusCode::FORBIDDEN, &format!("{message}\n"));
             }
-            return logs::logtail(self, &path, stopped).await;
+            let client = super::stream::Client::of_request(&req);
+            return logs::logtail(self, &path, stopped, client).await;
         }
         if req.method() != Method::POST {
             let mut res = plain(
