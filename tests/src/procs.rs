@@ -45,6 +45,19 @@ pub fn is_alive(pid: u32) -> bool {
     matches!(proc_state(pid), Some(s) if s != 'Z' && s != 'X')
 }
 
+/// How many file descriptors `pid` has open (0 when it does not exist).
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// A `kB` field of `/proc/PID/status` in KiB (`"VmHWM:"`, the peak resident
+/// set; `"VmRSS:"`), `None` when the process or the field does not exist.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line[field.len()..].split_whitespace().next()?.parse().ok()
+}
+
 /// The lines of a file; empty when it does not exist (yet).
 pub fn read_lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)

@@ -7,7 +7,9 @@
 //! [`Limits::max_connections`] connections are served at once; more wait in
 //! the listen backlog. When the API closes, the loop stops accepting, asks every
 //! connection to finish its request in flight (streams end), and waits for them
-//! a bounded time. Started by `api::serve`.
+//! a bounded time. Out of file descriptors, a new client is answered `503`
+//! with the cause (`refuse.rs`) instead of waiting unanswered. Started by
+//! `api::serve`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::peer::{Access, Verdict};
+use super::refuse::Spare;
 use super::reply::{self, Body};
 use super::routes::{self, Api};
 use super::xmlrpc::Rpc;
@@ -71,6 +74,8 @@ pub async fn accept_loop(
         max_connections: limits.max_connections,
     });
     let mut conns = JoinSet::new();
+    let mut spare = Spare::new();
+    let mut complaints = Complaints::default();
     loop {
         while conns.try_join_next().is_some() {}
         let slot = tokio::select! {
@@ -84,9 +89,13 @@ pub async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("control socket: cannot accept a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    complaints.report(&e);
+                    // Out of descriptors: answer the client with the cause;
+                    // otherwise (or if that fails) back off instead of spinning.
+                    let refused = Spare::is_exhaustion(&e) && spare.refuse_one(&listener, &e).await;
+                    if !refused {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                     continue;
                 }
             },
@@ -108,6 +117,35 @@ pub async fn accept_loop(
     });
     if drained.await.is_err() {
         tracing::warn!("control API closed with requests still in flight");
+    }
+}
+
+/// Failed accepts, logged at most once per [`Complaints::EVERY`] with the
+/// number of the others.
+#[derive(Debug, Default)]
+struct Complaints {
+    last: Option<std::time::Instant>,
+    quiet: u64,
+}
+
+impl Complaints {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn report(&mut self, e: &std::io::Error) {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Self::EVERY)
+        {
+            self.quiet += 1;
+            return;
+        }
+        let also = match std::mem::take(&mut self.quiet) {
+            0 => String::new(),
+            n => format!(" ({n} more since the last message)"),
+        };
+        tracing::warn!("control socket: cannot accept a connection: {e}{also}");
+        self.last = Some(now);
     }
 }
 
