@@ -3,10 +3,12 @@
 //! An `accept` that fails with EMFILE/ENFILE leaves the client waiting in the
 //! listen backlog with no word of why. Instead, the accept loop keeps one
 //! spare descriptor ([`Spare`], /dev/null): it gives it up, accepts the
-//! client, reads its request head (briefly), answers `503` with kind
-//! `unavailable` and the cause, closes, and takes the spare again — the
-//! classic reserve-descriptor trick. Another thread may take the freed
-//! descriptor first; the loop then backs off as before. Used by `server.rs`.
+//! client, and takes the spare again. If that works, descriptors were freed
+//! meanwhile and the client is served as usual; if not, it reads the
+//! client's request head (briefly), answers `503` with kind `unavailable`
+//! and the cause, and closes — the classic reserve-descriptor trick. Another
+//! thread may take the freed descriptor first; the loop then backs off as
+//! before. Used by `server.rs`.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use nsvisor_proto::{ApiError, ErrorBody, ErrorKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixListener;
+use tokio::net::{UnixListener, UnixStream};
 
 use crate::sys;
 
@@ -36,30 +38,42 @@ impl Spare {
         matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
     }
 
-    /// After `accept` failed with `cause`: frees the spare, accepts one client
-    /// and answers it `503 unavailable`. Returns whether a client was answered.
-    pub async fn refuse_one(&mut self, listener: &UnixListener, cause: &io::Error) -> bool {
+    /// After `accept` failed with `cause`: frees the spare and accepts one
+    /// client (waiting for one up to [`READ_HEAD`]: Linux fails `accept`
+    /// with EMFILE even when no client is waiting). If a descriptor can be
+    /// taken for the spare again, there is room now: the client is returned,
+    /// to be served as usual. Otherwise it is answered `503 unavailable`.
+    pub async fn accept_exhausted(
+        &mut self,
+        listener: &UnixListener,
+        cause: &io::Error,
+    ) -> Option<UnixStream> {
         if self.0.take().is_none() {
+            // No spare to give up: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(100)).await;
             self.0 = sys::open_dev_null().ok();
-            return false;
+            return None;
         }
-        let answered = match tokio::time::timeout(READ_HEAD, listener.accept()).await {
-            Ok(Ok((mut stream, _))) => {
-                read_head(&mut stream).await;
-                let _ = stream.write_all(&answer(cause)).await;
-                let _ = stream.shutdown().await;
-                true
-            }
-            _ => false,
-        };
+        let accepted = tokio::time::timeout(READ_HEAD, listener.accept()).await;
         self.0 = sys::open_dev_null().ok();
-        answered
+        let Ok(Ok((mut stream, _))) = accepted else {
+            return None;
+        };
+        if self.0.is_some() {
+            return Some(stream);
+        }
+        read_head(&mut stream).await;
+        let _ = stream.write_all(&answer(cause)).await;
+        let _ = stream.shutdown().await;
+        drop(stream);
+        self.0 = sys::open_dev_null().ok();
+        None
     }
 }
 
 /// Reads until the end of the request head, EOF, or [`READ_HEAD`], so that
 /// closing does not reset a connection whose request is unread.
-async fn read_head(stream: &mut tokio::net::UnixStream) {
+async fn read_head(stream: &mut UnixStream) {
     let mut buf = [0u8; 1024];
     let mut tail = Vec::new();
     let read = async {

@@ -88,14 +88,19 @@ pub async fn accept_loop(
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
+                Err(e) if Spare::is_exhaustion(&e) => {
+                    complaints.report(&e);
+                    // Out of descriptors: a client is refused with the
+                    // cause, or served if room came back meanwhile.
+                    match spare.accept_exhausted(&listener, &e).await {
+                        Some(stream) => stream,
+                        None => continue,
+                    }
+                }
                 Err(e) => {
                     complaints.report(&e);
-                    // Out of descriptors: answer the client with the cause;
-                    // otherwise (or if that fails) back off instead of spinning.
-                    let refused = Spare::is_exhaustion(&e) && spare.refuse_one(&listener, &e).await;
-                    if !refused {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
+                    // Back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
