@@ -294,11 +294,12 @@ fn open_files_limit(pid: u32) -> (u64, u64) {
     (nums[0], nums[1])
 }
 
-/// A uid no one else runs processes as (RLIMIT_NPROC counts per user), with
-/// a copy of testprog in a directory it can reach: (uid, binary).
-fn lonely_user(d: &nsvisor_tests::DaemonBuilder) -> (u32, PathBuf) {
+/// A uid no one else runs processes as (RLIMIT_NPROC counts per user; each
+/// test passes its own `salt`), with a copy of testprog in a directory it
+/// can reach: (uid, binary).
+fn lonely_user(d: &nsvisor_tests::DaemonBuilder, salt: u32) -> (u32, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
-    let uid = 40_000 + std::process::id() % 20_000;
+    let uid = 40_000 + (std::process::id() % 10_000) * 2 + salt;
     let open = d.dir().join("open");
     std::fs::create_dir(&open).expect("mkdir");
     std::fs::set_permissions(d.dir(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -337,11 +338,13 @@ fn process_limit_of_the_programs_user_makes_a_spawn_backoff_with_the_os_error() 
         return;
     }
     // RLIMIT_NPROC does not bind root (the daemon), only processes of the
-    // user it switches to: past it, execve fails with EAGAIN.
+    // user it switches to: when that user already has more processes than
+    // the limit, the switched child's execve fails with EAGAIN. With a limit
+    // of 1, `a:0` and `a:1` start (0, then 1 process before each), `b` not.
     let b = Daemon::builder();
-    let (uid, bin) = lonely_user(&b);
+    let (uid, bin) = lonely_user(&b, 0);
     let d = b
-        .rlimit(Resource::RLIMIT_NPROC, 2, 2)
+        .rlimit(Resource::RLIMIT_NPROC, 1, 1)
         .config(&as_user_config(uid, &bin))
         .start();
     backoff_then_recovery(&d, "Resource temporarily unavailable");
@@ -411,7 +414,7 @@ fn pids_cgroup_limit_makes_a_spawn_backoff_not_a_crash() {
         }
     };
     let b = Daemon::builder();
-    let (uid, bin) = lonely_user(&b);
+    let (uid, bin) = lonely_user(&b, 1);
     let mut d = b
         .cgroup(&cg.0)
         .config(
