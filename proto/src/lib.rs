@@ -313,6 +313,9 @@ pub enum ErrorKind {
     InvalidConfig,
     /// The method is not allowed on this path (405).
     MethodNotAllowed,
+    /// The daemon cannot serve the request now: it has run out of file
+    /// descriptors (503); the request was not read.
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -328,6 +331,7 @@ impl ErrorKind {
             ErrorKind::ShuttingDown => 503,
             ErrorKind::InvalidConfig => 422,
             ErrorKind::MethodNotAllowed => 405,
+            ErrorKind::Unavailable => 503,
         }
     }
 }

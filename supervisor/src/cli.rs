@@ -95,7 +95,8 @@ pub struct Cli {
 pub enum Sub {
     /// Validate the config (and its includes) without starting anything:
     /// exit 0 when valid, 2 with every error otherwise. Warnings about
-    /// settings nsvisor drops or honours differently are printed too
+    /// settings nsvisor drops or honours differently are printed too, and
+    /// one when the programs need more open files than the hard limit here
     Check,
     /// Print a supervisord INI config as the equivalent nsvisor TOML, with a
     /// comment at each setting dropped or changed: exit 0, or 2 with every

@@ -1,7 +1,7 @@
 //! nsvisor: a process supervisor and PID 1 for containers.
 //!
 //! [`run`] is the whole life of the daemon, called by `main.rs` and by tests:
-//! raise the fd limit → become a subreaper unless PID 1 → install signal
+//! raise the fd limit as far as the programs need → become a subreaper unless PID 1 → install signal
 //! handlers → check the host for the config's networks and clean a crashed
 //! run's leftovers → open the health listener (if any) and the control
 //! socket → start the supervisor task (which starts the programs) → wait for
@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod api;
 pub mod config;
 pub mod daemon_log;
+pub mod fd_budget;
 pub mod health;
 pub mod logs;
 pub mod net;
@@ -71,7 +72,7 @@ fn lines(errors: &[net::Error]) -> String {
 /// Must be called inside a tokio runtime.
 pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
     sys::reserve_spawn_slots();
-    raise_fd_limit(config.supervisor.minfds);
+    fd_budget::raise(&config);
     become_reaper();
     let signals = signals::register(options.main_command.is_some()).map_err(RunError::Signals)?;
     let signals_handle = signals.handle();
@@ -126,24 +127,6 @@ async fn start_network(config: &Config) -> Result<net::Manager, RunError> {
         }
     }
     Ok(manager)
-}
-
-/// Raises the soft RLIMIT_NOFILE to `minfds` (and the hard one when allowed).
-fn raise_fd_limit(minfds: u64) {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return;
-    };
-    if soft >= minfds {
-        return;
-    }
-    let new_hard = hard.max(minfds);
-    if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, minfds, new_hard) {
-        match setrlimit(Resource::RLIMIT_NOFILE, minfds.min(hard), hard) {
-            Ok(()) => tracing::warn!("minfds {minfds}: raised the open-files limit only to {} (hard limit; raising it: {e})", minfds.min(hard)),
-            Err(e) => tracing::warn!("minfds {minfds}: cannot raise the open-files limit from {soft}: {e}"),
-        }
-    }
 }
 
 /// As PID 1 the kernel re-parents orphans to us; otherwise ask for it.

@@ -202,7 +202,11 @@ fn check(path: &std::path::Path, options: &LoadOptions) -> ExitCode {
             if !check_network(c) {
                 return ExitCode::from(EXIT_CONFIG as u8);
             }
-            let n = loaded.warnings().count();
+            let fd_warning = fd_shortfall(c);
+            if let Some(w) = &fd_warning {
+                eprintln!("warning: {w}");
+            }
+            let n = loaded.warnings().count() + usize::from(fd_warning.is_some());
             let warned = match n {
                 0 => String::new(),
                 1 => ", 1 warning".to_string(),
@@ -217,6 +221,14 @@ fn check(path: &std::path::Path, options: &LoadOptions) -> ExitCode {
         }
         Err(e) => config_failure(&e),
     }
+}
+
+/// The open-files warning for `nsvisor check`, against this process's limit
+/// (the one a daemon started from this shell would have).
+fn fd_shortfall(config: &Config) -> Option<String> {
+    use nsvisor::fd_budget::{estimate, shortfall, Limit};
+    let limit = Limit::current()?;
+    shortfall(estimate(config), limit).map(|w| format!("{w} (checked against the limits here)"))
 }
 
 /// `file:line:col: [program "p": ]message` for each warning of a load.

@@ -12,10 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::resource::{getrlimit, Resource};
 use nsvisor_proto::{ProgramInfo, State};
 use serde_json::Value;
 
 use crate::http::{self, EventStream, Response, StreamBody};
+use crate::launch::Launch;
 use crate::{children_of, nsvisor_bin, nsvisorctl_bin, poll, testprog, toml_quote, wait_until};
 
 /// How long the harness waits for the daemon to answer after start.
@@ -31,13 +33,10 @@ pub struct DaemonBuilder {
     env: Vec<(OsString, OsString)>,
     env_removed: Vec<OsString>,
     pid1: bool,
-    inherited: Vec<nix::sys::signal::Signal>,
-    open_files: Option<u64>,
+    launch: Launch,
     stderr: Option<std::os::fd::OwnedFd>,
     ini: bool,
     netns: Option<String>,
-    ambient_cap: Option<u32>,
-    run_as: Option<(u32, u32)>,
 }
 
 impl DaemonBuilder {
@@ -95,14 +94,47 @@ impl DaemonBuilder {
     /// Start the daemon with these signals ignored and blocked, as a careless
     /// parent might (the daemon must not pass that on to its programs).
     pub fn inherit_ignored_and_blocked(mut self, signals: &[nix::sys::signal::Signal]) -> Self {
-        self.inherited.extend_from_slice(signals);
+        self.launch.inherited.extend_from_slice(signals);
         self
     }
 
     /// Start the daemon with its soft open-files limit (`RLIMIT_NOFILE`) lowered
     /// to `soft` (the hard limit stays), to see what `minfds` does.
     pub fn open_files_limit(mut self, soft: u64) -> Self {
-        self.open_files = Some(soft);
+        let (_, hard) =
+            getrlimit(Resource::RLIMIT_NOFILE).expect("cannot read the open-files limit");
+        self.launch
+            .rlimits
+            .push((Resource::RLIMIT_NOFILE, soft.min(hard), hard));
+        self
+    }
+
+    /// Start the daemon with these soft and hard limits of `resource`
+    /// (`RLIMIT_NOFILE`, `RLIMIT_NPROC`, ...).
+    pub fn rlimit(mut self, resource: Resource, soft: u64, hard: u64) -> Self {
+        self.launch.rlimits.push((resource, soft, hard));
+        self
+    }
+
+    /// Start the daemon inside the cgroup at `dir` (it joins before exec).
+    pub fn cgroup(mut self, dir: &Path) -> Self {
+        self.launch.set_cgroup(dir);
+        self
+    }
+
+    /// Start the daemon without capability number `cap` (linux/capability.h), even as
+    /// root: it is dropped from the bounding set before exec (as in a
+    /// container, which has no CAP_SYS_RESOURCE by default).
+    pub fn drop_capability(mut self, cap: i32) -> Self {
+        self.launch.dropped_caps.push(cap);
+        self
+    }
+
+    /// The daemon's stdout (program lines on the console) goes to `fd` (a
+    /// pipe the test reads, or does not) instead of `daemon.stdout`;
+    /// [`Daemon::stdout`] is then empty.
+    pub fn stdout_to(mut self, fd: std::os::fd::OwnedFd) -> Self {
+        self.launch.stdout = Some(fd);
         self
     }
 
@@ -125,7 +157,7 @@ impl DaemonBuilder {
     /// Starts the daemon (as root) with capability number `cap` in its
     /// inheritable and ambient sets, to check what programs inherit.
     pub fn ambient_capability(mut self, cap: u32) -> Self {
-        self.ambient_cap = Some(cap);
+        self.launch.ambient_cap = Some(cap);
         self
     }
 
@@ -135,7 +167,7 @@ impl DaemonBuilder {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o777))
             .expect("cannot open the daemon's dir");
-        self.run_as = Some((uid, gid));
+        self.launch.run_as = Some((uid, gid));
         self
     }
 
@@ -175,20 +207,8 @@ impl DaemonBuilder {
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.current_dir(&dir).stdin(Stdio::null());
-        if !self.inherited.is_empty() {
-            ignore_and_block_in_child(&mut cmd, &self.inherited);
-        }
-        if let Some(soft) = self.open_files {
-            lower_open_files_in_child(&mut cmd, soft);
-        }
-        if let Some(cap) = self.ambient_cap {
-            raise_ambient_in_child(&mut cmd, cap);
-        }
-        if let Some((uid, gid)) = self.run_as {
-            use std::os::unix::process::CommandExt;
-            cmd.uid(uid).gid(gid);
-        }
         cmd.stdout(File::create(dir.join("daemon.stdout")).expect("cannot create daemon.stdout"));
+        self.launch.apply(&mut cmd);
         match self.stderr {
             Some(fd) => cmd.stderr(fd),
             None => cmd.stderr(
@@ -203,82 +223,6 @@ impl DaemonBuilder {
             pid1: self.pid1,
             exit: None,
         }
-    }
-}
-
-/// Makes the spawned child start with `signals` ignored and blocked.
-fn ignore_and_block_in_child(cmd: &mut Command, signals: &[nix::sys::signal::Signal]) {
-    use std::os::unix::process::CommandExt;
-    let signals: Vec<i32> = signals.iter().map(|s| *s as i32).collect();
-    let mut set = nix::sys::signal::SigSet::empty();
-    for sig in &signals {
-        set.add(nix::sys::signal::Signal::try_from(*sig).expect("a signal"));
-    }
-    let set = *set.as_ref();
-    // SAFETY: between fork and exec the closure only calls async-signal-safe
-    // functions (signal, pthread_sigmask) on data prepared before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            for sig in &signals {
-                libc::signal(*sig, libc::SIG_IGN);
-            }
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            Ok(())
-        });
-    }
-}
-
-/// Makes the spawned child (run as root) start with capability `cap` in its
-/// inheritable and ambient sets, as a daemon started by a capability-aware
-/// service manager may.
-fn raise_ambient_in_child(cmd: &mut Command, cap: u32) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: between fork and exec the closure only makes raw syscalls
-    // (capget, capset, prctl) on stack data.
-    unsafe {
-        cmd.pre_exec(move || {
-            // _LINUX_CAPABILITY_VERSION_3, pid 0; then effective, permitted,
-            // inheritable of capabilities 0-31, and of 32-63.
-            let mut header = [0x2008_0522u32, 0];
-            let mut data = [0u32; 6];
-            if libc::syscall(libc::SYS_capget, header.as_mut_ptr(), data.as_mut_ptr()) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            data[(cap / 32) as usize * 3 + 2] |= 1 << (cap % 32);
-            if libc::syscall(libc::SYS_capset, header.as_mut_ptr(), data.as_ptr()) != 0
-                || libc::prctl(
-                    libc::PR_CAP_AMBIENT,
-                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-                    cap as libc::c_ulong,
-                    0 as libc::c_ulong,
-                    0 as libc::c_ulong,
-                ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-/// Makes the spawned child start with a soft `RLIMIT_NOFILE` of `soft`.
-fn lower_open_files_in_child(cmd: &mut Command, soft: u64) {
-    use std::os::unix::process::CommandExt;
-    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .expect("cannot read the open-files limit");
-    let limit = libc::rlimit {
-        rlim_cur: soft.min(hard),
-        rlim_max: hard,
-    };
-    // SAFETY: between fork and exec the closure only calls setrlimit, which is
-    // async-signal-safe, on a value prepared before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
     }
 }
 
@@ -378,13 +322,10 @@ impl Daemon {
             env: Vec::new(),
             env_removed: Vec::new(),
             pid1: false,
-            inherited: Vec::new(),
-            open_files: None,
+            launch: Launch::default(),
             stderr: None,
             ini: false,
             netns: None,
-            ambient_cap: None,
-            run_as: None,
         }
     }
 

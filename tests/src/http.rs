@@ -57,6 +57,44 @@ fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
         .map(|(_, v)| v.as_str())
 }
 
+/// One connection kept open across requests (HTTP/1.1 keep-alive), for
+/// tests that need a connection made before the daemon stops accepting new
+/// ones. Answers must have a `Content-Length` (every JSON answer has).
+pub struct KeepAlive {
+    reader: BufReader<UnixStream>,
+}
+
+impl KeepAlive {
+    /// Connects to `socket`.
+    pub fn open(socket: &Path) -> io::Result<KeepAlive> {
+        Ok(KeepAlive {
+            reader: BufReader::new(connect(socket, IO_TIMEOUT)?),
+        })
+    }
+
+    /// Sends one request on this connection and reads its whole answer.
+    pub fn request(&mut self, method: &str, path: &str, body: &[u8]) -> io::Result<Response> {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let conn = self.reader.get_mut();
+        conn.write_all(head.as_bytes())?;
+        conn.write_all(body)?;
+        let (status, headers) = read_head(&mut self.reader)?;
+        let len: usize = find_header(&headers, "content-length")
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| bad("a keep-alive answer without content-length"))?;
+        let mut body = vec![0; len];
+        self.reader.read_exact(&mut body)?;
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
 /// Sends one request and reads the whole response.
 pub fn request(socket: &Path, method: &str, path: &str, body: &[u8]) -> io::Result<Response> {
     request_within(socket, method, path, body, IO_TIMEOUT)

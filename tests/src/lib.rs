@@ -19,6 +19,7 @@ mod daemon;
 pub mod engine;
 pub mod http;
 pub mod image;
+mod launch;
 pub mod procs;
 mod rng;
 pub mod supervisord;
@@ -29,7 +30,7 @@ use std::time::{Duration, Instant};
 
 pub use bins::{is_root, nsvisor_bin, nsvisorctl_bin, require_root, testprog};
 pub use daemon::{Daemon, DaemonBuilder};
-pub use http::{EventStream, Response, StreamBody};
+pub use http::{EventStream, KeepAlive, Response, StreamBody};
 pub use procs::{
     children_of, comm_of, fd_count, is_alive, ppid_of, proc_state, read_lines, read_records,
     status_kb, zombie_children, KillOnDrop, Record,

@@ -21,6 +21,7 @@ mod exec;
 mod metrics;
 mod peer;
 pub mod probes;
+mod refuse;
 mod reply;
 mod routes;
 mod server;

@@ -14,7 +14,8 @@
 //! for a slot (the first accepted, the others in the listen backlog). When the
 //! API closes, the loop stops accepting, asks every connection to finish its
 //! request in flight (streams end), and waits for them a bounded time.
-//! Started by `api::serve`.
+//! Out of file descriptors, a new client is answered `503` with the cause
+//! (`refuse.rs`) instead of waiting unanswered. Started by `api::serve`.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -34,6 +35,7 @@ use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::peer::{Access, Verdict};
+use super::refuse::Spare;
 use super::reply::{self, Body, Reply};
 use super::routes::{self, Api};
 use super::stream::Client;
@@ -127,14 +129,25 @@ pub async fn accept_loop(
     let mut conns = JoinSet::new();
     // The connections served, in accept order (ended ones are pruned).
     let mut served: VecDeque<Weak<Served>> = VecDeque::new();
+    let mut spare = Spare::new();
+    let mut complaints = Complaints::default();
     loop {
         while conns.try_join_next().is_some() {}
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
+                Err(e) if Spare::is_exhaustion(&e) => {
+                    complaints.report(&e);
+                    // Out of descriptors: a client is refused with the
+                    // cause, or served if room came back meanwhile.
+                    match spare.accept_exhausted(&listener, &e).await {
+                        Some(stream) => stream,
+                        None => continue,
+                    }
+                }
                 Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("control socket: cannot accept a connection: {e}");
+                    complaints.report(&e);
+                    // Back off instead of spinning.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -198,6 +211,35 @@ async fn make_room(
             Ok(slot) => return slot.ok(),
             Err(_) => continue,
         }
+    }
+}
+
+/// Failed accepts, logged at most once per [`Complaints::EVERY`] with the
+/// number of the others.
+#[derive(Debug, Default)]
+struct Complaints {
+    last: Option<std::time::Instant>,
+    quiet: u64,
+}
+
+impl Complaints {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn report(&mut self, e: &std::io::Error) {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Self::EVERY)
+        {
+            self.quiet += 1;
+            return;
+        }
+        let also = match std::mem::take(&mut self.quiet) {
+            0 => String::new(),
+            n => format!(" ({n} more since the last message)"),
+        };
+        tracing::warn!("control socket: cannot accept a connection: {e}{also}");
+        self.last = Some(now);
     }
 }
 

@@ -15,7 +15,9 @@
 //!   stops reading the program's pipe until it is gone (backpressure, no loss).
 //! - Failures are reported with the path and the cause, at most once a minute
 //!   while they last; the file is reopened on a later write (at most once a
-//!   second), and the recovery is reported with the number of bytes lost.
+//!   second), and the recovery is reported, with the number of bytes lost,
+//!   once bytes reach the file again (not when it merely opens: a full disk
+//!   opens fine).
 //!
 //! Owned by one pump task (`pump.rs`); nothing here is shared except the
 //! [`FileRegistry`] that counts writers per file.
@@ -133,20 +135,9 @@ impl FileSink {
         }
         match OpenFile::open(&self.spec.path, &self.registry) {
             Ok(open) => {
+                // Still failing until bytes reach it: a full disk opens fine.
                 self.open = Some(open);
                 self.retry_at = None;
-                if self.failing {
-                    self.failing = false;
-                    tracing::warn!(
-                        "program \"{}\": log file {} is writable again; {} bytes of output could not be written to it",
-                        self.program,
-                        self.spec.path.display(),
-                        self.lost
-                    );
-                    self.lost = 0;
-                    self.last_report = None;
-                    self.suppressed = 0;
-                }
                 true
             }
             Err(source) => {
@@ -159,6 +150,24 @@ impl FileSink {
                 false
             }
         }
+    }
+
+    /// Bytes reached the file after a failure: report the recovery, with
+    /// how much output the file missed.
+    fn recovered(&mut self) {
+        if !self.failing {
+            return;
+        }
+        self.failing = false;
+        tracing::warn!(
+            "program \"{}\": log file {} is writable again; {} bytes of output could not be written to it",
+            self.program,
+            self.spec.path.display(),
+            self.lost
+        );
+        self.lost = 0;
+        self.last_report = None;
+        self.suppressed = 0;
     }
 
     /// Closes the file and opens `path` again (SIGUSR2, after an external rename).
@@ -231,6 +240,9 @@ impl FileSink {
         match open.write_some(data) {
             Ok(n) => {
                 self.pending.extend_from_slice(&data[n..]);
+                if n > 0 {
+                    self.recovered();
+                }
                 true
             }
             Err((e, n)) => self.write_failed(e, data.len() - n),
@@ -362,8 +374,14 @@ impl FileSink {
         let Some(open) = &mut self.open else {
             return Spliced::UseCopy;
         };
+        let unseen = self.unseen;
         match open.splice(self.spec.maxbytes, pipe, budget, &mut self.unseen) {
-            Ok(outcome) => outcome,
+            Ok(outcome) => {
+                if self.unseen > unseen {
+                    self.recovered();
+                }
+                outcome
+            }
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 open.no_splice = true;
                 Spliced::UseCopy

@@ -97,6 +97,17 @@ async fn full_device_is_a_reported_failure() {
 }
 
 #[tokio::test]
+async fn a_full_device_that_opens_again_is_still_failing_and_reported_once() {
+    let mut s = sink(Path::new("/dev/full"), 0, 1);
+    s.write(b"x\n");
+    s.retry_at = Some(Instant::now());
+    s.write(b"y\n");
+    assert!(s.failing, "opening again is no recovery");
+    assert_eq!(s.lost, 4);
+    assert_eq!(s.suppressed, 1, "the second failure is not reported again");
+}
+
+#[tokio::test]
 async fn reopen_follows_an_external_rename() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.log");

@@ -82,6 +82,16 @@ pub enum LogError {
     },
 }
 
+impl LogError {
+    /// The OS error behind it.
+    pub fn errno(&self) -> Option<nix::errno::Errno> {
+        let source = match self {
+            LogError::Pipe { source, .. } | LogError::Start { source } => source,
+        };
+        source.raw_os_error().map(nix::errno::Errno::from_raw)
+    }
+}
+
 /// Shared by every program's logs: runtime, console, reopen signal.
 #[derive(Debug, Clone)]
 pub struct LogContext {

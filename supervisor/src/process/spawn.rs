@@ -104,6 +104,18 @@ impl SpawnError {
         }
     }
 
+    /// The OS error behind it, if any.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            SpawnError::NotFound { errno, .. }
+            | SpawnError::NotExecutable { errno, .. }
+            | SpawnError::Setup { errno, .. } => Some(*errno),
+            SpawnError::UnknownUser { .. }
+            | SpawnError::UnknownGroup { .. }
+            | SpawnError::NulByte { .. } => None,
+        }
+    }
+
     /// The child that failed after the fork, if any.
     pub fn failed_pid(&self) -> Option<Pid> {
         match self {

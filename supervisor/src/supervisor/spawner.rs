@@ -69,8 +69,9 @@ impl Spawner {
         let pipes = match logs.map(|l| l.open_pipes(watches)).transpose() {
             Ok(pipes) => pipes,
             Err(e) => {
-                tracing::error!("{e}");
-                return failed(name, e.to_string());
+                let error = with_limit(e.to_string(), e.errno());
+                tracing::error!("{error}");
+                return failed(name, error);
             }
         };
         let opts = match &pipes {
@@ -113,10 +114,11 @@ impl Spawner {
                 }
             }
             Err(e) => {
-                tracing::error!(program = name.as_str(), "{e}");
+                let error = with_limit(e.to_string(), e.errno());
+                tracing::error!(program = name.as_str(), "{error}");
                 Event::SpawnFailed {
                     name,
-                    error: e.to_string(),
+                    error,
                     code: e.shell_code(),
                     pid: e.failed_pid(),
                 }
@@ -173,6 +175,15 @@ impl Spawner {
             extra_fd: None,
         };
         spawn::spawn(cfg, opts).map_err(|e| (e.to_string(), e.shell_code()))
+    }
+}
+
+/// A spawn error's text, naming the open-files limit when that is what ran
+/// out (EMFILE), so the fix is plain.
+fn with_limit(error: String, errno: Option<nix::errno::Errno>) -> String {
+    match errno {
+        Some(nix::errno::Errno::EMFILE) => error + &crate::fd_budget::emfile_hint(),
+        _ => error,
     }
 }
 

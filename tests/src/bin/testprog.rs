@@ -24,12 +24,20 @@
 //!                          print "<prefix>line <i>" for i in 1..=N
 //! stderr-lines N           same as `print-lines N --stderr`
 //! partial-line TEXT        write TEXT to stdout without a newline
+//! bytes N [--stderr]       write N bytes of "x" to stdout (stderr) with no newline at
+//!                          all, in 64 KiB writes; stop quietly if the reader is gone
+//! close-stdout             close fd 1 (later output to stdout is lost, not an error)
+//! ignore-all               ignore every catchable signal (all but KILL and STOP)
+//! setsid                   try to start a new session; record "setsid ok" or
+//!                          "setsid EPERM" (a session leader cannot)
 //! cat FILE                 copy FILE's bytes to stdout
-//! grandchildren N FILE [--keep-traps]
+//! grandchildren N FILE [--keep-traps] [--setsid]
 //!                          fork N children that stay in our process group and sleep
 //!                          forever; append their pids to FILE, one per line. With
 //!                          --keep-traps they keep the signals trapped so far (and
-//!                          record them) instead of taking the default actions
+//!                          record them) instead of taking the default actions; with
+//!                          --setsid each starts a session of its own (leaving our
+//!                          process group) before FILE lists it
 //! orphans N [--linger SECS]
 //!                          make N orphans (double fork; the middle process exits at
 //!                          once); each sleeps SECS (default 0), records "orphan-exit"
@@ -146,6 +154,22 @@ fn run_step(prog: &mut Prog, step: &str, args: &mut Args) {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
         }
+        "bytes" => {
+            let n: u64 = parse_num(step, &args.value(step));
+            let stderr = args.flag("--stderr");
+            write_bytes(n, stderr);
+        }
+        "close-stdout" => {
+            let _ = std::io::stdout().flush();
+            // SAFETY: closing fd 1; Rust's stdout handle then gets EBADF, which
+            // its writes report and the steps ignore.
+            unsafe { libc::close(1) };
+        }
+        "ignore-all" => ignore_all(),
+        "setsid" => match nix::unistd::setsid() {
+            Ok(_) => prog.log("setsid ok"),
+            Err(e) => prog.log(&format!("setsid {e:?}")),
+        },
         "cat" => {
             let path = args.value(step);
             let bytes = std::fs::read(&path).unwrap_or_else(|e| die(&format!("cat {path}: {e}")));
@@ -156,7 +180,8 @@ fn run_step(prog: &mut Prog, step: &str, args: &mut Args) {
             let n: u32 = parse_num(step, &args.value(step));
             let file = PathBuf::from(args.value(step));
             let keep_traps = args.flag("--keep-traps");
-            prog.grandchildren(n, &file, keep_traps);
+            let setsid = args.flag("--setsid");
+            prog.grandchildren(n, &file, keep_traps, setsid);
         }
         "orphans" => {
             let n: u32 = parse_num(step, &args.value(step));
@@ -277,12 +302,17 @@ impl Prog {
         let _ = out.flush();
     }
 
-    fn grandchildren(&mut self, n: u32, file: &Path, keep_traps: bool) {
+    fn grandchildren(&mut self, n: u32, file: &Path, keep_traps: bool, setsid: bool) {
         for _ in 0..n {
             // SAFETY: testprog is single-threaded; the child resets signals and pauses,
             // or keeps its traps and idles.
             match unsafe { fork() } {
                 Ok(ForkResult::Child) => {
+                    if setsid {
+                        if let Err(e) = nix::unistd::setsid() {
+                            die(&format!("setsid: {e}"));
+                        }
+                    }
                     if keep_traps {
                         self.idle(None);
                     }
@@ -354,6 +384,37 @@ impl Prog {
         let _ = std::io::stdout().flush();
         self.log(&format!("exit {code}"));
         exit(code)
+    }
+}
+
+/// `bytes N`: N bytes of "x" and never a newline.
+fn write_bytes(n: u64, stderr: bool) {
+    let chunk = [b'x'; 64 << 10];
+    let mut out: Box<dyn Write> = if stderr {
+        Box::new(std::io::stderr().lock())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
+    let mut left = n;
+    while left > 0 {
+        let len = usize::try_from(left).map_or(chunk.len(), |l| l.min(chunk.len()));
+        if out.write_all(&chunk[..len]).is_err() {
+            return; // reader gone
+        }
+        left -= len as u64;
+    }
+    let _ = out.flush();
+}
+
+/// `ignore-all`: SIG_IGN for every signal that can be ignored.
+fn ignore_all() {
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: setting SIG_IGN installs no handler; signals glibc reserves
+        // for itself (32, 33) are refused with EINVAL, which is ignored.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
     }
 }
 

@@ -127,7 +127,8 @@ impl From<ApiError> for Fault {
             ErrorKind::WrongState
             | ErrorKind::Failed
             | ErrorKind::PermissionDenied
-            | ErrorKind::MethodNotAllowed => Code::Failed,
+            | ErrorKind::MethodNotAllowed
+            | ErrorKind::Unavailable => Code::Failed,
         };
         Fault::new(code, e.message)
     }
