@@ -114,7 +114,13 @@ stdout_console = "$console"
 EOF
     "$NSVISOR_BIN" -c "$work/n.toml" > /dev/null 2> "$work/daemon.err" &
     daemon_pid=$!
-    perl -MTime::HiRes=sleep -e 'sleep 0.005 until -S $ARGV[0]' "$sock"
+    # Until the control socket is there; fails when the daemon exits first or after 30 s.
+    perl -MTime::HiRes=sleep -e 'my ($sock, $pid) = @ARGV; my $t = 0;
+        until (-S $sock) {
+            kill(0, $pid) or die "bench/logs.sh: nsvisor exited before listening\n";
+            die "bench/logs.sh: no control socket after 30 s\n" if ($t += 0.005) > 30;
+            sleep 0.005;
+        }' "$sock" "$daemon_pid" || { cat "$work/daemon.err" >&2; exit 1; }
     local follower= reader= expect=$bytes
     if [[ $follow == yes ]]; then
         # The follower's output goes to a reader that notes the first line

@@ -61,10 +61,10 @@ def chart(res, path):
         bottom.set_title(f"{title.split(' (')[0]}: per program")
         bottom.set_ylabel(f"{pp_unit} per program (log scale)")
         bottom.set_yscale("log")
-        for ax in (top, bottom):
+        for ax, ns in ((top, res.ns), (bottom, res.ns[1:] or res.ns)):
             ax.set_xscale("log")
-            ax.set_xticks(res.ns)
-            ax.set_xticklabels([f"{n:,}" for n in res.ns])
+            ax.set_xticks(ns)
+            ax.set_xticklabels([f"{n:,}" for n in ns])
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xlabel("N programs")
             ax.grid(True, which="both", alpha=0.3)

@@ -178,6 +178,15 @@ class Run:
     def __init__(self, path, doc):
         self.path = path
         self.doc = doc
+        self.started = self.last = time.monotonic()
+        doc["wall_s"] = {}  # workload (or companion) -> seconds the run spent on it
+
+    def spent(self, what):
+        """Counts the time since the last mark towards what."""
+        t = time.monotonic()
+        self.doc["wall_s"][what] = self.doc["wall_s"].get(what, 0) + t - self.last
+        self.doc["wall_s"]["total"] = t - self.started
+        self.last = t
 
     def save(self):
         tmp = self.path + ".tmp"
@@ -186,6 +195,7 @@ class Run:
         os.replace(tmp, self.path)
 
     def add(self, label, rec):
+        self.spent(rec["workload"])
         self.doc["trials"].append(rec)
         log(f"  {label}: {_brief(rec)}")
         self.save()
@@ -377,11 +387,14 @@ def main(argv=None):
         if name in chosen and not tools[0].missing:
             script = os.path.join(args.bench_dir, "net.sh" if name == "net" else name)
             log(f"{os.path.basename(script)}")
+            run.spent("between")
             doc[key] = fn(script, args.bin_dir, cfg.mode, args)
+            run.spent(name)
             rec = doc[key]
             log("  " + ("MISSING: " + rec["missing"] if "missing" in rec else rec.get("error", "ok")))
             run.save()
     doc["load_after"] = procfs.loadavg()
+    run.spent("between")
     run.save()
     errors = sum(1 for t in doc["trials"] if "error" in t)
     log(f"wrote {args.out}: {len(doc['trials'])} trials, {errors} with errors")

@@ -41,6 +41,15 @@ def _caps(d):
     return "; ".join(f"{cap:g} s at N = {', '.join(f'{n:,}' for n in sorted(ns))}" for cap, ns in sorted(by_cap.items()))
 
 
+def _wall_line(d):
+    wall = dict(d.get("wall_s") or {})
+    total = wall.pop("total", None)
+    if total is None:
+        return []
+    parts = ", ".join(f"{k} {v / 60:.1f}" for k, v in wall.items() if k != "between" and v >= 1)
+    return [f"- **Duration**: {total / 60:.1f} min ({parts})"]
+
+
 def _runs_line(res):
     s = res.settings
     per_n = []
@@ -129,6 +138,7 @@ def page(res, chart_name):
         f"- **Machine**: {m['cpu']}, {m['cores']} cores, {m['memory_mib'] / 1024:.1f} GiB memory, Linux {m['kernel']}"
         + (" (in a container)" if m.get("in_container") else ""),
         f"- **Load average** (1, 5, 15 min): before {_load(d.get('load_before'))}, after {_load(d.get('load_after'))}",
+        *_wall_line(d),
         "- **Tools**: " + "; ".join(_tool_line(name, info) for name, info in d["tools"].items()),
         *_limits_line(res),
         "",

@@ -36,7 +36,7 @@ def crash_table(res):
     for tool in SUPERVISORS:
         miss, errs = res.missing(tool), res.errors("crash", tool)
         if not miss and not res.takes_part(tool, "crash"):
-            rows.append([tool] + [NOT_IN] * 4)
+            rows.append([tool, NOT_IN] + ["—"] * 3)
             continue
         rows.append([
             tool,
