@@ -56,6 +56,7 @@ target=${CARGO_TARGET_DIR:-$root/target}
 mkdir -p "$cache/bin" "$root/bench/results"
 missing=()
 say() { printf '== %s\n' "$*" >&2; }
+export DEBIAN_FRONTEND=noninteractive
 
 # Debian packages: command -> package.
 declare -A pkg_of=([s6-svscan]=s6 [execlineb]=execline [cc]=gcc [iperf3]=iperf3 [socat]=socat
@@ -66,12 +67,11 @@ for cmd in "${!pkg_of[@]}"; do
 done
 # Debian's perl-base has no Time::HiRes (bench/logs.sh times with it).
 perl -MTime::HiRes -e 1 2>/dev/null || need_pkgs+=(perl)
-python3 -c 'import ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
+python3 -c 'import venv' 2>/dev/null || need_pkgs+=(python3)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         say "installing ${need_pkgs[*]}"
-        export DEBIAN_FRONTEND=noninteractive
         { apt-get install -y -qq "${need_pkgs[@]}" || { apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}"; }; } \
             >"$cache/apt.log" 2>&1 || say "apt-get install ${need_pkgs[*]} failed (bench/cache/apt.log)"
     else
@@ -103,6 +103,13 @@ ensure_venv() {
     [ -x "$venv/bin/python" ] && return 0
     nice -n 10 python3 -m venv "$venv" 2>"$cache/venv.log" && return 0
     rm -rf "$venv"
+    # Debian ships venv separately.
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        say "installing python3-venv"
+        { apt-get install -y -qq python3-venv || { apt-get update -qq && apt-get install -y -qq python3-venv; }; } \
+            >>"$cache/apt.log" 2>&1 && nice -n 10 python3 -m venv "$venv" 2>>"$cache/venv.log" && return 0
+        rm -rf "$venv"
+    fi
     return 1
 }
 if ensure_venv; then

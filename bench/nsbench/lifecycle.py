@@ -35,9 +35,10 @@ PROGRAM = "sleep"
 
 
 class Capped(TrialError):
-    def __init__(self, phase, message):
-        super().__init__(message)
+    def __init__(self, phase, cap_s, detail):
+        super().__init__(f"{phase} exceeded the {cap_s:g} s cap ({detail})")
         self.phase = phase
+        self.detail = detail
 
 
 def _poll_programs(launched, n, t0, cap_s):
@@ -49,7 +50,7 @@ def _poll_programs(launched, n, t0, cap_s):
         if launched.proc.poll() is not None:
             raise TrialError(f"daemon exited with {launched.proc.returncode} while starting ({found}/{n} up)")
         if now() - t0 > cap_s:
-            raise Capped("start", f"start exceeded the {cap_s:g} s cap ({found} of {n} programs up)")
+            raise Capped("start", cap_s, f"{found:,} of {n:,} programs up")
         time.sleep(POLL_S)
 
 
@@ -61,7 +62,7 @@ def _wait_start(watch, launched, n, t0_ns, cap_s):
         return (last - t0_ns) / 1e9
     if launched.proc.poll() is not None:
         raise TrialError(f"daemon exited with {launched.proc.returncode} while starting ({got}/{n} up)")
-    raise Capped("start", f"start exceeded the {cap_s:g} s cap ({got} of {n} programs up)")
+    raise Capped("start", cap_s, f"{got:,} of {n:,} programs up")
 
 
 def _stop(watch, launched, n, cap_s):
@@ -72,7 +73,7 @@ def _stop(watch, launched, n, cap_s):
     try:
         code = launched.proc.wait(cap_s)
     except subprocess.TimeoutExpired:
-        raise Capped("stop", f"the daemon did not exit within the {cap_s:g} s cap") from None
+        raise Capped("stop", cap_s, "the daemon had not exited") from None
     if watch is None:
         return (time.monotonic_ns() - t0) / 1e9, code, []
     left_s = max(1.0, cap_s - (time.monotonic_ns() - t0) / 1e9)
@@ -159,7 +160,7 @@ def lifecycle(tool, n, cfg, cap_s):
 
             rec["stop_s"], rec["exit_code"], alive = _stop(watch, launched, n, cap_s)
         except Capped as e:
-            return {**rec, "capped": e.phase, "error": str(e)}
+            return {**rec, "capped": e.phase, "cap_detail": e.detail, "error": str(e)}
         except procwatch.EventsLost as e:
             raise TrialError(str(e)) from None
         finally:

@@ -57,8 +57,8 @@ class Settings:
 
 def settings(mode):
     if mode == "quick":
-        return Settings("quick", [1, 50], runs=2, warmup=0, settle_s=0.2, idle_s=0.5, status_samples=5,
-                        status_budget_s=2.0, log_bytes=16 << 20, log_timeout_s=120, crash_s=1.0,
+        return Settings("quick", [1, 50], runs=2, warmup=0, settle_s=0.2, idle_s=0.5, status_samples=3,
+                        status_budget_s=1.0, log_bytes=16 << 20, log_timeout_s=120, crash_s=1.0,
                         check_n=50, exec_n=10, supervisorctl_n=50, cap_s=60, warmup_at={1: 1})
     return Settings("full", [1, 100, 1000, 10000], runs=3, warmup=1, settle_s=1.0, idle_s=10.0, status_samples=15,
                     status_budget_s=10.0, log_bytes=1 << 30, log_timeout_s=600, crash_s=10.0,
@@ -92,9 +92,7 @@ def fd_shortfall(tool, n, info):
     need, hard = tool.fds_needed(lifecycle.lifecycle_progs(n)), info["set"][1]
     if need <= hard:
         return None
-    why = (f"needs {need:,} open files for {n:,} programs; the hard RLIMIT_NOFILE is {hard:,}"
-           + (f" and could not be raised ({info['raise_error']})" if info.get("raise_error") else ""))
-    return why
+    return f"needs {need:,} open files, the hard limit is {hard:,}"
 
 
 def nsvisor_pipe_bytes(repo):
@@ -260,8 +258,9 @@ def _lifecycle(run, cfg, args, ready, nofile):
                 if short.get(name):
                     rec = {"error": f"not run: {short[name]}", "skipped": True, "fd_limited": True}
                 elif name in capped:
-                    rec = {"capped": capped[name]["capped"], "skipped": True,
-                           "error": f"not run again: {capped[name]['error']} in run {capped[name]['run'] + 1}"}
+                    first = capped[name]
+                    rec = {"capped": first["capped"], "cap_s": first.get("cap_s"), "cap_detail": "not run again",
+                           "skipped": True, "error": f"not run again: {first['error']} in run {first['run'] + 1}"}
                 elif name == "limit":
                     rec = lifecycle.limit(args.spawnlimit, n, cfg.cap(n))
                 else:

@@ -34,12 +34,14 @@ class Results:
                 and (n is None or t.get("n") == n)]
 
     def values(self, workload, tool, key, n=None, scale=1):
+        """key of each counted run that has it (a run over the stop cap has its start figures)."""
         return [t[key] * scale for t in self.counted(workload, tool, n)
-                if "error" not in t and t.get(key) is not None]
+                if ("error" not in t or t.get("capped")) and t.get(key) is not None]
 
     def per_run(self, workload, tool, key, n, pct):
         """The pct-th percentile of each counted run's samples of key."""
-        return [percentile(t[key], pct) for t in self.counted(workload, tool, n) if "error" not in t and t.get(key)]
+        return [percentile(t[key], pct) for t in self.counted(workload, tool, n)
+                if ("error" not in t or t.get("capped")) and t.get(key)]
 
     def errors(self, workload, tool, n=None):
         return [t for t in self.counted(workload, tool, n) if "error" in t]
@@ -81,23 +83,10 @@ def fmt_num(v, unit):
     return f"{v:.3g} {unit}".strip()
 
 
-def _capped_text(trials, phase):
-    capped = [t for t in trials if t.get("capped") == phase]
-    if not capped:
-        return None
-    cap = next((t["cap_s"] for t in capped if t.get("cap_s")), None)
-    first = next((t for t in capped if not t.get("skipped")), capped[0])
-    return f"> {cap:g} s: exceeded the cap ({first['error']})" if cap else f"exceeded the cap: {first['error']}"
-
-
-def cell(values, unit, failed=(), missing=None, phase=None):
+def cell(values, unit, failed=(), missing=None):
     """median (min–max), or why there is no figure."""
     if missing:
         return f"missing: {missing}"
-    if phase:
-        capped = _capped_text(failed, phase)
-        if capped:
-            return capped
     if not values:
         if failed and all(t.get("fd_limited") for t in failed):
             return failed[0]["error"]
@@ -141,13 +130,22 @@ LIFECYCLE = [
 
 
 def lifecycle_cell(res, tool, key, n, unit, scale, phase):
+    """The cell of one lifecycle figure. phase: the cap that bounds this figure
+    ("start", "stop"), or "start" for what is measured after the start."""
     if tool != "limit" and res.missing(tool):
         return f"missing: {res.missing(tool)}"
+    trials = res.counted("lifecycle", tool, n)
+    over = [t for t in trials if t.get("capped") == phase and (phase == "stop" or key in ("start_s", "running_s"))]
+    if over:
+        first = next((t for t in over if not t.get("skipped")), over[0])
+        return f"> {first.get('cap_s', 0):g} s (over the cap: {first.get('cap_detail', first['error'])})"
+    if any(t.get("capped") == "start" for t in trials):
+        return "not measured (start over the cap)"
     vals = res.values("lifecycle", tool, key, n, scale)
-    failed = res.errors("lifecycle", tool, n)
+    failed = [t for t in res.errors("lifecycle", tool, n) if not t.get("capped")]
     if not vals and not failed and key == "running_s" and res.values("lifecycle", tool, "start_s", n):
         return "n/a (no status query)"
-    return cell(vals, unit, failed, None, phase)
+    return cell(vals, unit, failed)
 
 
 def lifecycle_tables(res):
@@ -201,7 +199,7 @@ def status_table(res):
                     r.append(f"{cell(p50, 'ms')} / {cell(p99, 'ms')} ({samples} calls)"
                              + (f" [{len(failed)} runs failed]" if failed else ""))
                 elif failed:
-                    r.append(cell([], "ms", failed, None, "start"))
+                    r.append(lifecycle_cell(res, tool, key, n, "ms", 1, "start"))
                 else:
                     r.append("n/a (no status query of all programs)")
             rows.append(r)
@@ -252,7 +250,8 @@ def targets_table(res):
             return None, f"missing: {res.missing(tool)}"
         if not p50:
             failed = res.errors("lifecycle", tool, big)
-            return None, cell([], "ms", failed, None, "start") if failed else "n/a (no status query of all programs)"
+            return None, lifecycle_cell(res, tool, "status_cli_ms", big, "ms", 1, "start") if failed \
+                else "n/a (no status query of all programs)"
         return median(p50), cell(p50, "ms")
 
     def per_program_fig(n):
