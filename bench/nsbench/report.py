@@ -240,9 +240,9 @@ figures mean little.
   until the file holds every byte.
 - **Crash loop**: 10 programs that exit with status 1 at once (`sh -c 'echo >> FILE;
   exit 1'`), restarted by policy (`autorestart`; horust `strategy = "always"`, no
-  backoff). The window of {crash:g} s opens once each has been restarted: the daemon's
-  CPU over it, how many starts the policy allowed, and the CPU per start, which
-  is the cost apart from the policy.
+  backoff). The window of {crash:g} s opens once there have been as many restarts as
+  programs: the daemon's CPU over it, how many starts the policy allowed, and the CPU
+  per start, which is the cost apart from the policy.
 - **supervisorctl**: the real `supervisorctl` of the supervisor package against both
   daemons (`-s unix://SOCKET`; nsvisor answers its XML-RPC), with {supervisorctl_n:,}
   programs: timed `status` calls, then `stop all` and one timed `start all`.

@@ -8,8 +8,9 @@ The lifecycle (``lifecycle.py``) and log throughput (``logflow.py``) have
 modules of their own; this one holds the shared trial machinery and:
 
 - ``crash``: 10 programs that exit at once, restarted by policy, for a
-  window that opens once each has been restarted: the daemon's CPU over the
-  window, how many starts happened, and so its CPU per start.
+  window that opens once there have been as many restarts as programs: the
+  daemon's CPU over the window, how many starts happened, and so its CPU
+  per start.
 - ``supervisorctl``: the real supervisorctl (from the supervisor package)
   against nsvisor's control socket (its XML-RPC) and against supervisord,
   with N programs: ``status`` round trips, then ``start all`` after a
@@ -168,8 +169,8 @@ def crash(tool, cfg, programs=10):
             except FileNotFoundError:
                 return 0
 
-        # The window opens once every program has been restarted at least
-        # once (the loop runs as it will from then on).
+        # The window opens once there have been as many restarts as programs
+        # (the loop runs as it will from then on).
         deadline = now() + 60
         while count() < 2 * programs:
             if launched.proc.poll() is not None:
