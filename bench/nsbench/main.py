@@ -128,6 +128,7 @@ def parse_args(argv):
     p.add_argument("--runs", type=int, help="counted runs of every workload and N")
     p.add_argument("--warmup", type=int, help="warm-up runs of every workload and N")
     p.add_argument("--ns", help="comma-separated program counts for the lifecycle workload")
+    p.add_argument("--cap", type=float, help="seconds a tool may take to start (or stop) N programs, at every N")
     return p.parse_args(argv)
 
 
@@ -283,6 +284,8 @@ def main(argv=None):
         cfg.warmup, cfg.warmup_at = args.warmup, {}
     if args.ns:
         cfg.ns = [int(x) for x in args.ns.split(",")]
+    if args.cap is not None:
+        cfg.cap_s, cfg.cap_at = args.cap, {}
     chosen = set(args.workloads.split(","))
     unknown = chosen - set(WORKLOADS)
     if unknown:

@@ -8,6 +8,8 @@ Read-only; every function tolerates processes that vanish while being read
 import os
 import platform
 import re
+import signal
+import time
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
@@ -51,6 +53,33 @@ def tree(pid, exclude_comm=None):
         out.append(p)
         todo.extend(children(p))
     return out
+
+
+def state(pid):
+    """The one-letter state of pid (R, S, T, Z...), or None when gone."""
+    f = _stat_fields(pid)
+    return f[0] if f else None
+
+
+def freeze_tree(pid, timeout_s=10.0):
+    """SIGSTOPs pid and every process under it, again and again until no new
+    one appears (a stopped process cannot fork), and returns them all: then
+    they can be killed without leaving an orphan that goes on forking."""
+    seen = set()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        new = [p for p in tree(pid) if p not in seen]
+        if not new:
+            break
+        for p in new:
+            try:
+                os.kill(p, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        seen.update(new)
+        while time.monotonic() < deadline and any(state(p) not in (None, "T", "t", "Z", "X") for p in new):
+            time.sleep(0.001)
+    return list(seen)
 
 
 def cmdline(pid):

@@ -77,9 +77,9 @@ class Launched:
         return self.proc.wait(timeout)
 
     def kill(self):
-        """SIGKILL the daemon and every process under it (an s6-supervise
-        outlives its parent and would restart its program)."""
-        for pid in procfs.tree(self.proc.pid) if self.proc.poll() is None else []:
+        """SIGKILL the daemon and every process under it, all frozen first (an
+        s6-supervise outlives its parent and would restart its program)."""
+        for pid in procfs.freeze_tree(self.proc.pid) if self.proc.poll() is None else []:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
