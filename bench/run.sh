@@ -6,10 +6,11 @@
 # Usage: bench/run.sh [--quick] [--release] [NSBENCH OPTIONS...]
 #   (no option)  full run: release build, every peer installed (horust is
 #                compiled, which takes a while), N = 1, 100, 1,000 and 10,000,
-#                1 warm-up + 3 counted runs (no warm-up at 10,000); writes
-#                bench/results/DATE.json, docs/benchmarks.{md,png,json}.
-#                About half an hour on 2 cores.
-#   --quick      smoke run: small N, short windows, 1 warm-up + 2 runs; uses the
+#                3 counted runs of everything (1 warm-up before N = 1, logs
+#                and supervisorctl); writes bench/results/DATE.json,
+#                docs/benchmarks.{md,png,json}. About 35 minutes on 2 cores
+#                (the page records how long each part took).
+#   --quick      smoke run: N = 1 and 50, short windows, 2 counted runs; uses the
 #                debug build (what `cargo test --workspace` already built; add
 #                --release for a release build); horust is used only if it is
 #                already in bench/cache (else reported "not installed (quick
