@@ -1,40 +1,52 @@
 #!/usr/bin/env bash
-# Benchmarks nsvisor against supervisord and horust, and against the limits
-# of the machine (posix_spawn, cat), and regenerates docs/benchmarks.md.
+# Benchmarks nsvisor against supervisord, horust and s6, and against the
+# limits of the machine (posix_spawn, splice), and regenerates
+# docs/benchmarks.md.
 #
 # Usage: bench/run.sh [--quick] [--release] [NSBENCH OPTIONS...]
 #   (no option)  full run: release build, every peer installed (horust is
-#                compiled, which takes a while), N = 100 and 1,000, 1 warm-up
-#                + 5 counted runs; writes bench/results/DATE.json,
-#                docs/benchmarks.{md,png,json}. About half an hour on 2 cores.
-#   --quick      smoke run: small N, short windows, 1 warm-up + 2 runs; uses the
+#                compiled, which takes a while), N = 1, 100, 1,000 and 10,000,
+#                3 counted runs of everything (1 warm-up before N = 1, logs
+#                and supervisorctl); writes bench/results/DATE.json,
+#                docs/benchmarks.{md,png,json}. About 35 minutes on 2 cores
+#                (the page records how long each part took).
+#   --quick      smoke run: N = 1 and 50, short windows, 2 counted runs; uses the
 #                debug build (what `cargo test --workspace` already built; add
 #                --release for a release build); horust is used only if it is
 #                already in bench/cache (else reported "not installed (quick
 #                mode)"); writes bench/results/quick-DATE.{json,md,png} and
-#                leaves docs/ alone. A few minutes.
+#                leaves docs/ alone. About two minutes.
+#   --bin-dir DIR  use the nsvisor and nsvisorctl binaries in DIR instead of
+#                building them (e.g. a release build made elsewhere)
 #   Other options go to the driver, e.g. --tools nsvisor,horust
 #   --workloads lifecycle,logs --runs 3 --ns 100 (see
 #   `PYTHONPATH=bench python3 -m nsbench.main --help`); such a partial run
 #   writes its page to bench/results/ and leaves docs/ alone.
 #
-# Peers are installed into bench/cache/ (git-ignored) when missing:
-# supervisor 4.3.0 and matplotlib from PyPI into a venv, horust 0.1.14 from
-# crates.io with cargo install. A peer that cannot be installed is reported
-# as missing in the output and on the page, never silently skipped.
-# Exit status: 0, or 1 when a trial of nsvisor or of a limit failed (the
-# figures and the page are still written).
+# What the harness needs is installed when missing, without questions: as
+# root, Debian packages with apt-get (s6 and execline, perl with Time::HiRes,
+# a C compiler, python3-venv, iperf3 and socat for bench/net.sh); into
+# bench/cache/ (git-ignored), supervisor 4.3.0 and matplotlib from PyPI into
+# a venv and horust 0.1.14 from crates.io with cargo install. A peer that
+# cannot be installed is reported as missing in the output and on the page,
+# never silently skipped; a missing tool of the harness itself stops it.
+# Exit status: 0, or 1 when a trial of nsvisor or of an anchor failed, or
+# bench/logs.sh or bench/net.sh failed (the figures and the page are still
+# written), or the harness could not run.
 set -euo pipefail
+start_dir=$PWD
 cd "$(dirname "$0")/.."
 root=$PWD
 cache=$root/bench/cache
 mode=full
 profile=
+bin_dir=
 driver_args=()
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) mode=quick ;;
         --release) profile=release ;;
+        --bin-dir) bin_dir=$(cd "$start_dir" && cd "$2" && pwd); shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) driver_args+=("$1") ;;
     esac
@@ -45,12 +57,44 @@ target=${CARGO_TARGET_DIR:-$root/target}
 mkdir -p "$cache/bin" "$root/bench/results"
 missing=()
 say() { printf '== %s\n' "$*" >&2; }
+export DEBIAN_FRONTEND=noninteractive
 
-say "building nsvisor ($profile)"
-if [ $profile = release ]; then cargo build --release --workspace; else cargo build --workspace; fi
+# Debian packages: command -> package.
+declare -A pkg_of=([s6-svscan]=s6 [execlineb]=execline [cc]=gcc [iperf3]=iperf3 [socat]=socat
+                   [nsenter]=util-linux [ip]=iproute2 [ss]=iproute2)
+need_pkgs=()
+for cmd in "${!pkg_of[@]}"; do
+    command -v "$cmd" >/dev/null || need_pkgs+=("${pkg_of[$cmd]}")
+done
+# Debian's perl-base has no Time::HiRes (bench/logs.sh times with it).
+perl -MTime::HiRes -e 1 2>/dev/null || need_pkgs+=(perl)
+python3 -c 'import venv' 2>/dev/null || need_pkgs+=(python3)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        say "installing ${need_pkgs[*]}"
+        { apt-get install -y -qq "${need_pkgs[@]}" || { apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}"; }; } \
+            >"$cache/apt.log" 2>&1 || say "apt-get install ${need_pkgs[*]} failed (bench/cache/apt.log)"
+    else
+        say "not root: cannot install ${need_pkgs[*]}"
+    fi
+fi
+for cmd in cc perl; do
+    command -v "$cmd" >/dev/null || { say "bench/run.sh needs $cmd"; exit 1; }
+done
+command -v s6-svscan >/dev/null && command -v execlineb >/dev/null \
+    || missing+=("s6=not installed (apt-get install s6 failed or not root)")
 
-say "building spawnlimit, linewriter and probeloop"
-for prog in spawnlimit linewriter probeloop; do
+if [ -n "$bin_dir" ]; then
+    say "using the nsvisor binaries in $bin_dir"
+else
+    say "building nsvisor ($profile)"
+    if [ $profile = release ]; then cargo build --release --workspace; else cargo build --workspace; fi
+    bin_dir=$target/$profile
+fi
+
+say "building spawnlimit, splicecopy, linewriter and probeloop"
+for prog in spawnlimit splicecopy linewriter probeloop; do
     cc -O2 -Wall -Wextra -o "$cache/bin/$prog" "$root/bench/$prog.c"
 done
 
@@ -63,8 +107,9 @@ ensure_venv() {
     # Debian ships venv separately.
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         say "installing python3-venv"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
-            && nice -n 10 python3 -m venv "$venv" 2>>"$cache/venv.log" && return 0
+        { apt-get install -y -qq python3-venv || { apt-get update -qq && apt-get install -y -qq python3-venv; }; } \
+            >>"$cache/apt.log" 2>&1 && nice -n 10 python3 -m venv "$venv" 2>>"$cache/venv.log" && return 0
+        rm -rf "$venv"
     fi
     return 1
 }
@@ -102,9 +147,9 @@ stamp=$(date +%Y-%m-%dT%H%M%S)
 name=$stamp
 [ $mode = quick ] && name=quick-$stamp
 json=$root/bench/results/$name.json
-args=(--mode "$mode" --bin-dir "$target/$profile" --cache "$cache" --out "$json"
+args=(--mode "$mode" --bin-dir "$bin_dir" --cache "$cache" --out "$json"
       --spawnlimit "$cache/bin/spawnlimit" --linewriter "$cache/bin/linewriter"
-      --probeloop "$cache/bin/probeloop"
+      --probeloop "$cache/bin/probeloop" --splicecopy "$cache/bin/splicecopy"
       --bench-dir "$root/bench")
 for m in "${missing[@]}"; do args+=(--missing "$m"); done
 

@@ -2,7 +2,8 @@
 other parts of nsvisor, and turns their printed tables into figures:
 
 - ``bench/logs.sh``: log throughput of nsvisor's sink set-ups (file only,
-  file + console, file + ``tail -f``) next to ``cat``;
+  file + console, file + ``tail -f``) next to ``splicecopy`` (the limit)
+  and ``cat``;
 - ``bench/net.sh``: sandbox creation and removal per program next to the
   same steps done by ``ip -batch``, and TCP throughput and connections per
   second through nsvisor's port modes next to a direct connection and to
@@ -10,7 +11,9 @@ other parts of nsvisor, and turns their printed tables into figures:
 
 Each script is run once per benchmark run with its own repetitions (set
 through its environment variables); its whole output is kept in the JSON so
-the page can show it even when a line could not be parsed.
+the page can show it even when a line could not be parsed. A script that
+exits non-zero, or prints nothing the harness can read, is an ``error``
+(``nsbench.check`` then fails the run).
 """
 
 import json
@@ -42,14 +45,15 @@ def _floats(text):
     return [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", text)]
 
 
-def logs_sh(script, bin_dir, mode):
+def logs_sh(script, bin_dir, mode, args):
     """bench/logs.sh: rows {setup: {mb_s, vs_cat, cpu_s_per_gib, wall_s: [...]}}."""
     env = {"NSVISOR_BIN": os.path.join(bin_dir, "nsvisor"), "NSVISORCTL_BIN": os.path.join(bin_dir, "nsvisorctl"),
-           "SIZE_MB": "16" if mode == "quick" else "1024", "RUNS": "1" if mode == "quick" else "5"}
+           "SPLICECOPY_BIN": args.splicecopy, "PIPE_BYTES": str(args.pipe_bytes_used),
+           "SIZE_MB": "16" if mode == "quick" else "1024", "RUNS": "1" if mode == "quick" else "3"}
     rec = _run(script, env)
     rows = {}
     for line in rec.get("output", "").splitlines():
-        m = re.match(r"^(cat|file\S*)\s+(\d+)\s+([\d.]+)x\s+([\d.]+)\s+(.*)$", line)
+        m = re.match(r"^(cat|splice|file\S*)\s+(\d+)\s+([\d.]+)x\s+([\d.]+)\s+(.*)$", line)
         if m:
             rows[m.group(1)] = {"mb_s": float(m.group(2)), "vs_cat": float(m.group(3)),
                                 "cpu_s_per_gib": float(m.group(4)), "wall_s": _floats(m.group(5))}
@@ -59,7 +63,7 @@ def logs_sh(script, bin_dir, mode):
     return rec
 
 
-def net_sh(script, bin_dir, mode):
+def net_sh(script, bin_dir, mode, args):
     """bench/net.sh: its whole JSON document (every round of every path) under
     ``json``, and under ``figures`` the medians the page shows: per-sandbox
     create/remove ms (``ip -batch`` vs nsvisor), TCP Gbit/s up and down and
@@ -67,7 +71,7 @@ def net_sh(script, bin_dir, mode):
     port modes, socat). ``nsvisor`` in the old key names is the proxy mode."""
     env = {"NSVISOR_BIN": os.path.join(bin_dir, "nsvisor"), "NSVISORCTL_BIN": os.path.join(bin_dir, "nsvisorctl")}
     env.update({"N": "5", "SECS": "1", "CPS_SECS": "1", "ROUNDS": "1"} if mode == "quick"
-               else {"N": "100", "SECS": "5", "CPS_SECS": "5", "ROUNDS": "5"})
+               else {"N": "100", "SECS": "4", "CPS_SECS": "4", "ROUNDS": "3"})
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "net.json")
         rec = _run(script, {**env, "JSON": path}, need_root=True)

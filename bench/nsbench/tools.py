@@ -1,21 +1,26 @@
-"""One adapter per supervisor under test (nsvisor, supervisord, horust): how
-to write its config for a list of programs, launch it, ask it how many
+"""One adapter per supervisor under test (nsvisor, supervisord, horust, s6):
+how to write its config for a list of programs, launch it, ask it how many
 programs it has RUNNING, and time its status round trip. The workloads
 (``workloads.py``) only talk to these adapters, so every tool goes through
 exactly the same steps.
 
 Programs are described once, tool-neutrally, by ``Prog``; each adapter
 translates it into the tool's own config with the equivalent options
-(start at once with no startsecs wait, SIGTERM to stop, 10 s grace).
+(start at once with no startsecs wait, SIGTERM to stop, 10 s grace, stderr
+into stdout when asked). ``fds_needed`` says how many descriptors a daemon
+needs for them, so the driver can tell when RLIMIT_NOFILE is too low.
 """
 
 import os
 import re
+import resource
+import shutil
 import signal
+import stat
 import subprocess
 from dataclasses import dataclass, field
 
-from . import clients
+from . import clients, procfs
 
 
 @dataclass
@@ -30,6 +35,9 @@ class Prog:
     stdout_path: str = None
     # TOML lines added after the program's table (nsvisor only: its checks).
     nsvisor_toml: str = ""
+    # stderr into the stdout stream (one pipe per program where the tool makes
+    # pipes): the lifecycle sets it for every tool, see Tool.fds_needed.
+    redirect_stderr: bool = False
 
 
 def _quote(word):
@@ -69,9 +77,16 @@ class Launched:
         return self.proc.wait(timeout)
 
     def kill(self):
+        """SIGKILL the daemon and every process under it, all frozen first (an
+        s6-supervise outlives its parent and would restart its program)."""
+        for pid in procfs.freeze_tree(self.proc.pid) if self.proc.poll() is None else []:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait()
+        self.proc.wait()
 
 
 class Tool:
@@ -79,6 +94,8 @@ class Tool:
 
     name = "?"
     missing = None
+    # The workloads this tool takes part in (s6 only in the lifecycle).
+    workloads = ("lifecycle", "logs", "crash", "supervisorctl")
 
     def version(self):
         return None
@@ -104,6 +121,13 @@ class Tool:
     def write_config(self, tdir, progs):
         raise NotImplementedError
 
+    # Descriptors the daemon keeps per program, with and without redirect_stderr.
+    fds_per_program = (0, 0)
+
+    def fds_needed(self, progs):
+        """Descriptors the daemon needs for progs (a margin for its own included)."""
+        return 64 + sum(p.numprocs * self.fds_per_program[0 if p.redirect_stderr else 1] for p in progs)
+
     def running(self, launched):
         """How many programs the tool itself reports RUNNING; None: it has no way to say."""
         return None
@@ -127,6 +151,7 @@ class Tool:
 
 class Nsvisor(Tool):
     name = "nsvisor"
+    fds_per_program = (1, 2)  # the read end of each output pipe
 
     def __init__(self, bin_dir):
         self.daemon = os.path.join(bin_dir, "nsvisor")
@@ -155,6 +180,8 @@ class Nsvisor(Tool):
                 'stderr_console = "off"',
                 "stopwaitsecs = 10",
             ]
+            if p.redirect_stderr:
+                lines.append("redirect_stderr = true")
             if p.stdout_path:
                 lines += [f"stdout_logfile = {_toml_str(p.stdout_path)}", "stdout_logfile_maxbytes = 0"]
             if p.nsvisor_toml:
@@ -208,6 +235,7 @@ class Nsvisor(Tool):
 
 class Supervisord(Tool):
     name = "supervisord"
+    fds_per_program = (2, 3)  # stdin, stdout (and stderr) pipes
 
     def __init__(self, venv_bin, missing_reason=None):
         self.daemon = os.path.join(venv_bin, "supervisord")
@@ -221,7 +249,9 @@ class Supervisord(Tool):
             return None
 
     def write_config(self, tdir, progs):
-        total = sum(p.numprocs for p in progs)
+        # minfds is what supervisord insists on at start: what it needs, but
+        # no more than it can get (a shortfall then shows as programs failing).
+        minfds = min(max(1024, self.fds_needed(progs)), resource.getrlimit(resource.RLIMIT_NOFILE)[1])
         conf = [
             "[unix_http_server]",
             f"file={tdir}/supervisor.sock",
@@ -230,7 +260,7 @@ class Supervisord(Tool):
             f"logfile={tdir}/supervisord.log",
             f"pidfile={tdir}/supervisord.pid",
             f"childlogdir={tdir}",
-            f"minfds={max(1024, 4 * total + 64)}",
+            f"minfds={minfds}",
             "[rpcinterface:supervisor]",
             "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
             "[supervisorctl]",
@@ -250,6 +280,7 @@ class Supervisord(Tool):
                 "stdout_logfile_maxbytes=0",
                 "stdout_logfile_backups=0",
                 "stderr_logfile=NONE",
+                "redirect_stderr=true" if p.redirect_stderr else "",
             ]
         path = os.path.join(tdir, "supervisord.conf")
         with open(path, "w") as f:
@@ -319,3 +350,83 @@ class Horust(Tool):
             "--config-path",
             os.path.join(tdir, "horust.toml"),
         ]
+
+
+class S6(Tool):
+    """s6 (skarnet.org): ``s6-svscan`` on a scan directory with one service
+    directory per program; it starts one ``s6-supervise`` per service, which
+    runs the service's ``run`` file (an execline script that execs the
+    program). Its supervision tree is s6-svscan plus every s6-supervise."""
+
+    name = "s6"
+    workloads = ("lifecycle",)
+
+    def __init__(self, missing_reason=None):
+        self.daemon = shutil.which("s6-svscan") or "/usr/bin/s6-svscan"
+        self.execlineb = shutil.which("execlineb") or "/usr/bin/execlineb"
+        self._require(self.daemon, missing_reason)
+        if not self.missing and not os.access(self.execlineb, os.X_OK):
+            self.missing = f"not installed ({self.execlineb} missing)"
+
+    def version(self):
+        try:
+            out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "s6"], capture_output=True, text=True, timeout=30)
+            return f"s6 {out.stdout.strip()}" if out.returncode == 0 else "s6"
+        except OSError:
+            return "s6"
+
+    def _services(self, launched):
+        return os.path.join(launched.dir, "scan")
+
+    def write_config(self, tdir, progs):
+        scan = os.path.join(tdir, "scan")
+        os.makedirs(scan, exist_ok=True)
+        total = 0
+        for p in progs:
+            if p.stdout_path or p.autorestart:
+                raise ValueError("the s6 adapter only runs plain long-running programs")
+            # execlineb -P: no arguments; the script is one command line.
+            script = f"#!{self.execlineb} -P\n{command_line(p.argv)}\n"
+            for i in range(p.numprocs):
+                sdir = os.path.join(scan, f"{p.name}-{i}")
+                os.mkdir(sdir)
+                run = os.path.join(sdir, "run")
+                with open(run, "w") as f:
+                    f.write(script)
+                os.chmod(run, stat.S_IRWXU)
+                total += 1
+        # -c: how many services s6-svscan keeps (its default is lower than our N).
+        return [self.daemon, "-c", str(total + 16), scan]
+
+    @staticmethod
+    def status_up(path):
+        """Whether an s6-supervise status file says the service is up, read as
+        s6-svstat reads it (s6 2.11: 12-byte stamp, 12-byte ready stamp,
+        64-bit pid, 16-bit wait status, flags: bit 1 = finishing); None when
+        it cannot be read yet."""
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except OSError:
+            return None
+        if len(raw) < 35:
+            return None
+        pid = int.from_bytes(raw[24:32], "big")
+        return pid != 0 and not raw[34] & 0x02
+
+    def running(self, launched):
+        scan = self._services(launched)
+        state = launched.extra.setdefault("up", set())
+        for name in os.listdir(scan):
+            if name in state or name.startswith("."):
+                continue
+            if self.status_up(os.path.join(scan, name, "supervise", "status")):
+                state.add(name)
+        return len(state)
+
+    def check_status_reading(self, launched):
+        """s6-svstat's own answer for one service, to prove status_up reads the file right."""
+        scan = self._services(launched)
+        first = min(name for name in os.listdir(scan) if not name.startswith("."))
+        out = subprocess.run(["s6-svstat", "-o", "up", os.path.join(scan, first)], capture_output=True, text=True, timeout=30)
+        return out.stdout.strip() == "true"

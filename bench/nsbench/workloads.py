@@ -4,14 +4,13 @@ returns a dict of raw figures; a failure is returned as ``{"error": ...}``
 with the daemon's log tail, never raised, so one broken tool cannot stop the
 run or hide the others' figures.
 
-- ``lifecycle``: start N ``sleep`` programs until all are RUNNING, let them
-  settle, measure idle CPU ticks and RSS, time status round trips (CLI and
-  in-process API), then SIGTERM the daemon and time until it has exited.
-- ``limit``: the same start and stop through ``spawnlimit`` (posix_spawn).
-- ``logs`` / ``logs_cat``: one program writes BYTES of 64-byte lines to a
-  file sink, through the supervisor or through ``cat``.
-- ``crash``: 10 programs that exit at once, restarted by policy, for a while:
-  daemon CPU ticks and how many starts happened.
+The lifecycle (``lifecycle.py``) and log throughput (``logflow.py``) have
+modules of their own; this one holds the shared trial machinery and:
+
+- ``crash``: 10 programs that exit at once, restarted by policy, for a
+  window that opens once there have been as many restarts as programs: the
+  daemon's CPU over the window, how many starts happened, and so its CPU
+  per start.
 - ``supervisorctl``: the real supervisorctl (from the supervisor package)
   against nsvisor's control socket (its XML-RPC) and against supervisord,
   with N programs: ``status`` round trips, then ``start all`` after a
@@ -51,7 +50,7 @@ def unique_marker():
 
 
 def now():
-    return time.perf_counter()
+    return time.monotonic()
 
 
 class TrialError(Exception):
@@ -116,34 +115,17 @@ def wait_running(launched, n, t0, timeout=START_TIMEOUT_S):
         time.sleep(POLL_S)
 
 
-def _time_calls(fn, samples):
-    """Milliseconds of `samples` calls of fn, after one call that is not counted."""
+def _time_calls(fn, samples, budget_s=None):
+    """Milliseconds of up to ``samples`` calls of fn, after one untimed call;
+    with budget_s, stops early once that much time is spent (after 3 calls)."""
     fn()
-    out = []
-    for _ in range(samples):
+    out, spent = [], 0.0
+    while len(out) < samples and (budget_s is None or len(out) < 3 or spent < budget_s):
         t = now()
         fn()
         out.append((now() - t) * 1000)
+        spent += out[-1] / 1000
     return out
-
-
-def _status_samples(launched, n, samples):
-    figures = {}
-    argv = launched.tool.status_cli(launched)
-    if argv:
-        check = subprocess.run(argv, capture_output=True, timeout=120)
-        lines = check.stdout.decode(errors="replace").count("\n")
-        if lines < n:
-            raise TrialError(f"{' '.join(argv[:1])} status printed {lines} lines for {n} programs: {check.stderr[-300:]!r}")
-        figures["status_cli_ms"] = _time_calls(
-            lambda: subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120), samples
-        )
-    call = launched.tool.status_api(launched)
-    if call:
-        if call() < n:
-            raise TrialError("status API listed fewer programs than configured")
-        figures["status_api_ms"] = _time_calls(call, samples)
-    return figures
 
 
 def _trial_dir(tmp_root, label):
@@ -169,154 +151,6 @@ def _guard(tool, tmp_root, label, body):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def lifecycle(tool, n, cfg, with_status):
-    """Start n sleep programs, idle, RSS, status, graceful stop."""
-
-    def body(d, state):
-        marker = unique_marker()
-        state["markers"].append(marker)
-        progs = [Prog("p", ["sleep", marker], numprocs=n)]
-        t0 = now()
-        launched = tool.launch(d, progs)
-        state["launched"] = launched
-        rec = {"load": procfs.loadavg(), "spawned_s": wait_children(launched, n, "sleep", t0)}
-        running = wait_running(launched, n, t0, timeout=now() - t0 + 30)
-        rec["running_s"] = running
-        rec["start_s"] = running if running is not None else rec["spawned_s"]
-        rec["start_condition"] = "tool reports RUNNING" if running is not None else "children exec'd (no status means)"
-        rec["self_reported_start_s"] = tool.self_reported_start(launched)
-
-        time.sleep(cfg.settle_s)
-        c0 = procfs.cpu_ticks(launched.pid)
-        time.sleep(cfg.idle_s)
-        c1 = procfs.cpu_ticks(launched.pid)
-        rec["idle_ticks"] = c1 - c0
-        rec["idle_window_s"] = cfg.idle_s
-        rec["rss_kb"] = procfs.rss_kb(launched.pid)
-        rec.update(procfs.rss_parts_kb(launched.pid))
-        rec["threads"] = procfs.threads(launched.pid)
-        if with_status:
-            rec.update(_status_samples(launched, n, cfg.status_samples))
-
-        t = now()
-        code = launched.terminate(STOP_TIMEOUT_S)
-        rec["stop_s"] = now() - t
-        rec["exit_code"] = code
-        rec["leftovers"] = _kill_leftovers(marker)
-        if rec["leftovers"]:
-            rec["error"] = f"{rec['leftovers']} programs still running after the daemon exited"
-        return rec
-
-    return _guard(tool, cfg.tmp_root, f"{tool.name}-{n}", body)
-
-
-def limit(spawnlimit, n):
-    """The posix_spawn floor for starting and stopping n sleep programs."""
-    marker = unique_marker()
-    try:
-        out = subprocess.run([spawnlimit, str(n), "sleep", marker], capture_output=True, text=True, timeout=STOP_TIMEOUT_S)
-        if out.returncode != 0:
-            return {"error": f"spawnlimit failed: {out.stderr.strip()}"}
-        fig = json.loads(out.stdout)
-        return {"start_s": fig["spawn_s"], "stop_s": fig["stop_s"]}
-    finally:
-        _kill_leftovers(marker)
-
-
-def mono():
-    """CLOCK_MONOTONIC, the clock linewriter stamps its start with."""
-    return time.clock_gettime(time.CLOCK_MONOTONIC)
-
-
-def _read_stamp(path):
-    try:
-        with open(path) as f:
-            return float(f.read())
-    except (OSError, ValueError):
-        return None
-
-
-LOG_STALL_S = 10  # a sink that writes nothing for this long has failed
-
-
-def _wait_log(path, size, stamp, alive, timeout):
-    """Seconds from the writer's first write until path holds size bytes."""
-    deadline = mono() + timeout
-    last_size, last_change = -1, mono()
-    while True:
-        try:
-            got = os.stat(path).st_size
-            if got != last_size:
-                last_size, last_change = got, mono()
-            if got >= size:
-                done = mono()
-                start = _read_stamp(stamp)
-                if start is None:
-                    raise TrialError("linewriter wrote no start stamp")
-                return done - start
-        except FileNotFoundError:
-            pass
-        if not alive():
-            raise TrialError(f"writer or sink ended before {os.path.basename(path)} reached {size} bytes")
-        if mono() > deadline or mono() > last_change + LOG_STALL_S:
-            raise TrialError(f"{os.path.basename(path)} stopped at {max(last_size, 0)} of {size} bytes")
-        time.sleep(POLL_S)
-
-
-def _log_result(size, elapsed, cpu_ticks):
-    return {
-        "bytes": size,
-        "log_s": elapsed,
-        "log_mib_s": size / elapsed / 2**20,
-        "sink_cpu_s": cpu_ticks / procfs.TICKS_PER_SECOND if cpu_ticks is not None else None,
-    }
-
-
-def logs_cat(linewriter, size, cfg):
-    """The limit: linewriter | cat > file."""
-    d = _trial_dir(cfg.tmp_root, "cat")
-    try:
-        path, stamp = os.path.join(d, "out.log"), os.path.join(d, "stamp")
-        with open(path, "wb") as sink:
-            writer = subprocess.Popen([linewriter, "--stamp", stamp, str(size)], stdout=subprocess.PIPE)
-            cat = subprocess.Popen(["cat"], stdin=writer.stdout, stdout=sink)
-            writer.stdout.close()
-        try:
-            elapsed = _wait_log(path, size, stamp, lambda: cat.returncode is None, cfg.log_timeout_s)
-        finally:
-            writer.wait()
-            # Reap cat ourselves to read its CPU time.
-            _, status, usage = os.wait4(cat.pid, 0)
-            cat.returncode = os.waitstatus_to_exitcode(status)
-        ticks = round((usage.ru_utime + usage.ru_stime) * procfs.TICKS_PER_SECOND)
-        return _log_result(size, elapsed, ticks)
-    except TrialError as e:
-        return {"error": str(e)}
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def logs(tool, linewriter, size, cfg):
-    """One program writes size bytes of lines into the tool's file sink."""
-
-    def body(d, state):
-        path, stamp = os.path.join(d, "writer.log"), os.path.join(d, "stamp")
-        argv = [linewriter, "--stamp", stamp, "--linger", str(size)]
-        # The stamp path is unique to this trial: it finds a writer the tool
-        # left behind (one killed with SIGKILL does not stop its children).
-        state["markers"].append(stamp)
-        launched = tool.launch(d, [Prog("w", argv, stdout_path=path)])
-        state["launched"] = launched
-        c0 = procfs.cpu_ticks(launched.pid)
-        elapsed = _wait_log(path, size, stamp, lambda: launched.proc.poll() is None, cfg.log_timeout_s)
-        c1 = procfs.cpu_ticks(launched.pid)
-        rec = _log_result(size, elapsed, c1 - c0)
-        launched.terminate(STOP_TIMEOUT_S)
-        return rec
-
-    return _guard(tool, cfg.tmp_root, f"{tool.name}-logs", body)
-
-
 def crash(tool, cfg, programs=10):
     """programs that exit at once, restarted by policy: daemon CPU and starts over a window."""
 
@@ -335,15 +169,28 @@ def crash(tool, cfg, programs=10):
             except FileNotFoundError:
                 return 0
 
-        time.sleep(cfg.crash_warm_s)
-        c0, k0, s0 = procfs.cpu_ticks(launched.pid), procfs.children_cpu_ticks(launched.pid), count()
+        # The window opens once there have been as many restarts as programs
+        # (the loop runs as it will from then on).
+        deadline = now() + 60
+        while count() < 2 * programs:
+            if launched.proc.poll() is not None:
+                raise TrialError(f"daemon exited with {launched.proc.returncode} before the crash loop ran")
+            if now() > deadline:
+                raise TrialError(f"only {count()} starts of {programs} programs in 60 s")
+            time.sleep(POLL_S)
+        pids = [launched.pid]
+        c0, k0, n0, s0 = (procfs.cpu_ticks(launched.pid), procfs.children_cpu_ticks(launched.pid),
+                          procfs.tree_cpu_ns(pids), count())
         time.sleep(cfg.crash_s)
-        c1, k1, s1 = procfs.cpu_ticks(launched.pid), procfs.children_cpu_ticks(launched.pid), count()
+        c1, k1, n1, s1 = (procfs.cpu_ticks(launched.pid), procfs.children_cpu_ticks(launched.pid),
+                          procfs.tree_cpu_ns(pids), count())
         if launched.proc.poll() is not None:
             raise TrialError(f"daemon exited with {launched.proc.returncode} during the crash loop")
         rec = {
             "crash_window_s": cfg.crash_s,
             "crash_ticks": c1 - c0,
+            "crash_cpu_ms": (n1 - n0) / 1e6,
+            "crash_cpu_ms_per_start": (n1 - n0) / 1e6 / (s1 - s0) if s1 > s0 else None,
             "crash_child_ticks": k1 - k0,
             "crash_starts": s1 - s0,
             "crash_starts_total": s1,
@@ -375,7 +222,7 @@ def supervisorctl(tool, ctl, n, cfg):
             raise TrialError(f"supervisorctl status showed {lines} RUNNING of {n}: {check.stderr[-300:]!r}")
         rec = {"status_ms": _time_calls(
             lambda: subprocess.run(base + ["status"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120),
-            cfg.status_samples)}
+            cfg.status_samples, cfg.status_budget_s)}
         stop = subprocess.run(base + ["stop", "all"], capture_output=True, timeout=STOP_TIMEOUT_S)
         if stop.returncode != 0:
             raise TrialError(f"supervisorctl stop all: exit {stop.returncode}: {stop.stdout[-300:]!r}")

@@ -529,3 +529,14 @@ fn a_tcp_check_of_a_sandboxed_program_connects_inside_its_sandbox() {
     d.terminate();
     n.assert_gone(&["srv"]);
 }
+
+#[test]
+fn a_test_subnet_overlaps_a_wider_host_route() {
+    let ip = |a, b, c| u32::from(std::net::Ipv4Addr::new(172, a, b, c));
+    // docker0's 172.17.0.0/16 covers 172.17.5.0/24, either way round.
+    assert!(netkit::overlaps((ip(17, 0, 0), 16), (ip(17, 5, 0), 24)));
+    assert!(netkit::overlaps((ip(17, 5, 0), 24), (ip(17, 0, 0), 16)));
+    // A host address inside the /24, and a /24 elsewhere.
+    assert!(netkit::overlaps((ip(17, 5, 9), 32), (ip(17, 5, 0), 24)));
+    assert!(!netkit::overlaps((ip(17, 0, 0), 16), (ip(18, 5, 0), 24)));
+}

@@ -41,22 +41,22 @@ pub struct Net {
 
 impl Net {
     pub fn new() -> Net {
-        let routes = ip(&["-4", "route", "show", "table", "all"]);
-        loop {
+        let routes = host_routes();
+        for _ in 0..10_000 {
             let r = random_u32();
             let subnet = [172, 16 + (r % 16) as u8, (r >> 8) as u8];
-            let prefix = format!("{}.{}.{}.", subnet[0], subnet[1], subnet[2]);
-            let clash = routes.lines().any(|l| {
-                let dst = l.split_whitespace().next().unwrap_or("");
-                dst.starts_with(&prefix) || dst.starts_with("172.16.0.0/12")
-            });
-            if !clash {
+            let candidate = (
+                u32::from(Ipv4Addr::new(subnet[0], subnet[1], subnet[2], 0)),
+                24,
+            );
+            if !routes.iter().any(|&route| overlaps(route, candidate)) {
                 return Net {
                     tag: format!("{:06x}", r >> 8 & 0xff_ffff),
                     subnet,
                 };
             }
         }
+        panic!("no /24 in 172.16.0.0/12 is free of the host's routes: {routes:?}");
     }
 
     pub fn addr(&self, host: u8) -> Ipv4Addr {
@@ -122,6 +122,41 @@ impl Net {
             assert!(!links.contains(&alias), "veth of {s} left: {links}");
         }
     }
+}
+
+/// Destinations of the host's IPv4 routes in every table, as (network,
+/// prefix length); `default` is left out (it covers everything without
+/// making a subnet used).
+fn host_routes() -> Vec<(u32, u32)> {
+    const TYPES: [&str; 10] = [
+        "unicast",
+        "local",
+        "broadcast",
+        "multicast",
+        "anycast",
+        "blackhole",
+        "unreachable",
+        "prohibit",
+        "throw",
+        "nat",
+    ];
+    ip(&["-4", "route", "show", "table", "all"])
+        .lines()
+        .filter_map(|line| {
+            let dst = line.split_whitespace().find(|w| !TYPES.contains(w))?;
+            let (addr, len) = dst.split_once('/').unwrap_or((dst, "32"));
+            let len: u32 = len.parse().ok().filter(|l| *l <= 32)?;
+            Some((u32::from(addr.parse::<Ipv4Addr>().ok()?), len))
+        })
+        .collect()
+}
+
+/// Whether two prefixes share an address: either contains the other, so a
+/// wider route such as 172.17.0.0/16 clashes with 172.17.5.0/24.
+pub fn overlaps(a: (u32, u32), b: (u32, u32)) -> bool {
+    let len = a.1.min(b.1);
+    let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+    a.0 & mask == b.0 & mask
 }
 
 pub fn ip(args: &[&str]) -> String {
