@@ -372,14 +372,23 @@ impl std::error::Error for ApiError {}
 
 /// Formats seconds as supervisorctl does: `0:01:02`, or `2 days, 3:04:05`.
 pub fn format_uptime(secs: u64) -> String {
-    let days = secs / 86_400;
-    let h = (secs % 86_400) / 3600;
-    let m = (secs % 3600) / 60;
-    let s = secs % 60;
-    match days {
-        0 => format!("{h}:{m:02}:{s:02}"),
-        1 => format!("1 day, {h}:{m:02}:{s:02}"),
-        d => format!("{d} days, {h}:{m:02}:{s:02}"),
+    Uptime(secs).to_string()
+}
+
+/// An uptime written like supervisorctl's (see [`format_uptime`]), for
+/// writing straight into a longer line without a `String` of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Uptime(pub u64);
+
+impl std::fmt::Display for Uptime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.0;
+        let (h, m, s) = ((secs % 86_400) / 3600, (secs % 3600) / 60, secs % 60);
+        match secs / 86_400 {
+            0 => write!(f, "{h}:{m:02}:{s:02}"),
+            1 => write!(f, "1 day, {h}:{m:02}:{s:02}"),
+            d => write!(f, "{d} days, {h}:{m:02}:{s:02}"),
+        }
     }
 }
 

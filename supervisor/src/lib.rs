@@ -72,6 +72,7 @@ fn lines(errors: &[net::Error]) -> String {
 /// Must be called inside a tokio runtime.
 pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
     sys::reserve_spawn_slots();
+    sys::keep_large_blocks_mapped();
     fd_budget::raise(&config);
     become_reaper();
     let signals = signals::register(options.main_command.is_some()).map_err(RunError::Signals)?;

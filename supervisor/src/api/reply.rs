@@ -5,6 +5,9 @@
 //! responses. Used by `routes.rs`, `stream.rs` and `server.rs`.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -43,8 +46,15 @@ const LARGE_ANSWER: usize = 64 << 10;
 /// A JSON answer. After a large one (the programs of a big config), the
 /// memory it took is given back to the kernel once it has been sent.
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
-    match serde_json::to_vec(value) {
-        Ok(mut data) => {
+    json_sized(status, value, 0)
+}
+
+/// [`json`] with room for `size_hint` bytes reserved up front, so the
+/// buffer of a large answer is not copied each time it doubles.
+pub fn json_sized<T: Serialize>(status: StatusCode, value: &T, size_hint: usize) -> Reply {
+    let mut data = Vec::with_capacity(size_hint);
+    match serde_json::to_writer(&mut data, value) {
+        Ok(()) => {
             data.push(b'\n');
             trim_if_large(data.len());
             with_body(status, JSON, full(data))
@@ -56,17 +66,41 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
     }
 }
 
-/// After an answer of `len` bytes, if large: trims the heap shortly, once
-/// the answer has been written and freed (and the program list behind it).
+/// After an answer of `len` bytes, if large: trims the heap once the
+/// answer has been written and freed (and the program list behind it).
+/// Large answers in quick succession (a client polling `status`) share one
+/// trim, made when they have stopped for [`TRIM_QUIET`]: a trim walks the
+/// whole heap, which costs more than the answer itself at 10,000 programs.
 pub fn trim_if_large(len: usize) {
+    static PENDING: AtomicBool = AtomicBool::new(false);
+    static LAST: AtomicU64 = AtomicU64::new(0);
     if len < LARGE_ANSWER {
         return;
     }
-    tokio::spawn(async {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let millis = move |t: Instant| t.duration_since(epoch).as_millis() as u64;
+    LAST.store(millis(Instant::now()), Ordering::Release);
+    if PENDING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tokio::spawn(async move {
+        let quiet = TRIM_QUIET.as_millis() as u64;
+        loop {
+            tokio::time::sleep(TRIM_QUIET).await;
+            if millis(Instant::now()).saturating_sub(LAST.load(Ordering::Acquire)) >= quiet {
+                break;
+            }
+        }
+        PENDING.store(false, Ordering::Release);
         crate::sys::release_free_heap();
     });
 }
+
+/// How long large answers must have stopped before the heap is trimmed.
+const TRIM_QUIET: Duration = Duration::from_millis(300);
+
+/// The origin of [`trim_if_large`]'s clock.
+static EPOCH: OnceLock<Instant> = OnceLock::new();
 
 /// The answer for an API error.
 pub fn error(err: &ApiError) -> Reply {

@@ -128,7 +128,11 @@ async fn dispatch(api: &Api, level: Level, req: Request<Incoming>) -> Result<Rep
     };
     let h = &api.handle;
     match route {
-        Route::Programs => Ok(reply::json(StatusCode::OK, &h.list().await?)),
+        Route::Programs => {
+            let list = h.list().await?;
+            // About 200 bytes a program; a few more save a copy of the buffer.
+            Ok(reply::json_sized(StatusCode::OK, &list, list.len() * 256))
+        }
         Route::Program(name) => {
             let info = h.list().await?.into_iter().find(|p| p.name == name);
             let info = info.ok_or_else(|| no_such_program(&name))?;

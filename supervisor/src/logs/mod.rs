@@ -111,6 +111,9 @@ struct Inner {
     /// Pumps still running.
     live: watch::Sender<usize>,
     daemon_log: Mutex<Option<DaemonLogFile>>,
+    /// The stderr ring of every program with `redirect_stderr`: always
+    /// empty, so one serves them all.
+    empty_ring: Arc<Ring>,
 }
 
 impl Drop for Inner {
@@ -152,6 +155,7 @@ impl LogContext {
                 files: FileRegistry::default(),
                 live: watch::Sender::new(0),
                 daemon_log: Mutex::new(None),
+                empty_ring: Arc::new(Ring::new(0)),
             }),
         })
     }
@@ -254,7 +258,7 @@ impl ProgramLogs {
         let prefix = Arc::from(format!("{name} | ").into_bytes());
         let start = |stream, log| start_stream(ctx, &name, &prefix, stream, log);
         let stderr = if cfg.redirect_stderr {
-            StderrLogs::Merged(Arc::new(Ring::new(0)))
+            StderrLogs::Merged(ctx.inner.empty_ring.clone())
         } else {
             StderrLogs::Own(start(StreamKind::Stderr, &cfg.stderr))
         };

@@ -11,7 +11,9 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use nsvisor_proto::{format_uptime, CheckInfo, NetInfo, ProgramInfo, State};
+use std::fmt::Write as _;
+
+use nsvisor_proto::{CheckInfo, NetInfo, ProgramInfo, State, Uptime};
 
 use super::machine::{Machine, Policy, ProgramState};
 use super::planner::HealthState;
@@ -111,8 +113,9 @@ pub struct Program {
     pub started_wall: Option<SystemTime>,
     /// Shell-style code of the last spawn failure (127 not found, 126 not executable).
     pub spawn_error_code: Option<i32>,
-    /// Its network, as `status` shows it.
-    pub net: Option<NetInfo>,
+    /// Its network, as `status` shows it (boxed: most programs have none,
+    /// and inline it would cost each of them its size).
+    pub net: Option<Box<NetInfo>>,
     /// Its checks' results for the current process.
     pub health: HealthState,
 }
@@ -267,7 +270,7 @@ impl Program {
         };
         let pid = self.machine.state().pid().map(|p| p.as_raw() as u32);
         ProgramInfo {
-            name: self.cfg.name.to_string(),
+            name: self.cfg.name.as_str().to_owned(),
             group: self.cfg.group.clone(),
             state,
             pid,
@@ -282,26 +285,28 @@ impl Program {
             ready: self.ready(),
             checks: self.checks_info(),
             description: self.describe(pid, uptime, now),
-            net: self.net.clone(),
+            net: self.net.as_deref().cloned(),
         }
     }
 
     fn describe(&self, pid: Option<u32>, uptime: Option<u64>, now: Instant) -> String {
         match (&self.gate, self.machine.state()) {
             (_, ProgramState::Running { .. }) => {
-                let running = format!(
+                // One allocation: this runs for every program on each `status`.
+                let mut line = String::with_capacity(40);
+                let _ = write!(
+                    line,
                     "pid {}, uptime {}",
                     pid.unwrap_or_default(),
-                    format_uptime(uptime.unwrap_or_default())
+                    Uptime(uptime.unwrap_or_default())
                 );
-                let running = match &self.health.notify_status {
-                    Some(text) => format!("{running}, status \"{text}\""),
-                    None => running,
-                };
-                match self.not_ready_because() {
-                    Some(why) => format!("{running}, not ready ({why})"),
-                    None => running,
+                if let Some(text) = &self.health.notify_status {
+                    let _ = write!(line, ", status \"{text}\"");
                 }
+                if let Some(why) = self.not_ready_because() {
+                    let _ = write!(line, ", not ready ({why})");
+                }
+                line
             }
             (_, ProgramState::Starting { .. } | ProgramState::Stopping { .. }) => {
                 format!("pid {}", pid.unwrap_or_default())

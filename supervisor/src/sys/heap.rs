@@ -15,3 +15,18 @@ pub fn release_free_heap() {
         libc::malloc_trim(0);
     }
 }
+
+/// Keeps large allocations (the JSON of thousands of programs) in their own
+/// mappings, given back to the kernel as soon as they are freed. glibc
+/// otherwise raises its mmap threshold to the size of the largest block
+/// freed, and later large blocks stay in the heap, where small live
+/// allocations around them keep the pages from ever being returned.
+pub fn keep_large_blocks_mapped() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it has no pointer
+    // arguments. Setting M_MMAP_THRESHOLD (to glibc's own default) turns off
+    // the dynamic threshold.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}

@@ -35,7 +35,7 @@ mod spawn;
 mod time;
 
 pub use fd::{open_dev_null, set_status_flag, stdin_is_tty};
-pub use heap::release_free_heap;
+pub use heap::{keep_large_blocks_mapped, release_free_heap};
 pub use namespace::{
     bind_mount, enter_netns_thread, make_rshared, rbind_onto_itself, umount_detach,
     unshare_mountns, unshare_netns,

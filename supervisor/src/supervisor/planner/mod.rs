@@ -452,7 +452,7 @@ impl Planner {
     /// Shows each program's network in `status` (at start and after reloads).
     fn refresh_net_info(&mut self) {
         for p in self.programs.values_mut() {
-            p.net = crate::net::net_info(&p.cfg, &self.config.networks);
+            p.net = crate::net::net_info(&p.cfg, &self.config.networks).map(Box::new);
         }
     }
 }

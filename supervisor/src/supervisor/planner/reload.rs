@@ -176,7 +176,7 @@ impl Planner {
         if net_changed {
             // The old sandbox (and port proxies) go once no other program uses them.
             p.sandbox = Sandbox::Absent;
-            p.net = crate::net::net_info(&p.cfg, &self.config.networks);
+            p.net = crate::net::net_info(&p.cfg, &self.config.networks).map(Box::new);
             if had_net {
                 self.out.push(Effect::ReleaseSandbox(key.clone()));
             }
