@@ -50,7 +50,14 @@ impl Limit {
 /// The open files the daemon holds for one running program instance.
 pub fn per_program(cfg: &ProgramConfig) -> u64 {
     let own_stderr = !cfg.redirect_stderr;
-    let pipes = 1 + u64::from(own_stderr);
+    // A stream written straight to the console needs no pipe, unless a
+    // `log` check reads it.
+    let log_check = cfg
+        .checks
+        .iter()
+        .any(|c| matches!(c.kind, CheckKind::Log { .. }));
+    let piped = |s: &crate::config::StreamLog| u64::from(log_check || !s.is_direct());
+    let pipes = piped(&cfg.stdout) + if own_stderr { piped(&cfg.stderr) } else { 0 };
     let files = u64::from(matches!(cfg.stdout.logfile, LogFile::Path(_)))
         + u64::from(own_stderr && matches!(cfg.stderr.logfile, LogFile::Path(_)));
     let notify = u64::from(cfg.checks.iter().any(|c| c.kind.uses_notify()));
@@ -90,7 +97,7 @@ pub fn shortfall(need: Estimate, limit: Limit) -> Option<String> {
          `ulimit -n {f}` as root in the shell that starts nsvisor, `LimitNOFILE={f}` in a \
          systemd unit; Kubernetes has no setting for it: the container runtime's default \
          applies, configured in containerd or CRI-O), or run fewer programs \
-         (`redirect_stderr = true` saves one pipe per program)",
+         (`redirect_stderr = true` saves one pipe per program; a stream with          `*_console = \"raw\"`, no log file and `tail_buffer = \"0\"` needs none)",
         need.programs, limit.hard
     ))
 }
@@ -167,6 +174,26 @@ mod tests {
     fn two_pipes_per_program_one_with_redirect_stderr() {
         assert_eq!(per_program(&program(false, false, false)), 2);
         assert_eq!(per_program(&program(true, false, false)), 1);
+    }
+
+    #[test]
+    fn a_stream_straight_to_the_console_needs_no_pipe_unless_a_log_check_reads_it() {
+        let mut p = program(false, false, false);
+        for s in [&mut p.stdout, &mut p.stderr] {
+            s.console = crate::config::ConsoleMode::Raw;
+            s.tail_bytes = 0;
+        }
+        assert_eq!(per_program(&p), 0);
+        p.stderr.tail_bytes = 1024;
+        assert_eq!(per_program(&p), 1, "a tail buffer needs the bytes");
+        p.checks.push(crate::config::CheckConfig::new(
+            crate::config::Purpose::Readiness,
+            CheckKind::Log {
+                pattern: "ready".into(),
+                stream: None,
+            },
+        ));
+        assert_eq!(per_program(&p), 2);
     }
 
     #[test]

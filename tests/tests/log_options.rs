@@ -169,3 +169,43 @@ fn tail_buffer_keeps_the_last_bytes_of_each_stream() {
         );
     }
 }
+
+#[test]
+fn raw_console_output_without_tail_buffer_goes_straight_to_the_daemon_stdout() {
+    let mut d = Daemon::start(
+        &(program_toml(
+            "direct",
+            &["print-lines", "2", "--prefix", "d-", "sleep", "60"],
+            "stdout_console = \"raw\"\ntail_buffer = \"0\"\nredirect_stderr = true",
+        ) + &program_toml(
+            "piped",
+            &["print-lines", "1", "--prefix", "p-", "sleep", "60"],
+            "stdout_console = \"raw\"\nredirect_stderr = true",
+        )),
+    );
+    let pid = |name: &str| {
+        d.wait_state(name, State::Running, T)
+            .pid
+            .expect("a RUNNING program has a pid")
+    };
+    let (direct, piped) = (pid("direct"), pid("piped"));
+    let target = |pid: u32, fd: u32| {
+        std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
+    let stdout_file = d.dir().join("daemon.stdout").display().to_string();
+    // No pipe: the program's stdout and stderr are the daemon's stdout itself.
+    assert_eq!(target(direct, 1), stdout_file);
+    assert_eq!(target(direct, 2), stdout_file);
+    assert!(
+        target(piped, 1).starts_with("pipe:"),
+        "{}",
+        target(piped, 1)
+    );
+    wait_until("both programs' lines on the daemon's stdout", T, || {
+        let out = d.stdout();
+        (out.contains("d-line 1\nd-line 2\n") && out.contains("p-line 1\n")).then_some(())
+    });
+    assert_eq!(d.terminate().code(), Some(0));
+}

@@ -179,6 +179,15 @@ pub struct StreamLog {
     pub tail_bytes: u64,
 }
 
+impl StreamLog {
+    /// The stream's bytes go to the console unchanged and nowhere else (no
+    /// prefix, no file, no tail buffer): the program can write straight to
+    /// the daemon's stdout or stderr, as a child of tini does, with no pipe.
+    pub fn is_direct(&self) -> bool {
+        self.console == ConsoleMode::Raw && self.logfile == LogFile::None && self.tail_bytes == 0
+    }
+}
+
 /// One program instance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProgramConfig {

@@ -41,6 +41,8 @@ enum Msg {
 pub struct Console {
     out: mpsc::Sender<Msg>,
     err: mpsc::Sender<Msg>,
+    /// The writers' descriptors, for programs that write to them directly.
+    direct: [Arc<OwnedFd>; 2],
 }
 
 impl std::fmt::Debug for Msg {
@@ -68,10 +70,22 @@ impl Console {
 
     /// A console writing to these descriptors (tests use pipes or files).
     pub fn new(out: OwnedFd, err: OwnedFd) -> io::Result<Console> {
+        let direct = [Arc::new(out.try_clone()?), Arc::new(err.try_clone()?)];
         Ok(Console {
             out: spawn_writer("nsvisor-console-out", out)?,
             err: spawn_writer("nsvisor-console-err", err)?,
+            direct,
         })
+    }
+
+    /// The descriptor lines of `target` are written to, for a program
+    /// whose stream goes there unchanged (`StreamLog::is_direct`): the
+    /// program writes to it itself, without a pipe or the writer thread.
+    pub(crate) fn direct(&self, target: StreamKind) -> Arc<OwnedFd> {
+        match target {
+            StreamKind::Stdout => self.direct[0].clone(),
+            StreamKind::Stderr => self.direct[1].clone(),
+        }
     }
 
     /// A sink for one program stream: lines of `StreamKind::Stdout` go to stdout,

@@ -235,6 +235,9 @@ pub struct ProgramLogs {
 struct StreamLogs {
     ring: Arc<Ring>,
     mailbox: Arc<Mailbox>,
+    /// For a stream that goes only to the console, unchanged: the console's
+    /// descriptor, which the program gets instead of a pipe.
+    direct: Option<Arc<OwnedFd>>,
 }
 
 impl Drop for StreamLogs {
@@ -310,6 +313,10 @@ impl ProgramLogs {
 
 /// A pipe whose read end is handed to the stream's pump; returns the write end.
 fn new_pipe(stream: &StreamLogs, watch: Option<LogWatch>) -> io::Result<OwnedFd> {
+    // A `log` check needs the bytes: then the stream goes through its pump.
+    if let (Some(console), None) = (&stream.direct, &watch) {
+        return console.try_clone();
+    }
     let (read, write) = sys::log_pipe()?;
     sys::set_status_flag(read.as_fd(), OFlag::O_NONBLOCK, true)?;
     if let Some(size) = PIPE_SIZE {
@@ -356,7 +363,12 @@ fn start_stream(
     };
     let pump = pump::Pump::new(spec, inner.files.clone(), Live::new(&inner.live));
     inner.handle.spawn(pump);
-    StreamLogs { ring, mailbox }
+    let direct = log.is_direct().then(|| inner.console.direct(stream));
+    StreamLogs {
+        ring,
+        mailbox,
+        direct,
+    }
 }
 
 /// Counts a live pump in `LogContext`'s `live` while it exists.
