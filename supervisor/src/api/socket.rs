@@ -35,6 +35,16 @@ pub fn socket_path(cfg: &SupervisorConfig) -> PathBuf {
     }
 }
 
+/// The socket path of one daemon among several: `nsvisor-<pid>.sock` beside
+/// `default` (`/run/nsvisor.sock` → `/run/nsvisor-<pid>.sock`). Used by a
+/// `--` command's daemon when the default path is taken.
+pub fn instance_socket_path(default: &Path, pid: u32) -> PathBuf {
+    let stem = default
+        .file_stem()
+        .map_or_else(|| "nsvisor".into(), |s| s.to_string_lossy());
+    default.with_file_name(format!("{stem}-{pid}.sock"))
+}
+
 /// Creates the directory of the default socket path when it is missing (mode
 /// 0755): an image built `FROM scratch` has no `/run`, and `nsvisorctl` in
 /// `docker exec` must find the daemon at the default path. A configured
@@ -205,6 +215,16 @@ mod tests {
         let mode = std::fs::metadata(&run).map(|m| m.permissions().mode() & 0o7777);
         assert_eq!(mode.ok(), Some(0o755));
         assert!(create_default_dir(&path).is_ok(), "an existing one is fine");
+    }
+
+    #[test]
+    fn an_instance_path_is_beside_the_default() {
+        let path = |p: &str| instance_socket_path(Path::new(p), 42);
+        assert_eq!(path("/run/nsvisor.sock"), Path::new("/run/nsvisor-42.sock"));
+        assert_eq!(
+            path("/tmp/nsvisor-1000.sock"),
+            Path::new("/tmp/nsvisor-1000-42.sock")
+        );
     }
 
     #[test]
