@@ -76,7 +76,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
     become_reaper();
     // `nsvisor -- CMD` alone: every signal is the command's (the planner's rule too).
     let single_command = options.main_command.is_some() && config.programs.is_empty();
-    let (signals, signals_handle) = signals::register(single_command).map_err(RunError::Signals)?;
+    let signals = signals::register(single_command).map_err(RunError::Signals)?;
     let api_config = config.supervisor.clone();
     let rpc_setup = api::xmlrpc::Setup {
         config_path: config.path.clone(),
@@ -103,7 +103,6 @@ pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
     if let Some(api) = api {
         api.close().await;
     }
-    signals_handle.close();
     Ok(code)
 }
 

@@ -8,8 +8,9 @@
 //! - SIGKILL and SIGSTOP cannot be caught.
 //! - SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS: caught when a process
 //!   sends them (kill(2)), while a real fault of the daemon still kills it
-//!   with a core dump instead of looping in a handler; `sys/signal.rs` has
-//!   that handler and says why signal-hook cannot be used for them.
+//!   with a core dump instead of looping in a handler; SIGPIPE: caught
+//!   without ever raising another SIGPIPE. `sys/signal.rs` has the handler
+//!   of these seven and says why signal-hook cannot be used for them.
 //! - every other one, 1 to 31, and the real-time signals SIGRTMIN..=SIGRTMAX:
 //!   through signal-hook, with the sender's pid.
 //! - SIGTTIN and SIGTTOU outside single-command mode are set to ignored
@@ -30,8 +31,7 @@ use std::fmt;
 use futures::stream::{BoxStream, StreamExt};
 use nix::sys::signal::Signal;
 use signal_hook::iterator::exfiltrator::WithRawSiginfo;
-use signal_hook_tokio::{Handle, SignalsInfo};
-use tokio::io::AsyncReadExt;
+use signal_hook_tokio::SignalsInfo;
 
 use crate::sys;
 
@@ -103,45 +103,45 @@ pub type SignalStream = BoxStream<'static, Received>;
 
 /// Installs the handlers (`single_command`: `nsvisor -- CMD` without
 /// programs, where SIGTTIN and SIGTTOU are job control); returns the stream
-/// of caught signals and the handle that closes it. Must be called inside
-/// the tokio runtime.
-pub fn register(single_command: bool) -> std::io::Result<(SignalStream, Handle)> {
+/// of caught signals. Dropping it stops the delivery (the handlers stay, and
+/// signal-hook's do nothing more). Must be called inside the tokio runtime.
+pub fn register(single_command: bool) -> std::io::Result<SignalStream> {
     if !single_command {
         for signal in [Signal::SIGTTIN, Signal::SIGTTOU] {
             sys::ignore_signal(signal)?;
         }
     }
     let hooked = SignalsInfo::<WithRawSiginfo>::new(hooked_signals(single_command))?;
-    let handle = hooked.handle();
-    let records = tokio::net::unix::pipe::Receiver::from_owned_fd(sys::catch_synchronous()?)?;
+    let records = std::os::unix::net::UnixDatagram::from(sys::install_signal_handler()?);
+    let records = tokio::net::UnixDatagram::from_std(records)?;
     let own = std::process::id() as i32;
     let hooked = hooked.map(|info| (info.si_signo, sys::signal_sender(&info)));
-    let synchronous = futures::stream::unfold(records, |mut records| async move {
+    let recorded = futures::stream::unfold(records, |records| async move {
         let mut record = [0u8; sys::RECORD_LEN];
-        match records.read_exact(&mut record).await {
+        match records.recv(&mut record).await {
             Ok(_) => {
                 let (number, pid) = sys::decode_record(&record);
-                Some(((number, (pid != 0).then_some(pid)), records))
+                Some(((number, Some(pid)), records))
             }
             Err(e) => {
-                tracing::error!("cannot read the synchronous signals' pipe: {e}");
+                tracing::error!("cannot read the signal handler's records: {e}");
                 None
             }
         }
     });
-    let stream = futures::stream::select(hooked, synchronous)
+    let stream = futures::stream::select(hooked, recorded)
         .filter_map(move |(number, sender)| futures::future::ready(received(number, sender, own)))
         .boxed();
-    Ok((stream, handle))
+    Ok(stream)
 }
 
-/// The signals signal-hook catches: 1 to 31 but the uncatchable and the
-/// synchronous ones (and SIGTTIN/SIGTTOU outside single-command mode), then
-/// the real-time ones.
+/// The signals signal-hook catches: 1 to 31 but the uncatchable ones and
+/// those of `sys::install_signal_handler` (and SIGTTIN/SIGTTOU outside
+/// single-command mode), then the real-time ones.
 fn hooked_signals(single_command: bool) -> Vec<i32> {
     let skipped = |s: &i32| {
         [libc::SIGKILL, libc::SIGSTOP].contains(s)
-            || sys::SYNCHRONOUS.contains(s)
+            || sys::HANDLED_SIGNALS.contains(s)
             || (!single_command && [libc::SIGTTIN, libc::SIGTTOU].contains(s))
     };
     (1..32)
@@ -174,7 +174,7 @@ mod tests {
     fn every_catchable_signal_is_caught_in_single_command_mode() {
         let single = hooked_signals(true);
         for n in 1..32 {
-            let expected = ![9, 19].contains(&n) && !sys::SYNCHRONOUS.contains(&n);
+            let expected = ![9, 19].contains(&n) && !sys::HANDLED_SIGNALS.contains(&n);
             assert_eq!(single.contains(&n), expected, "signal {n}");
         }
         assert!(single.contains(&libc::SIGRTMIN()) && single.contains(&libc::SIGRTMAX()));

@@ -1,5 +1,8 @@
 //! The control socket file: where it is, replacing a stale one, mode and owner.
 //!
+//! The path is `[supervisor] socket` or the default rule shared with
+//! `nsvisorctl`; a `--` command's daemon whose default path is taken by
+//! another nsvisor uses [`instance_socket_path`] instead (`lib.rs`).
 //! A socket file left by a crashed daemon is removed before binding; one that a
 //! live process still answers on is left alone and start-up fails, and so does
 //! a path that is not a socket at all (nothing but a socket is ever deleted).

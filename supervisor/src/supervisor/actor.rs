@@ -228,7 +228,7 @@ impl Supervisor {
                     tracing::warn!("cannot forward {signal} to the command (pid {pid}): {e}");
                 }
             }
-            Effect::Suspend => suspend(),
+            Effect::Suspend { why } => suspend(&why),
             Effect::Foreground(pgid) => {
                 if let Err(e) = sys::give_terminal(pgid) {
                     tracing::warn!("cannot give the terminal back to the command: {e}");
@@ -574,11 +574,12 @@ impl Supervisor {
 
 /// Job control: stops the whole daemon until a SIGCONT. PID 1 cannot be
 /// stopped (the kernel ignores SIGSTOP for it), so it only says so.
-fn suspend() {
+fn suspend(why: &str) {
     if std::process::id() == 1 {
-        tracing::info!("as PID 1, nsvisor does not stop: only the command is stopped");
+        tracing::info!("{why}: as PID 1, nsvisor itself cannot stop (job control)");
         return;
     }
+    tracing::info!("{why}: nsvisor stops too, until SIGCONT (job control)");
     if let Err(e) = sys::stop_self() {
         tracing::warn!("cannot stop nsvisor: {e}");
     }

@@ -10,8 +10,8 @@
 //!   daemon, a child's stop, the terminal's foreground group), subreaper,
 //!   capabilities.
 //! - `signal.rs`: the daemon's own dispositions: the handler of the
-//!   synchronous signals (a fault kills, a kill(2) is caught), ignored
-//!   signals, the inherited mask.
+//!   synchronous signals (a fault kills, a kill(2) is caught) and SIGPIPE,
+//!   ignored signals, the inherited mask.
 //! - `fd.rs`: `/dev/null`, close-on-exec duplicates, the tty test, status flags.
 //! - `heap.rs`: giving freed heap memory back to the kernel (`malloc_trim`).
 //! - `pipe.rs`: program output pipes, pipe sizes, `splice(2)`.
@@ -54,8 +54,9 @@ pub use process::{
 };
 pub use reactor::{register_async, register_epoll, OwnedEpoll};
 pub use signal::{
-    catch_synchronous, decode_record, ignore as ignore_signal, sender as signal_sender,
-    unblock_all as unblock_signals, RECORD_LEN, SYNCHRONOUS,
+    decode_record, ignore as ignore_signal, install_handler as install_signal_handler,
+    sender as signal_sender, unblock_all as unblock_signals, HANDLED as HANDLED_SIGNALS,
+    RECORD_LEN,
 };
 pub use socket::{
     connect_now, peer_groups, recv_from_to, send_to_from, set_pktinfo, shutdown_socket, tcp_socket,

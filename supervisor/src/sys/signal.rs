@@ -1,5 +1,5 @@
-//! The daemon's own signal dispositions: the handler for the synchronous
-//! signals, ignored signals, and the inherited signal mask.
+//! The daemon's own signal dispositions: the handler of the signals
+//! signal-hook cannot take, ignored signals, and the inherited signal mask.
 //!
 //! SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP and SIGSYS ([`SYNCHRONOUS`]) have
 //! two origins. Sent with kill(2) by another process (`si_code` ≤ 0), they
@@ -11,14 +11,19 @@
 //! run the faulting instruction again, forever. signal-hook refuses SIGSEGV,
 //! SIGILL and SIGFPE for that reason (its `FORBIDDEN` list) and would let a
 //! real SIGBUS loop, so these six have the handler here instead:
-//! - sent by a process: it writes an 8-byte record (signal, sender pid) to a
-//!   pipe whose read end the signal stream reads (`signals.rs`);
+//! - sent by a process: it sends an 8-byte record (signal, sender pid) on a
+//!   datagram socket whose other end the signal stream reads (`signals.rs`);
 //! - raised by the kernel: it calls the handler that was there before (Rust's
 //!   runtime reports a stack overflow that way), restores the default action
 //!   and raises the signal again, so the daemon dies of it with a core dump,
 //!   exactly as without a handler. It runs on the alternate signal stack
 //!   (`SA_ONSTACK`), which the Rust runtime gives every thread, so a stack
 //!   overflow is still reported.
+//!
+//! SIGPIPE has this handler too ([`HANDLED`]): signal-hook wakes its reader
+//! with send(2) without `MSG_NOSIGNAL`, so once that reader is gone (at exit)
+//! every signal makes a SIGPIPE, and a SIGPIPE caught through signal-hook
+//! would make another, forever. Records here go out with `MSG_NOSIGNAL`.
 //!
 //! Called by `signals.rs` at start-up; children get default dispositions
 //! and an empty mask back before exec (`child.rs`).
@@ -28,10 +33,10 @@ use std::os::fd::{IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
 use libc::{c_int, c_void, siginfo_t};
-use nix::fcntl::OFlag;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
 /// The signals the kernel raises for a fault of the running thread.
-pub const SYNCHRONOUS: [c_int; 6] = [
+const SYNCHRONOUS: [c_int; 6] = [
     libc::SIGSEGV,
     libc::SIGBUS,
     libc::SIGILL,
@@ -40,37 +45,51 @@ pub const SYNCHRONOUS: [c_int; 6] = [
     libc::SIGSYS,
 ];
 
-/// Length of one record on the pipe: signal number and sender pid, native endian.
+/// The signals [`install_handler`] catches: the synchronous ones and SIGPIPE.
+pub const HANDLED: [c_int; 7] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGTRAP,
+    libc::SIGSYS,
+    libc::SIGPIPE,
+];
+
+/// Length of one record: signal number and sender pid, native endian.
 pub const RECORD_LEN: usize = 8;
 
-/// Write end of the record pipe (-1 before [`catch_synchronous`]).
+/// The handler's end of the record socket pair (-1 before [`install_handler`]).
 static RECORDS: AtomicI32 = AtomicI32::new(-1);
 /// Per signal number: the handler installed before ours, and whether it
 /// takes a `siginfo_t` (`SA_SIGINFO`).
 static PREVIOUS: [AtomicUsize; 32] = [const { AtomicUsize::new(0) }; 32];
 static PREVIOUS_SIGINFO: [AtomicBool; 32] = [const { AtomicBool::new(false) }; 32];
 
-/// Installs the handler for the [`SYNCHRONOUS`] signals; returns the read
-/// end of the pipe its records arrive on (non-blocking, close-on-exec).
+/// Installs the handler for the [`HANDLED`] signals; returns the datagram
+/// socket its records arrive on (non-blocking, close-on-exec).
 ///
-/// The write end stays open for the life of the process, since a signal may
-/// come at any time; calling this again (tests) replaces it and leaks the
-/// first one rather than close an fd a handler might be writing to.
-pub fn catch_synchronous() -> io::Result<OwnedFd> {
-    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+/// The handler's end stays open for the life of the process, since a signal
+/// may come at any time; calling this again (tests) replaces it and leaks the
+/// first one rather than close an fd a handler might be sending on.
+pub fn install_handler() -> io::Result<OwnedFd> {
+    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+    let (read, write) = socketpair(AddressFamily::Unix, SockType::Datagram, None, flags)?;
     RECORDS.store(write.into_raw_fd(), Ordering::SeqCst);
-    let ours = on_synchronous as *const () as usize;
-    for sig in SYNCHRONOUS {
+    let ours = on_signal as *const () as usize;
+    for sig in HANDLED {
         // SAFETY: a zeroed sigaction is a valid value to fill in.
         let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
         new.sa_sigaction = ours;
         new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
         // SAFETY: zeroed as above.
         let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: `new.sa_mask` is a valid sigset to clear; `new` and `old`
+        // Every other signal waits while the handler runs: handlers nested on
+        // the small alternate stack would overflow it (a burst of kills).
+        // SAFETY: `new.sa_mask` is a valid sigset to fill; `new` and `old`
         // are valid for the call, and the handler is async-signal-safe.
         let r = unsafe {
-            libc::sigemptyset(&mut new.sa_mask);
+            libc::sigfillset(&mut new.sa_mask);
             libc::sigaction(sig, &new, &mut old)
         };
         if r != 0 {
@@ -86,25 +105,25 @@ pub fn catch_synchronous() -> io::Result<OwnedFd> {
     Ok(read)
 }
 
-/// Decodes one record read from the pipe: (signal, sender pid).
+/// Decodes one record: (signal, sender pid; 0 when unknown).
 pub fn decode_record(record: &[u8; RECORD_LEN]) -> (c_int, libc::pid_t) {
     let sig = c_int::from_ne_bytes([record[0], record[1], record[2], record[3]]);
     let pid = libc::pid_t::from_ne_bytes([record[4], record[5], record[6], record[7]]);
     (sig, pid)
 }
 
-/// The handler of the [`SYNCHRONOUS`] signals (see the module comment).
-/// Async-signal-safe: atomics, `write`, `sigaction`, `raise` only.
-extern "C" fn on_synchronous(sig: c_int, info: *mut siginfo_t, context: *mut c_void) {
+/// The handler of the [`HANDLED`] signals (see the module comment).
+/// Async-signal-safe: atomics, `send`, `sigaction`, `raise` only.
+extern "C" fn on_signal(sig: c_int, info: *mut siginfo_t, context: *mut c_void) {
     // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo (or null).
     let Some(details) = (unsafe { info.as_ref() }) else {
         return;
     };
-    if details.si_code > 0 {
+    if details.si_code > 0 && SYNCHRONOUS.contains(&sig) {
         fault(sig, info, context);
         return;
     }
-    // SAFETY: errno is thread-local; saved and restored around our write.
+    // SAFETY: errno is thread-local; saved and restored around our send.
     let errno = unsafe { *libc::__errno_location() };
     let pid = sender(details).unwrap_or(0);
     let mut record = [0u8; RECORD_LEN];
@@ -112,9 +131,10 @@ extern "C" fn on_synchronous(sig: c_int, info: *mut siginfo_t, context: *mut c_v
     record[4..].copy_from_slice(&pid.to_ne_bytes());
     let fd = RECORDS.load(Ordering::SeqCst);
     if fd >= 0 {
-        // SAFETY: `record` is valid for RECORD_LEN bytes; a pipe write this
-        // small is atomic. A full pipe drops the record (EAGAIN).
-        unsafe { libc::write(fd, record.as_ptr().cast(), RECORD_LEN) };
+        // SAFETY: `record` is valid for RECORD_LEN bytes. A full socket
+        // drops the record (EAGAIN); a gone reader raises no SIGPIPE.
+        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        unsafe { libc::send(fd, record.as_ptr().cast(), RECORD_LEN, flags) };
     }
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = errno };
@@ -184,6 +204,7 @@ mod tests {
     use std::time::Duration;
 
     use nix::sys::signal::{kill, Signal};
+    use nix::sys::socket::MsgFlags;
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     use nix::unistd::{fork, getpid, ForkResult};
 
@@ -194,12 +215,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_synchronous_signal_sent_with_kill_is_recorded_and_survived() {
-        let read = catch_synchronous().expect("install the handler");
-        for sig in [Signal::SIGILL, Signal::SIGSEGV, Signal::SIGBUS] {
+        let read = install_handler().expect("install the handler");
+        for sig in [
+            Signal::SIGILL,
+            Signal::SIGSEGV,
+            Signal::SIGBUS,
+            Signal::SIGPIPE,
+        ] {
             kill(getpid(), sig).expect("kill");
             let mut record = [0u8; RECORD_LEN];
             wait_until("the handler's record", T, || {
-                let n = nix::unistd::read(read.as_raw_fd(), &mut record).ok()?;
+                let n = nix::sys::socket::recv(read.as_raw_fd(), &mut record, MsgFlags::empty())
+                    .ok()?;
                 (n == RECORD_LEN).then_some(())
             })
             .await;
@@ -211,12 +238,12 @@ mod tests {
     /// `fault`; the child must die of `expected`, not loop or go on.
     async fn a_real_fault_kills(fault: fn(), expected: Signal) {
         // SAFETY: the child makes only async-signal-safe calls (setrlimit,
-        // pipe2, sigaction, mmap, the fault) and leaves with _exit.
+        // socketpair, sigaction, mmap, the fault) and leaves with _exit.
         match unsafe { fork() }.expect("fork") {
             ForkResult::Child => {
                 let _ =
                     nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
-                if catch_synchronous().is_err() {
+                if install_handler().is_err() {
                     // SAFETY: _exit is always safe to call.
                     unsafe { libc::_exit(3) };
                 }
@@ -257,6 +284,21 @@ mod tests {
             }
         }
         a_real_fault_kills(touch_an_inaccessible_page, Signal::SIGSEGV).await;
+    }
+
+    /// The handler before ours is called: Rust's runtime reports a stack
+    /// overflow (on the alternate stack) and aborts.
+    #[tokio::test]
+    async fn a_stack_overflow_is_still_reported_by_the_runtime() {
+        fn recurse() {
+            #[allow(unconditional_recursion)]
+            fn deeper(n: u64) -> u64 {
+                let frame = std::hint::black_box([n; 64]);
+                frame[0] + deeper(std::hint::black_box(n + 1))
+            }
+            std::hint::black_box(deeper(0));
+        }
+        a_real_fault_kills(recurse, Signal::SIGABRT).await;
     }
 
     /// A breakpoint goes on after the instruction when its handler returns:

@@ -189,7 +189,10 @@ pub enum Effect {
         group: bool,
     },
     /// Job control: stop the daemon itself (SIGSTOP) until a SIGCONT.
-    Suspend,
+    Suspend {
+        /// Why, for the log.
+        why: String,
+    },
     /// Job control, after a SIGCONT: give the terminal back to the
     /// command's process group if the daemon's group holds it.
     Foreground(Pid),

@@ -60,7 +60,7 @@ impl Planner {
         match signal.named() {
             Some(Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU) => {
                 self.forward(signal);
-                self.suspend(&format!("received {signal}"));
+                self.suspend(format!("received {signal}"));
             }
             Some(Signal::SIGCONT) => {
                 if std::mem::take(&mut self.suspended) {
@@ -78,14 +78,13 @@ impl Planner {
     pub(super) fn command_stopped(&mut self, by: Signal) {
         let job_control = matches!(by, Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU);
         if self.single_command && job_control && !self.suspended {
-            self.suspend(&format!("the command was stopped by {by}"));
+            self.suspend(format!("the command was stopped by {by}"));
         }
     }
 
-    fn suspend(&mut self, why: &str) {
-        tracing::info!("{why}: nsvisor stops too (job control), until SIGCONT");
+    fn suspend(&mut self, why: String) {
         self.suspended = true;
-        self.out.push(Effect::Suspend);
+        self.out.push(Effect::Suspend { why });
     }
 
     /// The `--` command's pid while it runs.
