@@ -9,7 +9,9 @@
 //! happens here, between spawns, never concurrently with one (DESIGN rule 3).
 //! Queries (`status`, health, counters, tail buffers) read the planner's
 //! table without changing it. Signals sent on a client's request are carried
-//! out here too, since their answer is the outcome of the syscall. Check runs
+//! out here too, since their answer is the outcome of the syscall, and so is
+//! the job control of a `--` command (a stop of it seen at SIGCHLD, the
+//! daemon stopping itself, the terminal handed back). Check runs
 //! are in `actor/checks.rs`, reading the config for a reload in
 //! `actor/reload.rs`.
 
