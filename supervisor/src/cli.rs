@@ -29,8 +29,10 @@ pub const VERSION: &str = concat!(
     name = "nsvisor",
     version = VERSION,
     after_help = "\
-Signals: TERM, INT, QUIT shut down gracefully; HUP reloads the config; USR2 reopens log files.
-In single-command mode (no config), every signal except CHLD is forwarded to CMD.
+Signals: TERM, INT, QUIT shut down gracefully; HUP reloads the config; USR2 reopens log files;
+any other is logged and ignored (or forwarded to CMD, with -c FILE -- CMD).
+In single-command mode (no config), every signal except CHLD is forwarded to CMD, real-time
+ones too; TSTP, TTIN, TTOU (Ctrl-Z) stop CMD, then nsvisor; CONT resumes both.
 
 Exit codes:
   0    shut down on request

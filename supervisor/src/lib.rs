@@ -33,6 +33,8 @@ use config::Config;
 pub use supervisor::RunOptions;
 /// For `main.rs`: reserves the spawn fd slots before the runtime opens its fds.
 pub use sys::reserve_spawn_slots;
+/// For `main.rs`: unblocks the signals a parent left blocked, before any thread starts.
+pub use sys::unblock_signals;
 
 /// How long the daemon waits, at exit, for program output still in pipes.
 const LOG_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
@@ -75,8 +77,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
     sys::keep_large_blocks_mapped();
     fd_budget::raise(&config);
     become_reaper();
-    let signals = signals::register(options.main_command.is_some()).map_err(RunError::Signals)?;
-    let signals_handle = signals.handle();
+    // `nsvisor -- CMD` alone: every signal is the command's (the planner's rule too).
+    let single_command = options.main_command.is_some() && config.programs.is_empty();
+    let signals = signals::register(single_command).map_err(RunError::Signals)?;
     let api_config = config.supervisor.clone();
     let rpc_setup = api::xmlrpc::Setup {
         config_path: config.path.clone(),
@@ -84,7 +87,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
         daemon_tail: options.daemon_tail.clone(),
         ..Default::default()
     };
-    let single_command = options.main_command.is_some();
+    let has_command = options.main_command.is_some();
     let net = start_network(&config).await?;
     let logs = logs::LogContext::stdio()?;
     if let Some(file) = &options.daemon_log {
@@ -96,15 +99,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
         Some(addr) => Some(api::probes::listen(addr, handle.clone()).await?),
         None => None,
     };
-    let api = match api::serve(handle, &api_config, rpc_setup).await {
-        Ok(api) => Some(api),
-        // A tini-style init must not fail for want of a control socket.
-        Err(e) if single_command => {
-            tracing::warn!("{e}; continuing without the control API");
-            None
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let api = serve_api(handle, api_config, rpc_setup, has_command).await?;
     let code = sup.run(signals, commands).await;
     drop(probes);
     // Every program has exited: let the pumps write their last output.
@@ -112,8 +107,42 @@ pub async fn run(config: Config, options: RunOptions) -> Result<i32, RunError> {
     if let Some(api) = api {
         api.close().await;
     }
-    signals_handle.close();
     Ok(code)
+}
+
+/// Opens the control socket. With a `--` command, a daemon must not fail
+/// for want of one: when the default path is another nsvisor's (two
+/// `nsvisor -- CMD` on one host), it listens on a path of its own instead
+/// (`nsvisor-<pid>.sock` beside it), and any other failure is a warning.
+async fn serve_api(
+    handle: supervisor::handle::Handle,
+    mut cfg: config::SupervisorConfig,
+    rpc: api::xmlrpc::Setup,
+    has_command: bool,
+) -> Result<Option<api::ApiServer>, RunError> {
+    let error = match api::serve(handle.clone(), &cfg, rpc.clone()).await {
+        Ok(api) => return Ok(Some(api)),
+        Err(e) if !has_command => return Err(e.into()),
+        Err(e) => e,
+    };
+    let default = api::socket_path(&cfg);
+    let error = if cfg.socket.is_none() && error.is_taken() {
+        let own = api::instance_socket_path(&default, std::process::id());
+        tracing::info!(
+            "control socket {} is another nsvisor's; listening on {}",
+            default.display(),
+            own.display()
+        );
+        cfg.socket = Some(own);
+        match api::serve(handle, &cfg, rpc).await {
+            Ok(api) => return Ok(Some(api)),
+            Err(e) => e,
+        }
+    } else {
+        error
+    };
+    tracing::warn!("{error}; continuing without the control API");
+    Ok(None)
 }
 
 /// Validates the host for the config's networks, starts the network task and

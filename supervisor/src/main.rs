@@ -27,6 +27,11 @@ const DEFAULT_CONFIG: &str = "/etc/nsvisor/nsvisor.toml";
 const LOG_FLUSH_AT_EXIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn main() -> ExitCode {
+    // Before any thread starts (they inherit the mask): a signal a parent
+    // left blocked would never reach its handler.
+    if let Err(e) = nsvisor::unblock_signals() {
+        eprintln!("nsvisor: cannot unblock signals: {e}");
+    }
     let stderr_log = nsvisor::daemon_log::StderrLog::stderr()
         .map_err(|e| {
             eprintln!(

@@ -41,7 +41,7 @@ use crate::supervisor::handle::Handle;
 
 pub use peer::Access;
 pub use server::Limits;
-pub use socket::socket_path;
+pub use socket::{instance_socket_path, socket_path};
 
 /// Why the control API could not start.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +142,18 @@ pub enum Error {
         /// Cause.
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// True when the path is another process's socket: a live daemon answers
+    /// on it, or it was bound between our check and our bind.
+    pub fn is_taken(&self) -> bool {
+        match self {
+            Error::AlreadyRunning { .. } => true,
+            Error::Bind { source, .. } => source.kind() == std::io::ErrorKind::AddrInUse,
+            _ => false,
+        }
+    }
 }
 
 /// The running control API. Closing it (or dropping it) stops accepting,

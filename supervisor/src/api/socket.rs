@@ -1,5 +1,8 @@
 //! The control socket file: where it is, replacing a stale one, mode and owner.
 //!
+//! The path is `[supervisor] socket` or the default rule shared with
+//! `nsvisorctl`; a `--` command's daemon whose default path is taken by
+//! another nsvisor uses [`instance_socket_path`] instead (`lib.rs`).
 //! A socket file left by a crashed daemon is removed before binding; one that a
 //! live process still answers on is left alone and start-up fails, and so does
 //! a path that is not a socket at all (nothing but a socket is ever deleted).
@@ -40,6 +43,16 @@ pub fn socket_path(cfg: &SupervisorConfig) -> PathBuf {
             ))
         }
     }
+}
+
+/// The socket path of one daemon among several: `nsvisor-<pid>.sock` beside
+/// `default` (`/run/nsvisor.sock` → `/run/nsvisor-<pid>.sock`). Used by a
+/// `--` command's daemon when the default path is taken.
+pub fn instance_socket_path(default: &Path, pid: u32) -> PathBuf {
+    let stem = default
+        .file_stem()
+        .map_or_else(|| "nsvisor".into(), |s| s.to_string_lossy());
+    default.with_file_name(format!("{stem}-{pid}.sock"))
 }
 
 /// Creates the directory of the default socket path when it is missing (mode
@@ -253,6 +266,16 @@ mod tests {
         let mode = std::fs::metadata(&run).map(|m| m.permissions().mode() & 0o7777);
         assert_eq!(mode.ok(), Some(0o755));
         assert!(create_default_dir(&path).is_ok(), "an existing one is fine");
+    }
+
+    #[test]
+    fn an_instance_path_is_beside_the_default() {
+        let path = |p: &str| instance_socket_path(Path::new(p), 42);
+        assert_eq!(path("/run/nsvisor.sock"), Path::new("/run/nsvisor-42.sock"));
+        assert_eq!(
+            path("/tmp/nsvisor-1000.sock"),
+            Path::new("/tmp/nsvisor-1000-42.sock")
+        );
     }
 
     #[test]

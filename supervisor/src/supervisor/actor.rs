@@ -9,7 +9,9 @@
 //! happens here, between spawns, never concurrently with one (DESIGN rule 3).
 //! Queries (`status`, health, counters, tail buffers) read the planner's
 //! table without changing it. Signals sent on a client's request are carried
-//! out here too, since their answer is the outcome of the syscall. Check runs
+//! out here too, since their answer is the outcome of the syscall, and so is
+//! the job control of a `--` command (a stop of it seen at SIGCHLD, the
+//! daemon stopping itself, the terminal handed back). Check runs
 //! are in `actor/checks.rs`, reading the config for a reload in
 //! `actor/reload.rs`.
 
@@ -37,6 +39,7 @@ mod reload;
 use crate::config::{Config, ProgramName};
 use crate::logs::{LogContext, ProgramLogs};
 use crate::process::reaper;
+use crate::signals::Received;
 use crate::sys;
 
 /// Options of the daemon that are not in the config file.
@@ -155,7 +158,7 @@ impl Supervisor {
     /// before this is called, so no SIGCHLD is missed).
     pub async fn run(
         mut self,
-        mut signals: impl Stream<Item = i32> + Unpin,
+        mut signals: impl Stream<Item = Received> + Unpin,
         mut commands: mpsc::Receiver<Command>,
     ) -> i32 {
         let t0 = Instant::now();
@@ -222,6 +225,17 @@ impl Supervisor {
                         program = name.as_str(),
                         "cannot send {signal} to pid {pid}: {e}"
                     );
+                }
+            }
+            Effect::Forward { pid, signal, group } => {
+                if let Err(e) = sys::send_signal_number(pid, signal.number(), group) {
+                    tracing::warn!("cannot forward {signal} to the command (pid {pid}): {e}");
+                }
+            }
+            Effect::Suspend { why } => suspend(&why),
+            Effect::Foreground(pgid) => {
+                if let Err(e) = sys::give_terminal(pgid) {
+                    tracing::warn!("cannot give the terminal back to the command: {e}");
                 }
             }
             Effect::Timer { at, name } => self.timers.push(Reverse((at, TimerKey::Program(name)))),
@@ -319,23 +333,28 @@ impl Supervisor {
         None
     }
 
-    fn on_signal(&mut self, sig: i32) {
-        let Ok(signal) = Signal::try_from(sig) else {
-            return;
-        };
-        if signal == Signal::SIGCHLD {
+    fn on_signal(&mut self, received: Received) {
+        let signal = received.signal.named();
+        if signal == Some(Signal::SIGCHLD) {
             let mut statuses = reaper::reap_all();
             self.exec.reaped(&mut statuses);
             if !statuses.is_empty() {
                 self.handle(Event::Reaped(statuses));
             }
             self.lingering.prune();
+            // A SIGCHLD also says a child stopped: job control of `-- CMD`.
+            if let Some(by) = self.planner.job_control_pid().and_then(sys::stopped_by) {
+                self.handle(Event::CommandStopped(by));
+            }
             return;
         }
-        if matches!(signal, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) {
-            tracing::info!("received {signal}");
+        if matches!(
+            signal,
+            Some(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)
+        ) {
+            tracing::info!("received {}", received.signal);
         }
-        self.handle(Event::Signal(signal));
+        self.handle(Event::Signal(received));
     }
 
     fn on_timers(&mut self) {
@@ -554,6 +573,19 @@ impl Supervisor {
     /// Seconds since the daemon started.
     fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
+    }
+}
+
+/// Job control: stops the whole daemon until a SIGCONT. PID 1 cannot be
+/// stopped (the kernel ignores SIGSTOP for it), so it only says so.
+fn suspend(why: &str) {
+    if std::process::id() == 1 {
+        tracing::info!("{why}: as PID 1, nsvisor itself cannot stop (job control)");
+        return;
+    }
+    tracing::info!("{why}: nsvisor stops too, until SIGCONT (job control)");
+    if let Err(e) = sys::stop_self() {
+        tracing::warn!("cannot stop nsvisor: {e}");
     }
 }
 

@@ -6,7 +6,12 @@
 //!   low fd slots it uses ([`reserve_spawn_slots`]) and the guard that keeps
 //!   spawns one at a time; `child.rs`: what the child does between clone and
 //!   exec (raw async-signal-safe syscalls only).
-//! - `process.rs`: signals to programs and groups, subreaper, capabilities.
+//! - `process.rs`: signals to programs and groups, job control (stopping the
+//!   daemon, a child's stop, the terminal's foreground group), subreaper,
+//!   capabilities.
+//! - `signal.rs`: the daemon's own dispositions: the handler of the
+//!   synchronous signals (a fault kills, a kill(2) is caught) and SIGPIPE,
+//!   ignored signals, the inherited mask.
 //! - `fd.rs`: `/dev/null`, close-on-exec duplicates, the tty test, status flags.
 //! - `heap.rs`: giving freed heap memory back to the kernel (`malloc_trim`).
 //! - `pipe.rs`: program output pipes, pipe sizes, `splice(2)`.
@@ -30,6 +35,7 @@ mod netns_socket;
 mod pipe;
 mod process;
 mod reactor;
+mod signal;
 mod socket;
 mod spawn;
 mod time;
@@ -42,8 +48,16 @@ pub use namespace::{
 };
 pub use netns_socket::tcp_socket_in;
 pub use pipe::{log_pipe, set_pipe_size, splice_move, splice_pipe, splice_pipe_to_file};
-pub use process::{effective_caps, group_alive, send_signal, set_subreaper};
+pub use process::{
+    effective_caps, give_terminal, group_alive, send_signal, send_signal_number, set_subreaper,
+    stop_self, stopped_by,
+};
 pub use reactor::{register_async, register_epoll, OwnedEpoll};
+pub use signal::{
+    decode_record, ignore as ignore_signal, install_handler as install_signal_handler,
+    sender as signal_sender, unblock_all as unblock_signals, HANDLED as HANDLED_SIGNALS,
+    RECORD_LEN,
+};
 pub use socket::{
     connect_now, peer_groups, peer_hung_up, recv_from_to, send_to_from, set_pktinfo,
     shutdown_socket, tcp_socket,

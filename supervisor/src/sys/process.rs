@@ -1,9 +1,10 @@
-//! Process-wide calls: signals to programs and their groups, the subreaper
-//! flag, the daemon's own capabilities.
+//! Process-wide calls: signals to programs and their groups, job control of
+//! the `--` command and of the daemon itself, the subreaper flag, the
+//! daemon's own capabilities.
 //!
 //! `ESRCH` from a kill means the process is already gone and is not an
-//! error. Callers: the supervisor (signals, stop and shutdown), `lib.rs`
-//! (subreaper at start-up), `net::check` (capabilities).
+//! error. Callers: the supervisor (signals, stop and shutdown, job control),
+//! `lib.rs` (subreaper at start-up), `net::check` (capabilities).
 
 use std::io;
 
@@ -22,6 +23,48 @@ pub fn send_signal(pid: Pid, sig: Signal, group: bool) -> Result<(), Errno> {
     match res {
         Ok(()) | Err(Errno::ESRCH) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+/// Sends signal number `sig` (a real-time one too, which [`Signal`] cannot
+/// name) to a process, or to its process group when `group`.
+pub fn send_signal_number(pid: Pid, sig: i32, group: bool) -> Result<(), Errno> {
+    let target = if group { -pid.as_raw() } else { pid.as_raw() };
+    // SAFETY: kill takes plain integers.
+    let res = Errno::result(unsafe { libc::kill(target, sig) });
+    match res {
+        Ok(_) | Err(Errno::ESRCH) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Stops the whole daemon (SIGSTOP to itself) until a SIGCONT: job control.
+/// Returns once continued. PID 1 cannot be stopped this way (the kernel
+/// ignores it), so the caller checks that first.
+pub fn stop_self() -> Result<(), Errno> {
+    nix::sys::signal::raise(Signal::SIGSTOP)
+}
+
+/// The signal that stopped child `pid`, if it is stopped and that stop was
+/// not reported yet. `waitid` for stops only (no `WEXITED`): it never reaps,
+/// so it does not race with the reaper (DESIGN rule 3).
+pub fn stopped_by(pid: Pid) -> Option<Signal> {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    let flags = WaitPidFlag::WSTOPPED | WaitPidFlag::WNOHANG;
+    match waitid(Id::Pid(pid), flags) {
+        Ok(WaitStatus::Stopped(_, sig)) => Some(sig),
+        _ => None,
+    }
+}
+
+/// Gives the terminal on stdin to process group `pgid`, but only when the
+/// daemon's own group holds it (a shell's `fg` gave it back to the daemon
+/// after a stop); in the background, or without a terminal, nothing happens.
+pub fn give_terminal(pgid: Pid) -> Result<(), Errno> {
+    let stdin = std::io::stdin();
+    match nix::unistd::tcgetpgrp(&stdin) {
+        Ok(fg) if fg == nix::unistd::getpgrp() => nix::unistd::tcsetpgrp(&stdin, pgid),
+        _ => Ok(()),
     }
 }
 

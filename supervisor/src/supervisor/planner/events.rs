@@ -9,6 +9,7 @@ use nix::unistd::Pid;
 use nsvisor_proto::{ActionResult, ApiError, ExitStatus, ReloadResult, State};
 
 use crate::config::{Config, NetworkConfig, ProgramName, SandboxSpec};
+use crate::signals::{Caught, Received};
 use crate::supervisor::handle::Action;
 use crate::supervisor::program::Netns;
 
@@ -91,7 +92,10 @@ pub enum Event {
         message: crate::health::notify::NotifyMessage,
     },
     /// A signal reached the daemon (other than SIGCHLD, which only reaps).
-    Signal(Signal),
+    Signal(Received),
+    /// The `--` command (single-command mode) was stopped by this signal;
+    /// the actor looks after every SIGCHLD.
+    CommandStopped(Signal),
     /// A client asks for an action.
     Act {
         /// Who asks.
@@ -174,6 +178,24 @@ pub enum Effect {
         /// To the whole process group.
         group: bool,
     },
+    /// Forward a signal the daemon caught to the `--` command (its group
+    /// when `group`).
+    Forward {
+        /// The command's pid (also its pgid).
+        pid: Pid,
+        /// Signal, a real-time one too.
+        signal: Caught,
+        /// To the whole process group.
+        group: bool,
+    },
+    /// Job control: stop the daemon itself (SIGSTOP) until a SIGCONT.
+    Suspend {
+        /// Why, for the log.
+        why: String,
+    },
+    /// Job control, after a SIGCONT: give the terminal back to the
+    /// command's process group if the daemon's group holds it.
+    Foreground(Pid),
     /// Report [`Event::Tick`] for this program at `at`.
     Timer {
         /// When.

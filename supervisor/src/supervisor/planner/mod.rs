@@ -20,13 +20,15 @@
 //! dependencies and sandboxes), `health.rs` (readiness and liveness),
 //! `order.rs` (tiers and stop plans), `waiters.rs` (clients waiting for an
 //! outcome), `reload.rs` (config diffs), `shutdown.rs` (shutdown,
-//! `critical`, exit).
+//! `critical`, exit), `signals.rs` (what a caught signal means: forwarding,
+//! job control, acting on it or ignoring it).
 
 mod events;
 mod health;
 mod order;
 mod reload;
 mod shutdown;
+mod signals;
 mod start;
 mod waiters;
 
@@ -36,7 +38,6 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
-use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use nsvisor_proto::{ApiError, ErrorKind, ExitStatus, Health, ProgramInfo, State};
 
@@ -64,6 +65,8 @@ pub struct Planner {
     single_command: bool,
     /// Forward signals to the main program's pid only, not its group.
     single_child: bool,
+    /// Job control: the daemon stopped itself and waits for a SIGCONT.
+    suspended: bool,
     waiters: Vec<Waiter>,
     stop_plans: Vec<StopPlan>,
     shutdown: Option<ShutdownState>,
@@ -102,6 +105,7 @@ impl Planner {
             config,
             single_command,
             single_child,
+            suspended: false,
             waiters: Vec::new(),
             stop_plans: Vec::new(),
             shutdown: None,
@@ -167,6 +171,7 @@ impl Planner {
                 detail,
             } => self.check_done(&name, index, epoch, (passed, took), detail, now),
             Event::Signal(signal) => self.signal(signal, now),
+            Event::CommandStopped(by) => self.command_stopped(by),
             Event::Act {
                 client,
                 verb,
@@ -343,39 +348,6 @@ impl Planner {
                 tracing::debug!(pid = pid.as_raw(), "reaped orphan ({status})");
             }
         }
-    }
-
-    fn signal(&mut self, signal: Signal, now: Instant) {
-        match signal {
-            _ if self.single_command => self.forward(signal),
-            Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT => {
-                self.begin_shutdown(0, &format!("received {signal}"), now)
-            }
-            Signal::SIGHUP if self.shutdown.is_some() => {
-                tracing::info!("received SIGHUP: not reloading, the daemon is shutting down");
-            }
-            Signal::SIGHUP => self.out.push(Effect::LoadConfig),
-            Signal::SIGUSR2 => self.out.push(Effect::ReopenLogs),
-            _ => self.forward(signal),
-        }
-    }
-
-    /// Forwards a signal to the main program (its group unless `--single-child`).
-    fn forward(&mut self, signal: Signal) {
-        let Some(pid) = self
-            .programs
-            .get(MAIN_PROGRAM)
-            .filter(|p| p.role == Role::Main)
-            .and_then(|p| p.machine.state().pid())
-        else {
-            return;
-        };
-        self.out.push(Effect::Signal {
-            name: MAIN_PROGRAM.into(),
-            pid,
-            signal,
-            group: !self.single_child,
-        });
     }
 
     /// Feeds one input to a program's machine and turns its effects into the

@@ -234,6 +234,14 @@ impl World {
                 self.signalled.insert(pid);
                 self.signals.push((name, signal, group));
             }
+            Effect::Forward { pid, signal, group } => {
+                let name = self.live.get(&pid).cloned();
+                let name = name.unwrap_or_else(|| panic!("{signal} forwarded to a dead pid"));
+                match signal.named() {
+                    Some(named) => self.signals.push((name, named, group)),
+                    None => self.other.push(format!("Forward {signal}")),
+                }
+            }
             Effect::Timer { at, name } => self.timers.push((at, name, None)),
             Effect::CheckTimer {
                 at,
@@ -362,7 +370,12 @@ impl World {
     }
 
     fn signal(&mut self, signal: Signal) {
-        self.on(Event::Signal(signal));
+        self.signal_caught(signal.into());
+    }
+
+    fn signal_caught(&mut self, signal: crate::signals::Caught) {
+        let sender = None;
+        self.on(Event::Signal(crate::signals::Received { signal, sender }));
     }
 
     fn reload(&mut self, config: Config) -> ClientId {
