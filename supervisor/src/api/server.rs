@@ -94,12 +94,40 @@ impl InFlight {
     /// The answer, with this request counted until its body is done.
     fn attach(self, reply: Reply) -> Reply {
         reply.map(|body| {
-            body.map_frame(move |frame| {
-                let _in_flight = &self;
-                frame
-            })
+            Counted {
+                body,
+                _in_flight: self,
+            }
             .boxed_unsync()
         })
+    }
+}
+
+/// An answer's body that keeps its request counted until it is dropped.
+/// Its size hint is the body's own, so a whole answer keeps its
+/// `Content-Length` (a mapped body would be sent chunked).
+struct Counted {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for Counted {
+    type Data = bytes::Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 
