@@ -10,6 +10,7 @@
 mod health;
 mod properties;
 mod rules;
+mod signals;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::OwnedFd;
