@@ -102,6 +102,10 @@ pub(in crate::config) fn expand(s: &str, vars: &Vars) -> Result<String, ExpandEr
     Ok(out)
 }
 
+/// The widest padding a value may ask for (`%(here)4096s`): a config
+/// cannot make the loader allocate more than that per expansion.
+const MAX_WIDTH: usize = 4096;
+
 /// `[-0]*[width]conversion`.
 struct Spec {
     left: bool,
@@ -136,13 +140,23 @@ impl Spec {
             digits.push(c);
             chars.next();
         }
-        spec.width = digits.parse().unwrap_or(0);
+        // A width too large for usize counts as over the limit, not as none.
+        spec.width = match digits.as_str() {
+            "" => 0,
+            d => d.parse().unwrap_or(usize::MAX),
+        };
         let (i, conv) = chars.next()?;
         spec.conv = conv;
         Some((spec, i + conv.len_utf8()))
     }
 
     fn render(&self, name: &str, value: &Var) -> Result<String, String> {
+        if self.width > MAX_WIDTH {
+            return Err(format!(
+                "%({name}): a width of {} is over the limit of {MAX_WIDTH}",
+                self.width
+            ));
+        }
         let text = match (self.conv, value) {
             ('s' | 'd' | 'i', Var::ProcessNum) => {
                 if self.left || (self.width > 0 && !self.zero) {
@@ -223,6 +237,23 @@ mod tests {
         assert_eq!(ok("n=%(numprocs)d %(numprocs)03d"), "n=3 003");
         assert_eq!(ok("%(ENV_N)d|%(ENV_N)3d|%(ENV_N)-3s|"), "7|  7|7  |");
         assert_eq!(ok("100%% %(program_name)5s"), "100%   web");
+    }
+
+    #[test]
+    fn a_width_over_the_limit_is_an_error_not_an_allocation() {
+        assert_eq!(ok("%(program_name)4096s").len(), 4096);
+        for value in [
+            "%(here)4097s",
+            "%(here)99999999999999971s",
+            "%(process_num)099999999999999999999999d",
+        ] {
+            let e = expand(value, &vars()).unwrap_err();
+            assert!(
+                e.message.contains("over the limit of 4096"),
+                "{value}: {}",
+                e.message
+            );
+        }
     }
 
     #[test]
