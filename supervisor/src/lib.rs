@@ -16,6 +16,9 @@ pub mod accounts;
 pub mod api;
 pub mod config;
 pub mod daemon_log;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod logs;
 pub mod net;

@@ -112,7 +112,7 @@ pub async fn accept_loop(
 }
 
 /// Serves one connection: the API for allowed peers, 403 for everyone else.
-async fn connection(
+pub(super) async fn connection(
     stream: UnixStream,
     access: Access,
     api: Arc<Api>,
