@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need (as root, with apt),
-# then runs formatting and lint checks, a smoke run of the benchmark harness,
-# unit tests and end-to-end tests.
+# then runs formatting and lint checks, a short fuzzing round
+# (FUZZ_SECONDS per target, default 20), a smoke run of the benchmark
+# harness, unit tests and end-to-end tests.
 # Usage: scripts/test.sh            (from the repository root)
 # Root-only tests (namespaces, user switching) skip without root, except
 # when CI is set: then they must run.
@@ -63,6 +64,11 @@ for tool in fmt clippy; do
 done
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The fuzz targets (fuzz/, their own workspace; docs/reliability.md): formatted
+# like the rest, and a short round of each, so a parser that panics, hangs or
+# runs out of memory on some input fails the suite.
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 # The release tarball; its unpacked tree is what tests/tests/dist.rs and
 # tests/tests/docker.rs put into root filesystems and images.
 scripts/dist.sh

@@ -17,6 +17,9 @@ pub mod api;
 pub mod config;
 pub mod daemon_log;
 pub mod fd_budget;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod logs;
 pub mod net;

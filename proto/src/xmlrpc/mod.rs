@@ -5,7 +5,8 @@
 //! [`Value`] is the XML-RPC data model. [`parse_call`] reads a request body
 //! with quick-xml (which does the tokenizing and entity unescaping) and is as
 //! lenient as supervisord's reader: a `<value>` without a type element is a
-//! string, `<params>` may be missing, `<i8>` and `<nil/>` are accepted.
+//! string, `<params>` may be missing, `<i8>` and `<nil/>` are accepted;
+//! values nest at most [`MAX_DEPTH`] levels.
 //! [`response`] and [`fault`] write the answer the way Python's
 //! `xmlrpc.client` does. Characters XML 1.0 cannot carry (most control
 //! characters, e.g. the escape of colour codes in program output) are written
@@ -127,6 +128,8 @@ enum Tok {
 
 struct Lexer<'a> {
     reader: Reader<&'a [u8]>,
+    /// How many `<value>`s are open (see [`MAX_DEPTH`]).
+    depth: usize,
     /// The end of an empty element, still to be returned.
     pending_end: bool,
     peeked: Option<Tok>,
@@ -138,6 +141,7 @@ impl<'a> Lexer<'a> {
         reader.config_mut().trim_text(false);
         Lexer {
             reader,
+            depth: 0,
             pending_end: false,
             peeked: None,
         }
@@ -308,8 +312,27 @@ pub fn parse_response(xml: &[u8]) -> Result<Result<Value, FaultAnswer>, DecodeEr
     Ok(answer)
 }
 
+/// Deepest nesting of values (in arrays and structs) read. Clients nest a few
+/// levels (a multicall: 4); the reader recurses once per level, on the stack
+/// of a daemon thread, which a 64 KiB body of `<array><data><value>`s
+/// overflowed.
+pub const MAX_DEPTH: usize = 100;
+
 /// Reads a value whose `<value>` start tag was just consumed, through its end tag.
 fn value(lx: &mut Lexer<'_>) -> Result<Value, DecodeError> {
+    if lx.depth >= MAX_DEPTH {
+        return Err(shape(format!(
+            "values nested deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    lx.depth += 1;
+    let v = value_inside(lx);
+    lx.depth -= 1;
+    v
+}
+
+/// [`value`], one level deeper.
+fn value_inside(lx: &mut Lexer<'_>) -> Result<Value, DecodeError> {
     // Bare text (or nothing) is a string.
     let mut bare = String::new();
     loop {

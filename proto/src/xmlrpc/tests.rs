@@ -116,3 +116,33 @@ fn writes_responses_and_faults_that_round_trip() {
     assert!(f.contains("<name>faultCode</name>\n<value><int>10</int></value>"));
     assert!(f.contains("<value><string>BAD_NAME: nope</string></value>"));
 }
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    // As deep as the daemon's 64 KiB body limit allows, read on a thread with
+    // the stack of a tokio worker (2 MiB): this overflowed it.
+    let open = "<array><data><value>";
+    let depth = 64 * 1024 / open.len();
+    let body = format!(
+        "<methodCall><methodName>m</methodName><params><param><value>{}",
+        open.repeat(depth)
+    );
+    let result = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || parse_call(body.as_bytes()))
+        .expect("spawn")
+        .join()
+        .expect("no stack overflow");
+    let message = format!("values nested deeper than {MAX_DEPTH} levels");
+    assert_eq!(result, Err(DecodeError::Shape(message)));
+    // Nesting up to the limit is read.
+    let nested = |depth: usize| {
+        format!(
+            "<methodCall><methodName>m</methodName><params><param><value>{}1{}</value></param></params></methodCall>",
+            open.repeat(depth - 1),
+            "</value></data></array>".repeat(depth - 1)
+        )
+    };
+    assert!(parse_call(nested(MAX_DEPTH).as_bytes()).is_ok());
+    assert!(parse_call(nested(MAX_DEPTH + 1).as_bytes()).is_err());
+}

@@ -18,6 +18,10 @@
 //! removes the socket file when closed or dropped.
 
 mod exec;
+#[cfg(any(test, feature = "fuzzing"))]
+mod fake;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz_harness;
 mod metrics;
 mod peer;
 pub mod probes;

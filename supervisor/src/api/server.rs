@@ -272,7 +272,7 @@ impl Complaints {
 }
 
 /// Serves one connection: the API for allowed peers, 403 for everyone else.
-async fn connection(
+pub(super) async fn connection(
     stream: UnixStream,
     access: Access,
     api: Arc<Api>,

@@ -65,9 +65,21 @@ fn comments(out: &mut String, findings: &[Finding], program: Option<&str>) {
         };
         let mut at = f.at.clone();
         at.program = None;
-        let text = at.headline().replace('\n', " ");
-        let _ = writeln!(out, "# {what}: {text}");
+        let _ = writeln!(out, "# {what}: {}", comment_text(&at.headline()));
     }
+}
+
+/// `text` for a TOML comment: one line, and no control character but tab
+/// (TOML refuses them in comments; a message may quote one from the INI).
+fn comment_text(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' => ' ',
+            '\t' => c,
+            c if c.is_control() => char::REPLACEMENT_CHARACTER,
+            c => c,
+        })
+        .collect()
 }
 
 fn entries(out: &mut String, table: &Table) {

@@ -123,13 +123,13 @@ fn table(r: &mut Reader, node: &Node) -> BTreeMap<String, String> {
 
 /// A bad line: byte offset in the file and what is wrong.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct EnvFileError {
+pub(crate) struct EnvFileError {
     pub offset: usize,
     pub message: String,
 }
 
 /// Parses a whole env file into `(key, value)` pairs in file order.
-pub(super) fn parse(text: &str) -> Result<Vec<(String, String)>, EnvFileError> {
+pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, EnvFileError> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < text.len() {

@@ -109,3 +109,37 @@ impl Config {
         validate::load(path, &inputs).map(|o| o.loaded.config)
     }
 }
+
+/// [`Config::load_with`] with an explicit environment and host name: for the
+/// fuzz targets (`fuzz/`), which must not depend on the process's own.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn load_with_inputs(
+    path: &Path,
+    options: &LoadOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+    host_node_name: &str,
+) -> Result<Loaded, ConfigErrors> {
+    let inputs = Inputs {
+        env,
+        host_node_name: host_node_name.to_string(),
+        options: options.clone(),
+    };
+    validate::load(path, &inputs).map(|o| o.loaded)
+}
+
+/// [`super::convert`] with an explicit environment and host name (as
+/// [`load_with_inputs`]).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn convert_with_inputs(
+    path: &Path,
+    options: &LoadOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+    host_node_name: &str,
+) -> Result<String, ConfigErrors> {
+    let inputs = Inputs {
+        env,
+        host_node_name: host_node_name.to_string(),
+        options: options.clone(),
+    };
+    super::convert::convert_with(path, &inputs)
+}

@@ -41,7 +41,11 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 pub use convert::convert;
+#[cfg(feature = "fuzzing")]
+pub(crate) use environment::parse as parse_env_file;
 pub use error::{ConfigError, ConfigErrors, Finding, Severity};
+#[cfg(feature = "fuzzing")]
+pub(crate) use load::{convert_with_inputs, load_with_inputs};
 pub use load::{ConfigFormat, LoadOptions, Loaded};
 pub use main_program::{main_program, MAIN_PROGRAM};
 pub use name::ProgramName;

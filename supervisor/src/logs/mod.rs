@@ -50,11 +50,19 @@ use crate::config::{ConsoleMode, LogFile, ProgramConfig, StreamLog};
 use crate::daemon_log::DaemonLogFile;
 use crate::sys;
 pub use console::Console;
+// What the fuzz targets reach (crate::fuzzing).
+#[cfg(feature = "fuzzing")]
+pub use file::{FileRegistry, FileSink, FileSpec};
+#[cfg(not(feature = "fuzzing"))]
 use file::{FileRegistry, FileSpec};
 use idle::IdlePipes;
+#[cfg(feature = "fuzzing")]
+pub use lines::{LineSplitter, MAX_LINE};
 pub use log_watch::LogWatch;
 use mailbox::{Mailbox, Mailboxes};
 use ring::Ring;
+#[cfg(feature = "fuzzing")]
+pub use rotate::{backup_path, plan as rotation_plan, Plan, OVERSHOOT};
 
 /// Pipe buffer asked for each program stream (the kernel default is 64 KiB).
 /// Larger means fewer hand-offs between program and pump; 256 KiB measured

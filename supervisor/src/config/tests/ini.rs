@@ -324,6 +324,20 @@ fn convert_refuses_a_toml_file() {
 }
 
 #[test]
+fn convert_comments_carry_no_control_character() {
+    // The warning quotes what follows the value, here a control character,
+    // which TOML does not allow in a comment: the TOML did not load.
+    let f = Fixture::new("[program:app]\ncommand=/bin/app\nenvironment=A=x\u{6}\n");
+    let toml = convert_with(&f.path(), &inputs(LoadOptions::default())).unwrap();
+    assert!(toml.contains("# dropped: "), "{toml}");
+    let out = Fixture::new(&toml);
+    assert_eq!(
+        placeless(load(&out.path()).config),
+        placeless(load(&f.path()).config)
+    );
+}
+
+#[test]
 fn the_format_can_be_forced() {
     let f = Fixture::new("[program:a]\ncommand=x\n");
     let forced = |format| {
