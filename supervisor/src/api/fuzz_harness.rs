@@ -114,6 +114,7 @@ impl HttpHarness {
             stopped,
             Limits::default(),
             slot,
+            Arc::default(),
         ));
         let (mut rx, mut tx) = client.into_split();
         let mut sent = request.to_vec();

@@ -72,7 +72,7 @@ const EVICT_RECHECK: Duration = Duration::from_millis(100);
 
 /// What the accept loop knows of a connection it serves.
 #[derive(Debug, Default)]
-struct Served {
+pub(super) struct Served {
     /// Requests being answered; a request counts until its answer's body is
     /// done (or dropped). 0: the connection waits for a request head.
     in_flight: AtomicUsize,
