@@ -35,12 +35,11 @@ pub(in crate::config) fn integer(s: &str) -> Result<i64, String> {
 pub(in crate::config) fn byte_size(s: &str) -> Result<u64, String> {
     let lower = s.trim().to_ascii_lowercase();
     let bad = || format!("\"{s}\" is not a size (such as 1024, 50MB, 1GB)");
-    let (number, mult): (&str, u64) = match lower.len().checked_sub(2).map(|i| lower.split_at(i)) {
-        Some((n, "kb")) => (n, 1 << 10),
-        Some((n, "mb")) => (n, 1 << 20),
-        Some((n, "gb")) => (n, 1 << 30),
-        _ => (lower.as_str(), 1),
-    };
+    let suffixed = |suffix: &str, mult: u64| Some((lower.strip_suffix(suffix)?, mult));
+    let (number, mult): (&str, u64) = suffixed("kb", 1 << 10)
+        .or_else(|| suffixed("mb", 1 << 20))
+        .or_else(|| suffixed("gb", 1 << 30))
+        .unwrap_or((lower.as_str(), 1));
     let n = integer(number).map_err(|_| bad())?;
     let n = u64::try_from(n).map_err(|_| format!("\"{s}\" is negative"))?;
     n.checked_mul(mult)
@@ -222,6 +221,9 @@ mod tests {
         assert_eq!(byte_size("0"), Ok(0));
         assert_eq!(byte_size("50 MB"), Ok(50 << 20));
         assert!(byte_size("5TB").is_err());
+        // A suffix is matched on characters, not on the last two bytes.
+        assert!(byte_size("ϲb").is_err());
+        assert!(byte_size("éb").is_err());
         assert!(byte_size("-1").unwrap_err().contains("negative"));
     }
 
