@@ -205,8 +205,18 @@ fn send(
         head.push_str("Content-Type: application/json\r\n");
     }
     head.push_str("\r\n");
-    conn.write_all(head.as_bytes())?;
-    conn.write_all(body)?;
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    match conn.write_all(&request) {
+        // A server that refuses the request may answer and close before
+        // reading its body: its answer is still there to read.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) => {}
+        other => other?,
+    }
     let mut reader = BufReader::new(conn);
     let (status, headers) = read_head(&mut reader)?;
     let mode = if find_header(&headers, "transfer-encoding").is_some_and(|v| v.contains("chunked"))
