@@ -181,6 +181,7 @@ impl DaemonBuilder {
     /// Starts the daemon without waiting for its API (for runs that are expected to
     /// exit by themselves, like single-command mode or bad configs).
     pub fn spawn(self) -> Daemon {
+        remember_panics();
         let dir = self.dir.path().to_path_buf();
         let (socket, config) = if self.ini {
             write_ini_config(&dir, &self.config)
@@ -513,6 +514,8 @@ impl Daemon {
         }
     }
 
+    /// Prints the daemon's config and output, then the failure again (a
+    /// long log would otherwise push it out of a CI excerpt's tail).
     fn dump(&self) {
         eprintln!(
             "--- nsvisor in {} ---\n--- config ---\n{}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- end ---",
@@ -521,7 +524,28 @@ impl Daemon {
             self.stdout(),
             self.stderr()
         );
+        if let Some(failure) = LAST_PANIC.with(|p| p.borrow_mut().take()) {
+            eprintln!("--- the failure, again ---\n{failure}");
+        }
     }
+}
+
+thread_local! {
+    /// What the last panic on this thread said, for [`Daemon::dump`].
+    static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Installs (once per test binary) a panic hook that keeps each panic's
+/// message for the thread's [`Daemon`] dump, then reports it as usual.
+fn remember_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            LAST_PANIC.with(|p| *p.borrow_mut() = Some(info.to_string()));
+            report(info);
+        }));
+    });
 }
 
 impl Drop for Daemon {

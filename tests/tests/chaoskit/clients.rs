@@ -18,9 +18,22 @@ use nsvisor_tests::{children_of, comm_of, ppid_of, Rng};
 use super::{fixed_kind, fixed_names, Kind, Slots, FIXED, SLOTS};
 
 /// An API call not answered within this counts as hung. The slowest honest
-/// calls are a `start` that waits out `startsecs = 1` and a `stop` that waits
-/// 0.3 s for a slow exit, on a busy 2-core machine.
+/// calls with a bound of their own are a `start` that waits out
+/// `startsecs = 1` and a `stop` that waits 0.3 s for a slow exit, on a busy
+/// 2-core machine.
 pub const CALL_BOUND: Duration = Duration::from_secs(15);
+
+/// The bound of a waiting `start` or `restart` of a [`Kind::SlowStart`]
+/// program, from when it was sent. Each time the killer hits the program
+/// within its `startsecs` the daemon backs off one second longer and the call
+/// keeps waiting (it answers on RUNNING or FATAL, and `startretries = 1000`),
+/// so while the chaos lasts no bound holds. Once the killer stops, the call is
+/// answered after at most the current backoff and one `startsecs`: n failures
+/// take at least n(n+1)/2 seconds of backoff, so in 40 s of chaos the backoff
+/// reaches 8 s at most, and [`CALL_BOUND`] after the chaos covers it.
+fn backoff_bound(run: &Run, sent: Instant) -> Duration {
+    run.until.max(sent) + CALL_BOUND - sent
+}
 
 /// What the chaos threads share: where the daemon is, when to stop, the
 /// current swapped names, and what every call did.
@@ -50,25 +63,38 @@ impl Run {
         self.slots.lock().expect("slots lock").clone()
     }
 
-    /// Records how long a call took; false (and a failure) when over the bound.
-    fn timed(&self, what: &str, took: Duration) -> bool {
+    /// Records how long a call took; false (and a failure) when over `bound`.
+    fn timed(&self, what: &str, took: Duration, bound: Duration) -> bool {
         self.calls.fetch_add(1, Relaxed);
         self.latencies
             .lock()
             .expect("latencies lock")
             .push((took, what.to_string()));
-        if took > CALL_BOUND {
-            self.fail(format!("{what}: answered after {took:?}"));
+        if took > bound {
+            self.fail(format!("{what}: answered after {took:?} (bound {bound:?})"));
         }
-        took <= CALL_BOUND
+        took <= bound
     }
 
     /// One API call, which must be answered within [`CALL_BOUND`] with one of `ok`.
     pub fn call(&self, method: &str, path: &str, body: &str, ok: &[u16]) -> Option<Response> {
+        self.call_within(method, path, body, ok, |_| CALL_BOUND)
+    }
+
+    /// One API call, which must be answered within `bound(sent)` with one of `ok`.
+    fn call_within(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        ok: &[u16],
+        bound: impl Fn(Instant) -> Duration,
+    ) -> Option<Response> {
         let what = format!("{method} {path}");
         let start = Instant::now();
-        let r = http::request_within(&self.socket, method, path, body.as_bytes(), CALL_BOUND);
-        let in_time = self.timed(&what, start.elapsed());
+        let bound = bound(start);
+        let r = http::request_within(&self.socket, method, path, body.as_bytes(), bound);
+        let in_time = self.timed(&what, start.elapsed(), bound);
         match r {
             Ok(r) if ok.contains(&r.status) => in_time.then_some(r),
             Ok(r) => {
@@ -99,7 +125,7 @@ impl Run {
     fn open(&self, path: &str, ok: &[u16]) -> Option<http::StreamBody> {
         let start = Instant::now();
         let stream = http::stream(&self.socket, path);
-        self.timed(&format!("GET {path}"), start.elapsed());
+        self.timed(&format!("GET {path}"), start.elapsed(), CALL_BOUND);
         match stream {
             Ok(s) if s.status == 200 => Some(s),
             Ok(s) if ok.contains(&s.status) => None,
@@ -135,6 +161,11 @@ impl Run {
     }
 }
 
+/// The kind of fixed program `pNN`.
+fn kind_of(name: &str) -> Kind {
+    fixed_kind(name[1..].parse().expect("a fixed program's number"))
+}
+
 /// Starts, stops and restarts the programs it owns (each fixed program has one
 /// owner, so its last answered action is its desired state), and now and then
 /// restarts a swapped program that a reload may be removing.
@@ -158,7 +189,15 @@ pub fn actor(
             let name = rng.pick(&owned).expect("owns programs").clone();
             let verb = *rng.pick(&["start", "stop", "restart"]).expect("verbs");
             let path = format!("/v1/programs/{name}/{verb}");
-            if run.call("POST", &path, "", &[200]).is_some() {
+            let slow = verb != "stop" && kind_of(&name) == Kind::SlowStart;
+            let bound = |sent| {
+                if slow {
+                    backoff_bound(run, sent)
+                } else {
+                    CALL_BOUND
+                }
+            };
+            if run.call_within("POST", &path, "", &[200], bound).is_some() {
                 let want = if verb == "stop" {
                     State::Stopped
                 } else {
