@@ -66,7 +66,7 @@ pub fn per_program(cfg: &ProgramConfig) -> u64 {
         .iter()
         .filter(|c| matches!(c.kind, CheckKind::ReadyFd { .. }))
         .count() as u64;
-    let net = match &cfg.net {
+    let net = match cfg.net.as_deref() {
         // Its namespace (and the names' mount namespace), and one listener per port.
         Some(ProgramNet::Sandbox(s)) => 2 + s.ports.len() as u64,
         Some(ProgramNet::Join { .. }) | None => 0,

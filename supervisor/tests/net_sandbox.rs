@@ -470,7 +470,7 @@ fn check_host_accepts_a_config_without_networks() {
     );
     rt.block_on(net::check_host(&config)).unwrap();
     let mut joined = ProgramConfig::with_defaults("q", vec!["true".into()]);
-    joined.net = Some(ProgramNet::Join { netns: "x".into() });
+    joined.net = Some(Box::new(ProgramNet::Join { netns: "x".into() }));
     config.programs.insert("q".into(), joined);
     let result = rt.block_on(net::check_host(&config));
     assert_eq!(result.is_ok(), nix::unistd::geteuid().is_root());

@@ -22,7 +22,7 @@ pub(super) fn resolve(
     let mut groups: BTreeMap<String, Vec<ProgramName>> = BTreeMap::new();
     for (name, inst) in instances.iter() {
         groups
-            .entry(inst.config.group.clone())
+            .entry(inst.config.group.to_string())
             .or_default()
             .push(name.clone());
     }

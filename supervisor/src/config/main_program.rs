@@ -36,7 +36,7 @@ mod tests {
         };
         let cfg = main_program(vec!["sleep".into(), "1".into()], &sup);
         assert_eq!(cfg.name, MAIN_PROGRAM);
-        assert_eq!(cfg.command, ["sleep", "1"]);
+        assert_eq!(*cfg.command, ["sleep", "1"]);
         assert_eq!(cfg.autorestart, AutoRestart::Never);
         assert_eq!((cfg.startsecs, cfg.startretries), (Duration::ZERO, 0));
         assert!(cfg.critical);

@@ -35,7 +35,8 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -197,18 +198,20 @@ impl StreamLog {
 pub struct ProgramConfig {
     /// Unique name.
     pub name: ProgramName,
-    /// Group (`[programs.NAME]` table name).
-    pub group: String,
+    /// Group (`[programs.NAME]` table name), shared by its replicas.
+    pub group: Arc<str>,
     /// Replica number (`numprocs_start`, default 0, when numprocs = 1).
     pub process_num: u32,
-    /// argv; never empty.
-    pub command: Vec<String>,
+    /// argv; never empty. Shared by the replicas whose command has no
+    /// `%(process_num)` to substitute.
+    pub command: Arc<[String]>,
     /// Working directory.
     pub directory: Option<PathBuf>,
     /// Extra environment (added to the daemon's).
     pub environment: BTreeMap<String, String>,
-    /// Run as this user.
-    pub user: Option<UserSpec>,
+    /// Run as this user (boxed: most programs have none, and every program
+    /// would pay its size inline).
+    pub user: Option<Box<UserSpec>>,
     /// File mode creation mask.
     pub umask: Option<u32>,
     /// Start with `PR_SET_NO_NEW_PRIVS`: setuid/setgid bits and file
@@ -218,8 +221,9 @@ pub struct ProgramConfig {
     pub autostart: bool,
     /// Restart policy (default `unexpected`).
     pub autorestart: AutoRestart,
-    /// Expected exit codes (default `[0]`).
-    pub exitcodes: Vec<i32>,
+    /// Expected exit codes (default `[0]`), shared by the replicas and
+    /// their state machines.
+    pub exitcodes: Arc<[i32]>,
     /// Seconds it must stay up to count as started (default 1).
     pub startsecs: Duration,
     /// Failed start attempts retried before FATAL (default 3).
@@ -246,10 +250,11 @@ pub struct ProgramConfig {
     pub stdout: StreamLog,
     /// stderr log settings.
     pub stderr: StreamLog,
-    /// Network placement.
-    pub net: Option<ProgramNet>,
-    /// Where this program was defined (for messages).
-    pub source: PathBuf,
+    /// Network placement (boxed, like `user`).
+    pub net: Option<Box<ProgramNet>>,
+    /// Where this program was defined (for messages), shared by the
+    /// programs of one file.
+    pub source: Arc<Path>,
 }
 
 /// One readiness or liveness check of a program.
@@ -573,9 +578,9 @@ impl ProgramConfig {
         };
         ProgramConfig {
             name: name.into(),
-            group: name.to_string(),
+            group: name.into(),
             process_num: 0,
-            command,
+            command: command.into(),
             directory: None,
             environment: BTreeMap::new(),
             user: None,
@@ -583,7 +588,7 @@ impl ProgramConfig {
             no_new_privs: false,
             autostart: true,
             autorestart: AutoRestart::Unexpected,
-            exitcodes: vec![0],
+            exitcodes: Arc::new([0]),
             startsecs: Duration::from_secs(1),
             startretries: 3,
             stopsignal: Signal::SIGTERM,
@@ -598,7 +603,7 @@ impl ProgramConfig {
             stdout: stream.clone(),
             stderr: stream,
             net: None,
-            source: PathBuf::new(),
+            source: Arc::from(Path::new("")),
         }
     }
 }

@@ -21,6 +21,11 @@ impl ProgramName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The name's shared string (a clone, not a copy).
+    pub fn shared(&self) -> Arc<str> {
+        self.0.clone()
+    }
 }
 
 impl Deref for ProgramName {

@@ -6,6 +6,7 @@
 //! later in `deps.rs`, `networks.rs` and `validate.rs`, on the expanded instances.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::error::Diag;
 use super::raw::{Loc, Node, Table, Value};
@@ -117,14 +118,14 @@ pub(super) fn read(
     name: &str,
     table: &Table,
     loc: Loc,
-    source: &Path,
+    source: &Arc<Path>,
     sup: &SupervisorConfig,
 ) -> Option<Template> {
     let section = format!("[programs.{name}]");
     let mut r = Reader::new(diag, table, &section, KEYS, Some(name));
     let base_dir = source.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut base = ProgramConfig::with_defaults(name, Vec::new());
-    base.source = source.to_path_buf();
+    base.source = source.clone();
 
     let command = match r.node("command") {
         Some(node) => words(&mut r, "command", node),
@@ -143,7 +144,7 @@ pub(super) fn read(
         units::check_name(&g)?;
         Ok(g)
     });
-    base.user = r.get("user", units::user_spec);
+    base.user = r.get("user", units::user_spec).map(Box::new);
     base.umask = r.get("umask", |n| units::octal(n, 0o777));
     set(
         &mut base.no_new_privs,
@@ -230,10 +231,10 @@ pub(super) fn read(
 
     let net = net_keys(&mut r);
     if let Some(group) = group {
-        base.group = group;
+        base.group = group.into();
     }
     let command = command?;
-    base.command = command;
+    base.command = command.into();
     Some(Template {
         base,
         loc,
@@ -482,7 +483,10 @@ impl Template {
         let sub = |s: &str| substitute(s, k);
         let mut config = self.base.clone();
         config.process_num = k;
-        config.command = self.base.command.iter().map(|w| sub(w)).collect();
+        // Replicas whose command names no `{process_num}` share one argv.
+        if self.base.command.iter().any(|w| sub(w) != *w) {
+            config.command = self.base.command.iter().map(|w| sub(w)).collect();
+        }
         config.directory = self
             .directory
             .as_deref()

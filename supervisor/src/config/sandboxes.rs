@@ -109,14 +109,14 @@ pub(super) fn resolve(
         .collect();
     for (program, spec) in placed {
         if let Some(inst) = instances.get_mut(program.as_str()) {
-            inst.config.net = Some(ProgramNet::Sandbox(spec));
+            inst.config.net = Some(Box::new(ProgramNet::Sandbox(spec)));
         }
     }
     for inst in instances.values_mut() {
         if let Some((netns, _)) = &inst.net.netns {
-            inst.config.net = Some(ProgramNet::Join {
+            inst.config.net = Some(Box::new(ProgramNet::Join {
                 netns: netns.clone(),
-            });
+            }));
         }
     }
 }

@@ -13,6 +13,7 @@
 use super::ProgramName;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::error::Diag;
 use super::load::Inputs;
@@ -95,6 +96,8 @@ pub(super) fn load(path: &Path, inputs: &Inputs) -> Result<Outcome, ConfigErrors
 
     let mut broken = BTreeSet::new();
     let mut instances = BTreeMap::new();
+    // One shared path per file, for every program defined in it.
+    let mut sources: BTreeMap<FileId, Arc<Path>> = BTreeMap::new();
     let program_defs = unique(&mut diag, parts.programs, "program");
     for def in &program_defs {
         if let Err(e) = units::check_name(&def.name) {
@@ -112,7 +115,10 @@ pub(super) fn load(path: &Path, inputs: &Inputs) -> Result<Outcome, ConfigErrors
             broken.insert(def.name.clone());
             continue;
         };
-        let source = diag.path(def.file).to_path_buf();
+        let source = sources
+            .entry(def.file)
+            .or_insert_with(|| Arc::from(diag.path(def.file)))
+            .clone();
         match program::read(&mut diag, &def.name, table, def.node.loc, &source, &sup) {
             Some(template) => {
                 for inst in template.expand(&sup) {
@@ -234,10 +240,10 @@ fn add_instance(
 /// A program's `group` must not be the name of another program.
 fn check_groups(diag: &mut Diag, instances: &BTreeMap<ProgramName, Instance>) {
     for inst in instances.values() {
-        let group = &inst.config.group;
+        let group: &str = &inst.config.group;
         let own = inst.config.name.as_str();
         let template = own.split(':').next().unwrap_or(own);
-        if group != template && instances.contains_key(group.as_str()) {
+        if group != template && instances.contains_key(group) {
             diag.error(
                 inst.loc,
                 Some(own),

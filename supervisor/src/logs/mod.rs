@@ -265,9 +265,14 @@ enum StderrLogs {
 impl ProgramLogs {
     /// Starts the pumps of `cfg`'s streams (files are opened on the first spawn).
     pub fn new(ctx: &LogContext, cfg: &ProgramConfig) -> ProgramLogs {
-        let name: Arc<str> = Arc::from(cfg.name.as_str());
-        let prefix = Arc::from(format!("{name} | ").into_bytes());
-        let start = |stream, log| start_stream(ctx, &name, &prefix, stream, log);
+        let name = cfg.name.shared();
+        // The `name | ` prefix, made only when a console stream shows it.
+        let prefixed = [(true, &cfg.stdout), (!cfg.redirect_stderr, &cfg.stderr)]
+            .iter()
+            .any(|(own, log)| *own && log.console == ConsoleMode::Prefixed);
+        let prefix: Option<Arc<[u8]>> =
+            prefixed.then(|| Arc::from(format!("{name} | ").into_bytes()));
+        let start = |stream, log| start_stream(ctx, &name, prefix.as_ref(), stream, log);
         let stderr = if cfg.redirect_stderr {
             StderrLogs::Merged(ctx.inner.empty_ring.clone())
         } else {
@@ -335,11 +340,12 @@ fn new_pipe(stream: &StreamLogs, watch: Option<LogWatch>) -> io::Result<OwnedFd>
     Ok(write)
 }
 
-/// Spawns the pump of one stream; `prefix` is `name | `.
+/// Spawns the pump of one stream; `prefix` is `name | ` (made when a
+/// stream of the program is prefixed on the console).
 fn start_stream(
     ctx: &LogContext,
     program: &Arc<str>,
-    prefix: &Arc<[u8]>,
+    prefix: Option<&Arc<[u8]>>,
     stream: StreamKind,
     log: &StreamLog,
 ) -> StreamLogs {
@@ -347,7 +353,7 @@ fn start_stream(
         usize::try_from(log.tail_bytes).unwrap_or(usize::MAX),
     ));
     let prefix = match log.console {
-        ConsoleMode::Prefixed => Some(prefix.clone()),
+        ConsoleMode::Prefixed => prefix.cloned(),
         ConsoleMode::Raw => Some(Arc::from(Vec::new())),
         ConsoleMode::Off => None,
     };

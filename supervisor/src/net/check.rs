@@ -90,7 +90,7 @@ pub fn check_privileges(config: &Config) -> Result<(), Error> {
 /// Whether a program needs nsvisor's nftables table: it is on a network
 /// that masquerades, or has a `nat` port mapping.
 fn needs_nat(config: &Config) -> bool {
-    config.programs.values().any(|p| match &p.net {
+    config.programs.values().any(|p| match p.net.as_deref() {
         Some(ProgramNet::Sandbox(spec)) => {
             spec.ports.iter().any(|m| m.mode == PortMode::Nat)
                 || config

@@ -288,7 +288,7 @@ pub fn net_info(
     program: &ProgramConfig,
     networks: &std::collections::BTreeMap<String, NetworkConfig>,
 ) -> Option<NetInfo> {
-    let net = program.net.as_ref()?;
+    let net = program.net.as_deref()?;
     Some(match net {
         ProgramNet::Join { netns } => NetInfo {
             netns: netns.clone(),
@@ -385,7 +385,7 @@ mod tests {
     fn net_info_shows_sandbox_address_and_ports() {
         let mut p = ProgramConfig::with_defaults("web", vec!["true".into()]);
         assert_eq!(net_info(&p, &networks()), None);
-        p.net = Some(ProgramNet::Sandbox(SandboxSpec {
+        p.net = Some(Box::new(ProgramNet::Sandbox(SandboxSpec {
             sandbox: "web".into(),
             network: "front".into(),
             address: Ipv4Addr::new(172, 20, 0, 2),
@@ -397,7 +397,7 @@ mod tests {
                 mode: PortMode::Proxy,
                 hold: std::time::Duration::ZERO,
             }],
-        }));
+        })));
         let info = net_info(&p, &networks()).unwrap();
         assert_eq!(info.netns, "nsvisor-web");
         assert_eq!(info.sandbox.as_deref(), Some("web"));
@@ -421,9 +421,9 @@ mod tests {
     #[test]
     fn net_info_of_a_joined_namespace_names_it_only() {
         let mut p = ProgramConfig::with_defaults("app", vec!["true".into()]);
-        p.net = Some(ProgramNet::Join {
+        p.net = Some(Box::new(ProgramNet::Join {
             netns: "blue".into(),
-        });
+        }));
         let info = net_info(&p, &networks()).unwrap();
         assert_eq!(info.netns, "blue");
         assert_eq!((info.sandbox, info.address), (None, None));

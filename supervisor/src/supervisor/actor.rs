@@ -272,7 +272,7 @@ impl Supervisor {
                 ticket,
             } => {
                 let group = self.planner.program(&name).map(|p| p.cfg.group.clone());
-                let group = group.unwrap_or_else(|| name.to_string());
+                let group = group.unwrap_or_else(|| name.as_str().into());
                 let answer = self.net.ensure(&name, &group, &spec, &network);
                 let jobs = self.jobs.clone();
                 tokio::spawn(async move {

@@ -78,7 +78,7 @@ impl Sessions {
             }
             t => t.map(Duration::from_secs_f64),
         };
-        let sandbox = match (&program.cfg.net, &program.sandbox) {
+        let sandbox = match (program.cfg.net.as_deref(), &program.sandbox) {
             (Some(ProgramNet::Sandbox(_)), Sandbox::Ready(netns)) => Some(netns),
             (Some(ProgramNet::Sandbox(spec)), _) => {
                 return Err(ApiError::new(
@@ -92,15 +92,15 @@ impl Sessions {
             _ => None,
         };
         let mut cfg = program.cfg.clone();
-        cfg.command = request.command;
+        cfg.command = request.command.into();
         if let Some(user) = request.user {
-            cfg.user = Some(match user.split_once(':') {
+            cfg.user = Some(Box::new(match user.split_once(':') {
                 Some((u, g)) => UserSpec {
                     user: u.to_string(),
                     group: Some(g.to_string()),
                 },
                 None => UserSpec { user, group: None },
-            });
+            }));
         }
         if let Some(dir) = request.workdir {
             cfg.directory = Some(PathBuf::from(dir));

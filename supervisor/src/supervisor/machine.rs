@@ -158,7 +158,7 @@ pub struct Policy {
     /// `autorestart`.
     pub autorestart: AutoRestart,
     /// `exitcodes`.
-    pub exitcodes: Vec<i32>,
+    pub exitcodes: std::sync::Arc<[i32]>,
     /// `startsecs`.
     pub startsecs: Duration,
     /// `startretries`.

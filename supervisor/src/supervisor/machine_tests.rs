@@ -5,7 +5,7 @@ use super::*;
 fn policy() -> Policy {
     Policy {
         autorestart: AutoRestart::Unexpected,
-        exitcodes: vec![0],
+        exitcodes: vec![0].into(),
         startsecs: Duration::from_secs(1),
         startretries: 3,
         stopsignal: Signal::SIGTERM,

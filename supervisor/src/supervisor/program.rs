@@ -271,7 +271,7 @@ impl Program {
         let pid = self.machine.state().pid().map(|p| p.as_raw() as u32);
         ProgramInfo {
             name: self.cfg.name.as_str().to_owned(),
-            group: self.cfg.group.clone(),
+            group: self.cfg.group.to_string(),
             state,
             pid,
             uptime_secs: uptime,

@@ -137,7 +137,7 @@ impl Spawner {
     ) -> Result<Pid, (String, Option<Pid>)> {
         let joined = joined_netns(cfg).map_err(|e| (e, None))?;
         let mut check = cfg.clone();
-        check.command = command.to_vec();
+        check.command = command.into();
         let null = self.dev_null.as_raw_fd();
         let opts = SpawnOptions {
             session: Session::NewSession,
@@ -205,7 +205,7 @@ fn mntns_fd(sandbox: Option<&Netns>) -> Option<std::os::fd::RawFd> {
 /// spawn: at each spawn, since its owner may have made it anew. (A sandbox
 /// the daemon built comes opened from the planner.)
 fn joined_netns(cfg: &ProgramConfig) -> Result<Option<OwnedFd>, String> {
-    match &cfg.net {
+    match cfg.net.as_deref() {
         Some(ProgramNet::Join { netns }) => crate::net::open_netns(netns)
             .map(Some)
             .map_err(|e| e.to_string()),

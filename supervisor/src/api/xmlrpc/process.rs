@@ -394,14 +394,14 @@ mod tests {
                 "NO_FILE: can't find command '/no/such/thing'".into()
             ))
         );
-        cfg.command = vec!["/".into()];
+        cfg.command = vec!["/".into()].into();
         assert_eq!(
             check_command(&cfg).err().map(|f| f.code),
             Some(Code::NotExecutable)
         );
-        cfg.command = vec!["sh".into()];
+        cfg.command = vec!["sh".into()].into();
         assert!(check_command(&cfg).is_ok());
-        cfg.command = vec!["no-such-command-xyz".into()];
+        cfg.command = vec!["no-such-command-xyz".into()].into();
         assert_eq!(
             check_command(&cfg).err().map(|f| f.code),
             Some(Code::NoFile)

@@ -53,7 +53,7 @@ impl Diff {
 fn by_group(programs: &[ProgramConfig]) -> BTreeMap<&str, Vec<&ProgramConfig>> {
     let mut groups: BTreeMap<&str, Vec<&ProgramConfig>> = BTreeMap::new();
     for p in programs.iter().filter(|p| p.name.as_str() != MAIN_PROGRAM) {
-        groups.entry(p.group.as_str()).or_default().push(p);
+        groups.entry(&*p.group).or_default().push(p);
     }
     groups
 }
@@ -160,7 +160,7 @@ async fn apply(rpc: &Rpc) -> Result<(), Fault> {
                 rpc.replaced(
                     r.programs
                         .iter()
-                        .filter(|c| fresh.contains(c.group.as_str()))
+                        .filter(|c| fresh.contains(&*c.group))
                         .map(|c| c.name.as_str()),
                     replaced_at,
                 );
@@ -190,7 +190,7 @@ pub async fn add_group(rpc: &Rpc, name: &str) -> Result<Value, Fault> {
     });
     if !in_diff {
         let active = rpc.handle.configs().await?;
-        return if active.iter().any(|c| c.group == name) {
+        return if active.iter().any(|c| *c.group == *name) {
             Err(Fault::new(Code::AlreadyAdded, name))
         } else {
             Err(Fault::new(Code::BadName, name))
@@ -198,7 +198,7 @@ pub async fn add_group(rpc: &Rpc, name: &str) -> Result<Value, Fault> {
     }
     apply(rpc).await?;
     for cfg in rpc.handle.configs().await? {
-        if cfg.group == name && cfg.autostart {
+        if *cfg.group == *name && cfg.autostart {
             rpc.handle.act(Action::Start, &cfg.name, false).await?;
         }
     }
@@ -267,12 +267,12 @@ fn config_info(c: &ProgramConfig, inuse: bool) -> Value {
             none_or(c.directory.as_ref().map(|d| d.display().to_string())),
         ),
         ("uid", none_or(user)),
-        ("command", Value::str(shell_words::join(&c.command))),
+        ("command", Value::str(shell_words::join(c.command.iter()))),
         (
             "exitcodes",
             Value::Array(c.exitcodes.iter().map(|&e| Value::Int(e.into())).collect()),
         ),
-        ("group", Value::str(&c.group)),
+        ("group", Value::str(&*c.group)),
         ("group_prio", Value::Int(c.priority.into())),
         ("inuse", Value::Bool(inuse)),
         ("killasgroup", Value::Bool(c.killasgroup)),
@@ -309,7 +309,7 @@ fn config_info(c: &ProgramConfig, inuse: bool) -> Value {
 /// running one), sorted by process name.
 pub async fn all_config_info(rpc: &Rpc) -> Result<Value, Fault> {
     let active = rpc.handle.configs().await?;
-    let in_use: BTreeSet<&str> = active.iter().map(|c| c.group.as_str()).collect();
+    let in_use: BTreeSet<&str> = active.iter().map(|c| &*c.group).collect();
     let pending = rpc.reread.get();
     let mut programs: Vec<&ProgramConfig> = match &pending {
         Some(r) => r.programs.iter().collect(),
@@ -322,7 +322,7 @@ pub async fn all_config_info(rpc: &Rpc) -> Result<Value, Fault> {
     Ok(Value::Array(
         programs
             .into_iter()
-            .map(|c| config_info(c, in_use.contains(c.group.as_str())))
+            .map(|c| config_info(c, in_use.contains(&*c.group)))
             .collect(),
     ))
 }

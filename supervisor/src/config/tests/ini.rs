@@ -97,15 +97,18 @@ fn every_supervisord_key_arrives() {
     let names: Vec<&str> = l.config.programs.keys().map(|n| n.as_str()).collect();
     assert_eq!(names, ["app_01", "app_02", "cron"], "named by process_name");
     let app = &l.config.programs["app_02"];
-    assert_eq!(app.command, ["/usr/bin/app", "--port", "8002", "two words"]);
-    assert_eq!(app.group, "services");
+    assert_eq!(
+        *app.command,
+        ["/usr/bin/app", "--port", "8002", "two words"]
+    );
+    assert_eq!(&*app.group, "services");
     assert_eq!(app.process_num, 2);
     assert_eq!(app.priority, 10, "the program's own priority wins");
     assert!(!app.autostart);
     assert_eq!(app.startsecs, Duration::from_secs(5));
     assert_eq!(app.startretries, 7);
     assert_eq!(app.autorestart, AutoRestart::Always);
-    assert_eq!(app.exitcodes, [0, 2]);
+    assert_eq!(*app.exitcodes, [0, 2]);
     assert_eq!(app.stopsignal, Signal::SIGQUIT);
     assert_eq!(app.stopwaitsecs, Duration::from_secs(20));
     assert!(app.stopasgroup && app.killasgroup);
@@ -129,7 +132,7 @@ fn every_supervisord_key_arrives() {
 
     let cron = &l.config.programs["cron"];
     assert_eq!(cron.priority, 50, "the group's priority");
-    assert_eq!(cron.group, "services");
+    assert_eq!(&*cron.group, "services");
     assert_eq!(cron.autorestart, AutoRestart::Unexpected);
     assert_eq!(cron.stopsignal, Signal::SIGKILL);
     assert_eq!(
@@ -176,13 +179,13 @@ fn the_container_idiom_goes_to_the_console_without_warnings() {
     let l = load(&fixture("container.conf"));
     assert_eq!(warnings(&l), []);
     let nginx = &l.config.programs["nginx"];
-    assert_eq!(nginx.command, ["nginx", "-g", "daemon off;"]);
+    assert_eq!(*nginx.command, ["nginx", "-g", "daemon off;"]);
     for s in [&nginx.stdout, &nginx.stderr] {
         assert_eq!(s.logfile, LogFile::None);
         assert_eq!(s.console, ConsoleMode::Prefixed);
     }
     let php = &l.config.programs["php"];
-    assert_eq!(php.command, ["php-fpm", "-F", "--nodaemonize"]);
+    assert_eq!(*php.command, ["php-fpm", "-F", "--nodaemonize"]);
     assert!(php.redirect_stderr);
     assert_eq!(php.stdout.logfile, LogFile::None);
     // The second [supervisord] section is merged into the first.
@@ -204,7 +207,7 @@ fn every_expansion() {
     assert_eq!(names, ["solo", "w_08", "w_09", "w_10"]);
     let w = &l.config.programs["w_09"];
     assert_eq!(
-        w.command,
+        *w.command,
         [
             "/bin/worker",
             "--id",
@@ -223,7 +226,7 @@ fn every_expansion() {
             "100%"
         ]
     );
-    assert_eq!(w.group, "pool");
+    assert_eq!(&*w.group, "pool");
     assert_eq!(w.directory, Some(fixture("w09")));
     assert_eq!(w.environment["SLOT"], "009");
     assert_eq!(w.environment["APP_HOME"], "/home/u/app");
@@ -231,8 +234,8 @@ fn every_expansion() {
     assert_eq!(w.stdout.logfile, LogFile::Path(fixture("w-009.log")));
     assert_eq!(l.config.programs["w_10"].environment["SLOT"], "010");
     let solo = &l.config.programs["solo"];
-    assert_eq!(solo.command, ["/bin/solo", "4"]);
-    assert_eq!(solo.group, "solo");
+    assert_eq!(*solo.command, ["/bin/solo", "4"]);
+    assert_eq!(&*solo.group, "solo");
 }
 
 #[test]
@@ -242,7 +245,7 @@ fn includes_are_relative_to_the_including_file_and_sections_merge() {
     assert_eq!(names, ["a", "b", "main"]);
     let conf_d = fixture("includes/conf.d");
     let a = &l.config.programs["a"];
-    assert_eq!(a.command, ["/bin/a", conf_d.to_str().unwrap()]);
+    assert_eq!(*a.command, ["/bin/a", conf_d.to_str().unwrap()]);
     assert_eq!(a.directory, Some(conf_d.clone()));
     assert!(a.source.ends_with("conf.d/a.conf"));
     assert_eq!(
@@ -269,7 +272,7 @@ fn env_files_come_before_environment_at_both_levels() {
 fn placeless(mut config: Config) -> Config {
     config.path = PathBuf::new();
     for p in config.programs.values_mut() {
-        p.source = PathBuf::new();
+        p.source = PathBuf::new().into();
     }
     config
 }

@@ -201,7 +201,7 @@ fn toml_keys_for_what_supervisord_configs_carry() {
     assert!(e.message.contains("reachable from other hosts"), "{e}");
     let local = ok("[supervisor]\ninet_http_server = { port = \"[::1]:9001\" }\n[programs.a]\ncommand = \"x\"\n");
     assert!(local.supervisor.inet_http_server.is_some());
-    assert_eq!(c.programs["a"].group, "g");
+    assert_eq!(&*c.programs["a"].group, "g");
     let e = error("[supervisor]\nsocket_username = \"u\"\n");
     assert_at(&e, 2, 1, "socket_username: needs socket_password too");
     let e = error("[supervisor]\ninet_http_server = { port = \"x:99999\" }\n");

@@ -8,7 +8,7 @@ use crate::config::{Config, ProgramNet, Protocol, SandboxSpec};
 const NET: &str = "[networks.front]\nbridge = \"nsvtest0\"\nsubnet = \"172.30.5.0/24\"\n";
 
 fn sandbox(c: &Config, program: &str) -> SandboxSpec {
-    match c.programs[program].net.clone() {
+    match c.programs[program].net.as_deref().cloned() {
         Some(ProgramNet::Sandbox(s)) => s,
         other => panic!("{program}: {other:?}"),
     }
@@ -111,8 +111,8 @@ fn shared_sandboxes_share_address_and_ports() {
 fn netns_joins() {
     let c = ok(&prog("p", "netns = \"blue\""));
     assert_eq!(
-        c.programs["p"].net,
-        Some(ProgramNet::Join {
+        c.programs["p"].net.as_deref(),
+        Some(&ProgramNet::Join {
             netns: "blue".into()
         })
     );

@@ -19,13 +19,13 @@ fn defaults_match_the_documentation() {
     let c = ok("[programs.web]\ncommand = \"/bin/web\"\n");
     let p = &c.programs["web"];
     let mut expected = ProgramConfig::with_defaults("web", vec!["/bin/web".into()]);
-    expected.source = c.path.clone();
+    expected.source = c.path.clone().into();
     assert_eq!(*p, expected);
-    assert_eq!(p.group, "web");
+    assert_eq!(&*p.group, "web");
     assert_eq!(p.process_num, 0);
     assert!(p.autostart);
     assert_eq!(p.autorestart, AutoRestart::Unexpected);
-    assert_eq!(p.exitcodes, vec![0]);
+    assert_eq!(*p.exitcodes, vec![0]);
     assert_eq!(p.startsecs, Duration::from_secs(1));
     assert_eq!(p.startretries, 3);
     assert_eq!(p.stopsignal, Signal::SIGTERM);
@@ -44,9 +44,12 @@ fn defaults_match_the_documentation() {
 #[test]
 fn command_string_is_split_like_a_shell() {
     let p = program(r#"command = "/bin/sh -c 'echo \"hi there\"' x\\ y""#);
-    assert_eq!(p.command, vec!["/bin/sh", "-c", "echo \"hi there\"", "x y"]);
+    assert_eq!(
+        *p.command,
+        vec!["/bin/sh", "-c", "echo \"hi there\"", "x y"]
+    );
     let p = program(r#"command = ["/bin/echo", "a b", ""]"#);
-    assert_eq!(p.command, vec!["/bin/echo", "a b", ""]);
+    assert_eq!(*p.command, vec!["/bin/echo", "a b", ""]);
 }
 
 #[test]
@@ -61,10 +64,10 @@ fn directory_environment_user_umask() {
     assert_eq!(p.environment, env);
     assert_eq!(
         p.user,
-        Some(UserSpec {
+        Some(Box::new(UserSpec {
             user: "www".into(),
             group: Some("adm".into())
-        })
+        }))
     );
     assert_eq!(p.umask, Some(0o022));
     assert_eq!(program("command = \"x\"\numask = 0o027").umask, Some(0o027));
@@ -94,7 +97,7 @@ fn restart_keys() {
     let p = program("command = \"x\"\nautostart = false\nautorestart = \"always\"\nexitcodes = [0, 2, 255]\nstartsecs = 0.5\nstartretries = 0");
     assert!(!p.autostart);
     assert_eq!(p.autorestart, AutoRestart::Always);
-    assert_eq!(p.exitcodes, vec![0, 2, 255]);
+    assert_eq!(*p.exitcodes, vec![0, 2, 255]);
     assert_eq!(p.startsecs, Duration::from_millis(500));
     assert_eq!(p.startretries, 0);
     assert_eq!(
@@ -113,9 +116,12 @@ fn restart_keys() {
         program("command = \"x\"\nautorestart = \"unexpected\"").autorestart,
         AutoRestart::Unexpected
     );
-    assert_eq!(program("command = \"x\"\nexitcodes = 3").exitcodes, vec![3]);
     assert_eq!(
-        program("command = \"x\"\nexitcodes = []").exitcodes,
+        *program("command = \"x\"\nexitcodes = 3").exitcodes,
+        vec![3]
+    );
+    assert_eq!(
+        *program("command = \"x\"\nexitcodes = []").exitcodes,
         Vec::<i32>::new()
     );
     assert_eq!(
@@ -200,7 +206,7 @@ fn env_interpolation_reaches_every_string() {
     let c = ok("[programs.p]\ncommand = [\"${HOME}/bin/app\", \"--port=${PORT}\", \"$$HOME\", \"$1\"]\ndirectory = \"${NOPE:-/tmp}\"\nenvironment = { X = \"${EMPTY:-dflt}\" }\n");
     let p = &c.programs["p"];
     assert_eq!(
-        p.command,
+        *p.command,
         vec!["/home/u/bin/app", "--port=8080", "$HOME", "$1"]
     );
     assert_eq!(p.directory, Some(PathBuf::from("/tmp")));

@@ -1,6 +1,7 @@
 //! `numprocs` naming, `{process_num}` substitution, `depends_on`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::helpers::{assert_at, error, errors, ok};
 
@@ -12,11 +13,25 @@ fn numprocs_names_replicas() {
         ["web:1", "web:2", "web:3"]
     );
     let w2 = &c.programs["web:2"];
-    assert_eq!(w2.group, "web");
+    assert_eq!(&*w2.group, "web");
     assert_eq!(w2.process_num, 2);
-    assert_eq!(w2.command, vec!["web", "--port=8002"]);
+    assert_eq!(*w2.command, vec!["web", "--port=8002"]);
     assert_eq!(w2.directory, Some(PathBuf::from("/srv/2")));
     assert_eq!(w2.environment["N"], "2");
+}
+
+/// Replicas share what is the same for all of them (each replica of 10,000
+/// would otherwise carry its own copy), and own what `{process_num}` changes.
+#[test]
+fn replicas_share_what_does_not_change() {
+    let c = ok("[programs.a]\ncommand = \"sleep 9\"\nnumprocs = 2\n[programs.b]\ncommand = \"b --id={process_num}\"\nnumprocs = 2\n");
+    let [a0, a1, b0, b1] = ["a:0", "a:1", "b:0", "b:1"].map(|n| &c.programs[n]);
+    assert!(Arc::ptr_eq(&a0.command, &a1.command), "same argv, one copy");
+    assert!(Arc::ptr_eq(&a0.group, &a1.group));
+    assert!(Arc::ptr_eq(&a0.exitcodes, &a1.exitcodes));
+    assert!(Arc::ptr_eq(&a0.source, &b1.source), "one path per file");
+    assert_eq!(*b0.command, ["b", "--id=0"]);
+    assert_eq!(*b1.command, ["b", "--id=1"]);
 }
 
 #[test]
@@ -26,9 +41,9 @@ fn process_name_names_each_replica() {
         c.programs.keys().collect::<Vec<_>>(),
         ["one", "web_00", "web_01"]
     );
-    assert_eq!(c.programs["web_01"].group, "web");
+    assert_eq!(&*c.programs["web_01"].group, "web");
     assert_eq!(c.programs["web_01"].process_num, 1);
-    assert_eq!(c.programs["one"].group, "solo");
+    assert_eq!(&*c.programs["one"].group, "solo");
 }
 
 #[test]
@@ -58,10 +73,10 @@ fn a_single_process_keeps_the_plain_name() {
     let c = ok("[programs.web]\ncommand = \"web {process_num}\"\nnumprocs_start = 4\n");
     let w = &c.programs["web"];
     assert_eq!(
-        (w.name.as_str(), w.group.as_str(), w.process_num),
+        (w.name.as_str(), &*w.group, w.process_num),
         ("web", "web", 4)
     );
-    assert_eq!(w.command, vec!["web", "4"]);
+    assert_eq!(*w.command, vec!["web", "4"]);
 }
 
 #[test]
@@ -121,7 +136,7 @@ fn cycles_are_reported_once_with_their_path() {
 #[test]
 fn replica_addresses_and_ports_use_process_num() {
     let c = ok("[networks.n]\nsubnet = \"172.31.9.0/24\"\n[programs.w]\ncommand = \"x\"\nnumprocs = 2\nnetwork = \"n\"\naddress = \"172.31.9.1{process_num}\"\nports = [\"80{process_num:02}:80\"]\n");
-    let crate::config::ProgramNet::Sandbox(s) = c.programs["w:1"].net.clone().unwrap() else {
+    let crate::config::ProgramNet::Sandbox(s) = *c.programs["w:1"].net.clone().unwrap() else {
         panic!()
     };
     assert_eq!(s.sandbox, "w-1");

@@ -96,7 +96,7 @@ impl Supervisor {
         let Some(p) = self.planner.program(name) else {
             return;
         };
-        if let Some(crate::config::ProgramNet::Sandbox(spec)) = &p.cfg.net {
+        if let Some(crate::config::ProgramNet::Sandbox(spec)) = p.cfg.net.as_deref() {
             if !spec.ports.is_empty() {
                 let available = p.state() == nsvisor_proto::State::Running && p.ready();
                 self.net.forwarding().set_available(name, available);

@@ -291,7 +291,7 @@ impl Planner {
         let names: Vec<ProgramName> = self
             .programs
             .values()
-            .filter(|p| p.cfg.group == group)
+            .filter(|p| &*p.cfg.group == group)
             .map(|p| p.cfg.name.clone())
             .collect();
         if names.is_empty() {

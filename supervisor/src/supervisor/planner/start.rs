@@ -188,7 +188,7 @@ impl Planner {
         if waiting {
             return Some(Obstacle::Deps);
         }
-        let Some(ProgramNet::Sandbox(spec)) = &prog.cfg.net else {
+        let Some(ProgramNet::Sandbox(spec)) = prog.cfg.net.as_deref() else {
             return None;
         };
         match &prog.sandbox {

@@ -64,12 +64,12 @@ fn network() -> NetworkConfig {
 
 /// Puts `p` on `net0` with its own sandbox.
 fn sandboxed(mut p: ProgramConfig, last_octet: u8) -> ProgramConfig {
-    p.net = Some(ProgramNet::Sandbox(SandboxSpec {
+    p.net = Some(Box::new(ProgramNet::Sandbox(SandboxSpec {
         sandbox: p.name.to_string(),
         network: "net0".into(),
         address: [172, 30, 5, last_octet].into(),
         ports: Vec::new(),
-    }));
+    })));
     p
 }
 
@@ -183,7 +183,9 @@ impl World {
                 );
                 self.check_deps_running(&name);
                 let wants_sandbox = matches!(
-                    self.planner.program(&name).and_then(|p| p.cfg.net.as_ref()),
+                    self.planner
+                        .program(&name)
+                        .and_then(|p| p.cfg.net.as_deref()),
                     Some(ProgramNet::Sandbox(_))
                 );
                 assert_eq!(

@@ -108,7 +108,12 @@ fn program(i: usize, s: &Spec, present: &[bool], variant: u8) -> ProgramConfig {
     p.startretries = s.startretries;
     p.autostart = s.autostart;
     p.critical = s.critical;
-    p.command.push(format!("--variant={variant}"));
+    p.command = p
+        .command
+        .iter()
+        .cloned()
+        .chain([format!("--variant={variant}")])
+        .collect();
     if let Some((purpose, on_failure)) = s.check {
         let mut c = CheckConfig::new(
             purpose,

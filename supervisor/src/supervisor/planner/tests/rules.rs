@@ -189,7 +189,7 @@ fn reload_adds_removes_changes_and_leaves_alone() {
     w.boot();
     let same_pid = w.pid("same");
     let mut changed = prog("changed", &[]);
-    changed.command = vec!["/bin/changed".into(), "--new".into()];
+    changed.command = vec!["/bin/changed".into(), "--new".into()].into();
     let client = w.reload(config([prog("same", &[]), changed, prog("new", &[])]));
     match w.answers.get(&client).map(Vec::as_slice) {
         Some([Got::Reload(Ok(diff))]) => {
@@ -207,7 +207,7 @@ fn reload_adds_removes_changes_and_leaves_alone() {
     w.exit("changed", code(0));
     assert_eq!(w.state("changed"), State::Running, "started again");
     assert_eq!(
-        w.planner.program("changed").map(|p| p.cfg.command.clone()),
+        w.planner.program("changed").map(|p| p.cfg.command.to_vec()),
         Some(vec!["/bin/changed".to_string(), "--new".to_string()])
     );
     w.exit("gone", code(0));
