@@ -28,7 +28,7 @@ def _tool_line(name, info):
     if info.get("missing"):
         return f"{name}: **missing** ({info['missing']})"
     v = info.get("version") or "version unknown"
-    if info.get("commit"):
+    if info.get("commit") and info["commit"] not in v:
         v += f" (commit {info['commit']})"
     return f"{name}: {v}"
 
@@ -95,7 +95,9 @@ target against them can be missed:
   programs with `posix_spawn` from C, one after another (each call returns
   once the child has exec'd), then sends each SIGTERM and reaps them all. No
   supervisor can start or stop the same programs with less work; the
-  targets allow 1.5× of it.
+  targets allow 1.5× of it. Its programs have no output pipe; a supervisor
+  that keeps their output makes one per program at start and closes it as
+  each exits, and that is part of its figures.
 - **splice limit** (log throughput): `bench/splicecopy.c` moves the
   program's pipe into the file with `splice(2)`, no copy through user space,
   with the pipe buffer nsvisor uses ({pipe_kib} KiB). `cat` is the everyday

@@ -325,4 +325,24 @@ def losses(res):
                 out.append(f"- **{tool}** does better than nsvisor on {label}: {fmt_num(a, unit)} against {fmt_num(b, unit)}.")
     if not out:
         return "None in this run: on every figure measured for several tools, nsvisor's median is the best."
+    if any("memory (PSS" in line for line in out):
+        out.append(_fixed_memory(res))
     return "\n".join(out)
+
+
+def _fixed_memory(res):
+    """What nsvisor's memory with one program is made of (a peer that wins at
+    small N wins on this fixed cost, not per program)."""
+    def mb(key):
+        return fmt_num(median(res.values("lifecycle", "nsvisor", key, 1, KB)), "MB")
+
+    def cheaper_per_program(n):
+        ours = per_program(res, "nsvisor", "pss_kb", n)
+        theirs = [per_program(res, t, "pss_kb", n) for t in PEERS]
+        return ours is not None and all(v is None or ours < v for v in theirs)
+    line = (f"- nsvisor's fixed memory: with 1 program its RSS is {mb('rss_kb')}, of which "
+            f"{mb('rss_file_kb')} file-backed (the pages of its static binary that it has touched) "
+            f"and {mb('rss_anon_kb')} anonymous (heap, the runtime's thread stacks)")
+    if all(cheaper_per_program(n) for n in res.ns[1:]):
+        line += "; per program it costs less than every peer at every N (the table below)"
+    return line + "."

@@ -15,6 +15,7 @@
 //! `{testprog}` (the fixture binary), so commands can be written inline.
 
 mod bins;
+mod config_files;
 mod daemon;
 pub mod engine;
 pub mod http;

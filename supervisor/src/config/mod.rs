@@ -24,6 +24,7 @@ mod program;
 mod raw;
 mod read;
 mod sandboxes;
+mod stream_log;
 mod subnet;
 mod suggest;
 mod supervisor;
@@ -50,6 +51,7 @@ pub(crate) use load::{convert_with_inputs, load_with_inputs};
 pub use load::{ConfigFormat, LoadOptions, Loaded};
 pub use main_program::{main_program, MAIN_PROGRAM};
 pub use name::ProgramName;
+pub use stream_log::{ConsoleMode, LogFile, StreamLog};
 pub use subnet::{ParseSubnetError, Subnet};
 
 /// A whole, validated configuration.
@@ -129,17 +131,6 @@ pub struct InetHttpServer {
     pub auth: Option<Credentials>,
 }
 
-/// How a program stream appears on the daemon's console (what `docker logs` shows).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConsoleMode {
-    /// Each line as `name | line`.
-    Prefixed,
-    /// Bytes unchanged, no prefix (for JSON logs); still whole lines.
-    Raw,
-    /// Not on the console.
-    Off,
-}
-
 /// When to restart a program that exited from RUNNING.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AutoRestart {
@@ -158,39 +149,6 @@ pub struct UserSpec {
     pub user: String,
     /// Group name or numeric gid, as written (`None`: the user's primary group).
     pub group: Option<String>,
-}
-
-/// Where a stream's file sink goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogFile {
-    /// No file.
-    None,
-    /// This path (`"auto"` is resolved to `<log_dir>/<name>.<stream>.log` at validation).
-    Path(PathBuf),
-}
-
-/// One stream's (stdout or stderr) log settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamLog {
-    /// File sink.
-    pub logfile: LogFile,
-    /// Rotate when the file reaches this size (0 = never).
-    pub maxbytes: u64,
-    /// How many rotated files to keep (`.1` … `.N`).
-    pub backups: u32,
-    /// Console sink mode.
-    pub console: ConsoleMode,
-    /// Tail buffer size in bytes.
-    pub tail_bytes: u64,
-}
-
-impl StreamLog {
-    /// The stream's bytes go to the console unchanged and nowhere else (no
-    /// prefix, no file, no tail buffer): the program can write straight to
-    /// the daemon's stdout or stderr, as a child of tini does, with no pipe.
-    pub fn is_direct(&self) -> bool {
-        self.console == ConsoleMode::Raw && self.logfile == LogFile::None && self.tail_bytes == 0
-    }
 }
 
 /// One program instance.
