@@ -147,7 +147,7 @@ fn converts_to_the_same_config(main: &Path, options: &LoadOptions, from_ini: Con
 fn placeless(mut config: Config) -> Config {
     config.path = PathBuf::new();
     for p in config.programs.values_mut() {
-        p.source = PathBuf::new();
+        p.source = PathBuf::new().into();
     }
     config
 }
