@@ -484,8 +484,9 @@ impl Template {
         let mut config = self.base.clone();
         config.process_num = k;
         // Replicas whose command names no `{process_num}` share one argv.
-        if self.base.command.iter().any(|w| sub(w) != *w) {
-            config.command = self.base.command.iter().map(|w| sub(w)).collect();
+        let words: Vec<String> = self.base.command.iter().map(|w| sub(w)).collect();
+        if *words != *self.base.command {
+            config.command = words.into();
         }
         config.directory = self
             .directory
