@@ -150,10 +150,8 @@ fn docker_stop_gives_each_program_its_stopsignal_and_docker_logs_shows_it_all() 
         "web | web got TERM",
         "worker | worker got QUIT",
         "INFO shutting down (received SIGTERM)",
-        "INFO exit status 0 program=web",
-        "INFO exit status 0 program=worker",
-        "INFO STOPPING -> STOPPED program=\"web\"",
-        "INFO STOPPING -> STOPPED program=\"worker\"",
+        "INFO STOPPING -> STOPPED (exit status 0) program=\"web\"",
+        "INFO STOPPING -> STOPPED (exit status 0) program=\"worker\"",
     ] {
         assert!(logs.contains(line), "docker logs shows {line:?}:\n{logs}");
     }
@@ -182,7 +180,7 @@ fn a_program_ignoring_term_is_killed_at_its_stopwaitsecs_before_dockers_timeout(
     );
     let logs = c.logs();
     assert!(
-        logs.contains("INFO terminated by signal 9 program=stubborn"),
+        logs.contains("INFO STOPPING -> STOPPED (terminated by signal 9) program=\"stubborn\""),
         "the daemon killed the program:\n{logs}"
     );
 }
@@ -241,7 +239,7 @@ fn stopasgroup_stops_a_forked_child_gracefully_too() {
         "forker | child got TERM",
         "forker | parent got TERM",
         "forker | parent saw its child exit 0",
-        "INFO exit status 0 program=forker",
+        "INFO STOPPING -> STOPPED (exit status 0) program=\"forker\"",
     ] {
         assert!(logs.contains(line), "docker logs shows {line:?}:\n{logs}");
     }

@@ -28,7 +28,7 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::future::Future;
 use std::io::{self, Read};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -251,12 +251,22 @@ impl<G> Pump<G> {
     }
 
     /// A parked pipe became readable: watch every parked pipe from now on.
+    /// One that ended without a byte written (the usual end of a quiet
+    /// stream) is closed at once, without going through tokio's reactor:
+    /// when thousands of programs stop together, that is most of the pipes.
     fn unpark(&mut self) {
         let mut kept = Vec::with_capacity(self.sources.len());
-        for src in std::mem::take(&mut self.sources) {
+        for mut src in std::mem::take(&mut self.sources) {
             let pipe = match src.pipe {
                 Pipe::Parked(file) => {
                     self.idle.unpark(&file);
+                    if crate::sys::pipe_ended_empty(file.as_fd()) {
+                        // Parked pipes never had data: no line to finish.
+                        if let Some(watch) = &mut src.watch {
+                            watch.finish();
+                        }
+                        continue;
+                    }
                     match self.watch(file) {
                         Some(pipe) => pipe,
                         None => continue,

@@ -107,6 +107,11 @@ pub struct Supervisor {
     probes_waiting: std::collections::VecDeque<checks::ProbeJob>,
     /// Commands clients run in programs' sandboxes.
     exec: Sessions,
+    /// When each program last stopped or exited (unix seconds), for
+    /// `status` and supervisord's `stop`: kept here, where every change
+    /// passes, rather than by a follower of `events`, which loses changes
+    /// once thousands come at once.
+    stops: HashMap<ProgramName, u64>,
 }
 
 impl Supervisor {
@@ -149,6 +154,7 @@ impl Supervisor {
             passive: Passive::new(notify_dir, jobs_for_passive),
             probes_waiting: std::collections::VecDeque::new(),
             exec: Sessions::default(),
+            stops: HashMap::new(),
         };
         Ok((sup, handle, rx))
     }
@@ -304,6 +310,9 @@ impl Supervisor {
             }
             Effect::Publish(change) => {
                 self.update_forwarding(&change.name);
+                if change.is_stop() {
+                    self.stops.insert(change.name.clone(), unix_now_secs());
+                }
                 let _ = self.events.send(StateEvent {
                     name: change.name.to_string(),
                     from: change.from,
@@ -391,6 +400,7 @@ impl Supervisor {
             Command::List { reply } => {
                 let mut list = self.planner.list(now);
                 for p in &mut list {
+                    p.stopped_at = self.stops.get(p.name.as_str()).copied();
                     if let Some(net) = &mut p.net {
                         crate::net::add_live_figures(&p.name, net, self.net.forwarding());
                     }
@@ -594,4 +604,11 @@ async fn sleep_until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
+}
+
+/// Unix time now, in seconds.
+fn unix_now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

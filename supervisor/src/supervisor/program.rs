@@ -279,6 +279,7 @@ impl Program {
                 .started_wall
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map(|d| d.as_secs()),
+            stopped_at: None, // Filled in by the supervisor, which keeps the times.
             exit_status: self.machine.last_exit(),
             restarts: self.machine.restarts(),
             autostart: self.cfg.autostart,

@@ -47,7 +47,9 @@ pub use namespace::{
     unshare_mountns, unshare_netns,
 };
 pub use netns_socket::tcp_socket_in;
-pub use pipe::{log_pipe, set_pipe_size, splice_move, splice_pipe, splice_pipe_to_file};
+pub use pipe::{
+    log_pipe, pipe_ended_empty, set_pipe_size, splice_move, splice_pipe, splice_pipe_to_file,
+};
 pub use process::{
     effective_caps, give_terminal, group_alive, send_signal, send_signal_number, set_subreaper,
     stop_self, stopped_by,

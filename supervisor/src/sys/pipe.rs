@@ -26,6 +26,20 @@ pub fn log_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((above_stdio(read)?, above_stdio(write)?))
 }
 
+/// Whether every writer has closed `pipe` and nothing is left to read in it
+/// (a zero-timeout `poll(2)` reports the hang-up and no data). Never waits;
+/// `false` when in doubt.
+pub fn pipe_ended_empty(pipe: BorrowedFd<'_>) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(pipe, PollFlags::POLLIN)];
+    if poll(&mut fds, PollTimeout::ZERO).is_err() {
+        return false;
+    }
+    fds[0]
+        .revents()
+        .is_some_and(|r| r.contains(PollFlags::POLLHUP) && !r.contains(PollFlags::POLLIN))
+}
+
 /// Asks for a pipe buffer of `bytes`; returns the size the kernel granted.
 pub fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
     let size = i32::try_from(bytes).unwrap_or(i32::MAX);

@@ -124,3 +124,22 @@ fn the_extra_fd_reaches_the_child_at_its_number_whatever_slot_it_lands_on() {
         assert_eq!(exit_code(failed.pid.expect("forked")), 127);
     }
 }
+
+#[test]
+fn a_pipe_has_ended_empty_only_once_every_writer_is_gone_and_it_is_read_out() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    let (read, write) = log_pipe().unwrap();
+    assert!(!pipe_ended_empty(read.as_fd()), "a writer is still open");
+    let mut writer = std::fs::File::from(write);
+    writer.write_all(b"x").unwrap();
+    drop(writer);
+    assert!(
+        !pipe_ended_empty(read.as_fd()),
+        "a byte is still to be read"
+    );
+    let mut reader = std::fs::File::from(read);
+    let mut byte = [0u8; 1];
+    reader.read_exact(&mut byte).unwrap();
+    assert!(pipe_ended_empty(reader.as_fd()));
+}

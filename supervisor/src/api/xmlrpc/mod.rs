@@ -69,9 +69,6 @@ pub struct Setup {
 pub struct Rpc {
     handle: Handle,
     setup: Setup,
-    /// When each program last stopped or exited (unix seconds): supervisord
-    /// reports it, nsvisor's program info does not carry it.
-    stops: Arc<Mutex<HashMap<String, u64>>>,
     /// Programs whose process `update` or `restart` replaced, not started
     /// since.
     resets: Resets,
@@ -87,16 +84,14 @@ pub fn owns_path(path: &str) -> bool {
 }
 
 impl Rpc {
-    /// The front end; starts recording stop times (and starts of replaced
-    /// programs) from the supervisor's events.
+    /// The front end; starts recording the starts of replaced programs from
+    /// the supervisor's events.
     pub fn new(handle: Handle, setup: Setup) -> Arc<Rpc> {
-        let stops = Arc::new(Mutex::new(HashMap::new()));
         let resets = Resets::default();
-        tokio::spawn(record_stops(handle.events(), stops.clone(), resets.clone()));
+        tokio::spawn(record_starts(handle.events(), resets.clone()));
         Arc::new(Rpc {
             handle,
             setup,
-            stops,
             resets,
             reread: reread::Pending::default(),
         })
@@ -314,13 +309,12 @@ impl Rpc {
         Ok((list, configs))
     }
 
-    /// When `name` last stopped (unix seconds, 0: never), and now.
-    fn times(&self, name: &str) -> info::Times {
-        let stops = self.stops.lock().unwrap_or_else(|e| e.into_inner());
+    /// When `p` last stopped (unix seconds, 0: never), and now.
+    fn times(&self, p: &ProgramInfo) -> info::Times {
         info::Times {
-            stop: stops.get(name).copied().unwrap_or(0),
+            stop: p.stopped_at.unwrap_or(0),
             now: unix_now(),
-            fresh: self.resets.is_fresh(name),
+            fresh: self.resets.is_fresh(&p.name),
         }
     }
 
@@ -393,28 +387,13 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Records when each program stops or exits, and when a replaced program
-/// starts, until the supervisor is gone.
-async fn record_stops(
-    mut rx: broadcast::Receiver<nsvisor_proto::StateEvent>,
-    stops: Arc<Mutex<HashMap<String, u64>>>,
-    resets: Resets,
-) {
+/// Records when a replaced program starts, until the supervisor is gone.
+async fn record_starts(mut rx: broadcast::Receiver<nsvisor_proto::StateEvent>, resets: Resets) {
     loop {
         match rx.recv().await {
             Ok(ev) => {
                 if ev.ready.is_none() && matches!(ev.to, State::Starting | State::Running) {
                     resets.started(&ev.name, ev.time_ms);
-                }
-                let stopped = matches!(
-                    ev.to,
-                    State::Stopped | State::Exited | State::Fatal | State::Backoff
-                );
-                if ev.ready.is_none() && ev.from != ev.to && (stopped || ev.exit_status.is_some()) {
-                    stops
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(ev.name, ev.time_ms / 1000);
                 }
             }
             Err(broadcast::error::RecvError::Lagged(_)) => {}

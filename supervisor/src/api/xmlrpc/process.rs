@@ -54,7 +54,7 @@ pub async fn get_process_info(rpc: &Rpc, name: String) -> Result<Value, Fault> {
     Ok(info::process_info(
         p,
         cfgs.get(p.name.as_str()).copied(),
-        rpc.times(&p.name),
+        rpc.times(p),
     ))
 }
 
@@ -65,7 +65,7 @@ pub async fn get_all_process_info(rpc: &Rpc) -> Result<Value, Fault> {
     list.sort_by(|a, b| info::names(a).cmp(&info::names(b)));
     Ok(Value::Array(
         list.iter()
-            .map(|p| info::process_info(p, cfgs.get(p.name.as_str()).copied(), rpc.times(&p.name)))
+            .map(|p| info::process_info(p, cfgs.get(p.name.as_str()).copied(), rpc.times(p)))
             .collect(),
     ))
 }

@@ -155,6 +155,19 @@ pub struct Change {
     pub ready: Option<(bool, String)>,
 }
 
+impl Change {
+    /// Whether this change is a stop, as supervisord counts them for its
+    /// `stop` time: the program went down (STOPPED, EXITED, FATAL, BACKOFF)
+    /// or its process ended.
+    pub fn is_stop(&self) -> bool {
+        let down = matches!(
+            self.to,
+            State::Stopped | State::Exited | State::Fatal | State::Backoff
+        );
+        self.ready.is_none() && self.from != self.to && (down || self.exit_status.is_some())
+    }
+}
+
 /// What the actor must do.
 #[derive(Debug)]
 pub enum Effect {
@@ -267,4 +280,40 @@ pub enum Effect {
     LoadConfig,
     /// Reopen every log file (SIGUSR2).
     ReopenLogs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(from: State, to: State, exit: Option<ExitStatus>) -> Change {
+        Change {
+            name: ProgramName::from("p"),
+            from,
+            to,
+            pid: None,
+            exit_status: exit,
+            ready: None,
+        }
+    }
+
+    #[test]
+    fn a_stop_is_going_down_or_a_process_ending() {
+        assert!(change(
+            State::Stopping,
+            State::Stopped,
+            Some(ExitStatus::Signal(15))
+        )
+        .is_stop());
+        assert!(change(State::Running, State::Exited, Some(ExitStatus::Code(0))).is_stop());
+        assert!(change(State::Starting, State::Backoff, None).is_stop());
+        assert!(change(State::Backoff, State::Fatal, None).is_stop());
+        // Ended and restarted at once: the process still ended.
+        assert!(change(State::Running, State::Starting, Some(ExitStatus::Code(1))).is_stop());
+        assert!(!change(State::Stopped, State::Starting, None).is_stop());
+        assert!(!change(State::Running, State::Stopping, None).is_stop());
+        let mut readiness = change(State::Running, State::Running, None);
+        readiness.ready = Some((true, "ok".into()));
+        assert!(!readiness.is_stop(), "a change of readiness is no stop");
+    }
 }

@@ -332,7 +332,7 @@ impl Planner {
         }
         match self.pids.remove(&pid) {
             Some(name) => {
-                tracing::info!(program = %name, pid = pid.as_raw(), "{status}");
+                // Logged by `drive`, with the state change it causes.
                 self.drive(&name, Input::Exited(status), now);
                 if self
                     .programs
@@ -358,12 +358,19 @@ impl Planner {
             return;
         };
         let before = prog.state();
+        // An exit is logged on the line of the change it causes, the way
+        // `nsvisorctl events` shows it: "STOPPING -> STOPPED (terminated by
+        // signal 15)", one line per program when thousands stop at once.
+        let exit = match &input {
+            Input::Exited(status) => Some((*status, prog.machine.state().pid())),
+            _ => None,
+        };
         let effects = prog.machine.on(input, now);
         let after = prog.state();
+        log_change(name, before, after, exit);
         if before != after {
             self.dirty.insert(self.key(name));
             let prog = &self.programs[name];
-            tracing::info!(program = name, "{before} -> {after}");
             let ended = matches!(before, State::Starting | State::Running | State::Stopping)
                 && !after.has_process();
             self.out.push(Effect::Publish(Change {
@@ -426,6 +433,20 @@ impl Planner {
         for p in self.programs.values_mut() {
             p.net = crate::net::net_info(&p.cfg, &self.config.networks).map(Box::new);
         }
+    }
+}
+
+/// Logs a program's state change, with the exit that caused it; an exit
+/// that changes nothing is logged alone.
+fn log_change(name: &str, before: State, after: State, exit: Option<(ExitStatus, Option<Pid>)>) {
+    let pid = exit.and_then(|(_, pid)| pid).map(Pid::as_raw);
+    match (before == after, exit) {
+        (false, None) => tracing::info!(program = name, "{before} -> {after}"),
+        (false, Some((status, _))) => {
+            tracing::info!(program = name, pid, "{before} -> {after} ({status})")
+        }
+        (true, Some((status, _))) => tracing::info!(program = name, pid, "{status}"),
+        (true, None) => {}
     }
 }
 
