@@ -310,8 +310,11 @@ impl Supervisor {
             }
             Effect::Publish(change) => {
                 self.update_forwarding(&change.name);
+                let time_ms = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
                 if change.is_stop() {
-                    self.stops.insert(change.name.clone(), unix_now_secs());
+                    self.stops.insert(change.name.clone(), time_ms / 1000);
                 }
                 let _ = self.events.send(StateEvent {
                     name: change.name.to_string(),
@@ -321,10 +324,7 @@ impl Supervisor {
                     exit_status: change.exit_status,
                     ready: change.ready.as_ref().map(|(ready, _)| *ready),
                     detail: change.ready.map(|(_, detail)| detail),
-                    time_ms: SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map(|d| d.as_millis() as u64)
-                        .unwrap_or(0),
+                    time_ms,
                 });
             }
             Effect::Linger(pgid) => {
@@ -604,11 +604,4 @@ async fn sleep_until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
-}
-
-/// Unix time now, in seconds.
-fn unix_now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
