@@ -39,6 +39,13 @@ fn main() -> ExitCode {
             )
         })
         .ok();
+    // The release build aborts on a panic, so a log batch's end never comes:
+    // its lines, which tell what led to the panic, are written first.
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        nsvisor::daemon_log::write_batch_so_far();
+        previous_hook(info);
+    }));
     let code = daemon_main(stderr_log.clone());
     if let Some(log) = stderr_log {
         log.flush(LOG_FLUSH_AT_EXIT);

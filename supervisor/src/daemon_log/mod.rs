@@ -10,16 +10,16 @@
 //! - [`DaemonLogTail`] (`tail.rs`): the last bytes in memory, for
 //!   supervisorctl's `maintail` and `maintail -f` (`api/xmlrpc/mainlog.rs`).
 //!
-//! Invariant: each event reaches each writer as one whole write, so lines
-//! stay whole next to the program lines the console threads write to the
-//! same stderr.
+//! Invariant: each event reaches each writer whole, in one write (several
+//! whole events may share one, see [`batch`]), so lines stay whole next to
+//! the program lines the console threads write to the same stderr.
 
 mod file;
 mod stderr;
 mod tail;
 
 pub use file::DaemonLogFile;
-pub use stderr::StderrLog;
+pub use stderr::{batch, write_batch_so_far, StderrLog};
 pub use tail::DaemonLogTail;
 
 /// Why the daemon's own log file could not be used.

@@ -16,10 +16,16 @@
 //! of thousands of lines then costs no memory once written (a list left
 //! ~200 KB of small freed blocks in the heap at 1,000 programs). A stderr
 //! that never stalls (a regular file, `/dev/null`) needs neither queue nor
-//! thread: events are written directly.
+//! thread: events are written directly, and within a [`batch`] (one turn of
+//! the supervisor task, which may log a line per program) they are gathered
+//! and written together at its end, whole events of up to [`BATCH_BYTES`]
+//! per `write(2)`: 20,000 lines of a mass stop are then a few dozen writes
+//! rather than 20,000. Lines other threads log meanwhile are written at once,
+//! so they may come before a batch's earlier lines (by at most one turn).
 //!
 //! Used by `main.rs` as the stderr half of the `tracing_subscriber` writer.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
@@ -31,6 +37,98 @@ use std::time::{Duration, Instant};
 const QUEUE_BYTES: usize = 1 << 20;
 /// Largest write that stays atomic on a pipe.
 const PIPE_BUF: usize = 4096;
+/// Most bytes a [`batch`] gathers before it writes them.
+const BATCH_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    /// The events of this thread's [`batch`], while one runs.
+    static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
+}
+
+/// Events gathered for a direct stderr (the last log written to).
+struct Batch {
+    to: Option<Arc<Shared>>,
+    bytes: Vec<u8>,
+}
+
+impl Batch {
+    fn write_out(&mut self) {
+        if let Some(to) = &self.to {
+            let _ = (&to.out).write_all(&self.bytes);
+        }
+        self.bytes.clear();
+    }
+}
+
+/// Runs `f`, gathering the events this thread logs to a direct stderr (a
+/// regular file, `/dev/null`) and writing them at its end, also when `f`
+/// panics; a nested call only runs `f`. For a burst of lines in one turn of
+/// the supervisor task. Events for a queued stderr (a pipe, a terminal) go
+/// through the queue as always: its writer thread already batches them.
+pub fn batch<R>(f: impl FnOnce() -> R) -> R {
+    struct End;
+    impl Drop for End {
+        fn drop(&mut self) {
+            let batch = BATCH.try_with(|b| b.borrow_mut().take()).ok().flatten();
+            if let Some(mut batch) = batch {
+                batch.write_out();
+            }
+        }
+    }
+    let began = BATCH
+        .try_with(|b| match b.try_borrow_mut() {
+            Ok(mut b) if b.is_none() => {
+                *b = Some(Batch {
+                    to: None,
+                    bytes: Vec::new(),
+                });
+                true
+            }
+            _ => false,
+        })
+        .unwrap_or(false);
+    // Not `then_some(End)`: that would make an `End`, and drop it, in a
+    // nested call too.
+    let _end = if began { Some(End) } else { None };
+    f()
+}
+
+/// Writes what this thread's batch holds so far (the batch goes on). For a
+/// panic hook: the release build aborts on panic, so a batch's end never
+/// comes, and its lines are the ones that tell what led to the panic.
+pub fn write_batch_so_far() {
+    let _ = BATCH.try_with(|b| {
+        if let Ok(mut b) = b.try_borrow_mut() {
+            if let Some(batch) = b.as_mut() {
+                batch.write_out();
+            }
+        }
+    });
+}
+
+/// Adds `event` for `to` to this thread's batch, if one runs; returns
+/// whether it did (otherwise the caller writes it).
+fn gathered(to: &Arc<Shared>, event: &[u8]) -> bool {
+    BATCH
+        .try_with(|b| {
+            let Ok(mut b) = b.try_borrow_mut() else {
+                return false;
+            };
+            let Some(batch) = b.as_mut() else {
+                return false;
+            };
+            if !batch.to.as_ref().is_some_and(|t| Arc::ptr_eq(t, to)) {
+                batch.write_out();
+                batch.to = Some(Arc::clone(to));
+            }
+            if batch.bytes.len() + event.len() > BATCH_BYTES {
+                batch.write_out();
+            }
+            batch.bytes.extend_from_slice(event);
+            true
+        })
+        .unwrap_or(false)
+}
 
 /// The daemon's stderr log; cheap to clone. The writer thread ends once
 /// every clone is gone and the queue is written.
@@ -165,6 +263,9 @@ impl StderrLog {
     /// Queues one formatted event, or drops it when the queue is full.
     fn log(&self, event: &[u8]) {
         let shared = &self.handle.shared;
+        if shared.direct && gathered(shared, event) {
+            return;
+        }
         if shared.direct || shared.writer.get() == Some(&std::thread::current().id()) {
             // Direct, or the writer's own warning: it may block, it is the writer.
             let _ = (&shared.out).write_all(event);
@@ -337,6 +438,82 @@ mod tests {
         event(&log, "two\n");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
         assert!(log.flush(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_batch_writes_its_events_at_its_end_in_few_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let log = StderrLog::to(File::create(&path).unwrap().into()).unwrap();
+        let line = format!("{}\n", "x".repeat(99));
+        let n = 2 * BATCH_BYTES / line.len();
+        let during = batch(|| {
+            for _ in 0..n {
+                event(&log, &line);
+            }
+            batch(|| event(&log, "nested\n"));
+            std::fs::metadata(&path).unwrap().len() as usize
+        });
+        assert!(
+            during > 0 && during <= n * line.len() && during % line.len() == 0,
+            "a full batch is written as whole events ({during} bytes)"
+        );
+        let all = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(all, line.repeat(n) + "nested\n", "every event, in order");
+        event(&log, "after\n");
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .ends_with("nested\nafter\n"));
+    }
+
+    #[test]
+    fn a_batch_is_written_when_it_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let log = StderrLog::to(File::create(&path).unwrap().into()).unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            batch(|| {
+                event(&log, "before the panic\n");
+                panic!("on purpose");
+            })
+        }));
+        assert!(caught.is_err());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "before the panic\n"
+        );
+    }
+
+    #[test]
+    fn what_a_batch_holds_can_be_written_before_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let log = StderrLog::to(File::create(&path).unwrap().into()).unwrap();
+        batch(|| {
+            event(&log, "one\n");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+            write_batch_so_far();
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\n");
+            event(&log, "two\n");
+        });
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
+    }
+
+    #[test]
+    fn a_batch_leaves_a_pipe_to_the_queue() {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        let log = StderrLog::to(write).unwrap();
+        batch(|| {
+            event(&log, "queued\n");
+            assert!(
+                log.flush(Duration::from_secs(10)),
+                "written before the batch ends"
+            );
+        });
+        drop(log);
+        let mut got = String::new();
+        File::from(read).read_to_string(&mut got).unwrap();
+        assert_eq!(got, "queued\n");
     }
 
     #[test]

@@ -37,6 +37,7 @@ use super::spawner::Spawner;
 mod checks;
 mod reload;
 use crate::config::{Config, ProgramName};
+use crate::daemon_log::batch;
 use crate::logs::{LogContext, ProgramLogs};
 use crate::process::reaper;
 use crate::signals::Received;
@@ -168,7 +169,7 @@ impl Supervisor {
         mut commands: mpsc::Receiver<Command>,
     ) -> i32 {
         let t0 = Instant::now();
-        self.handle(Event::Boot);
+        batch(|| self.handle(Event::Boot));
         let spawned = self.planner.programs().filter(|p| p.has_process()).count();
         tracing::info!(
             "spawned {spawned} programs in {:.1} ms",
@@ -190,15 +191,16 @@ impl Supervisor {
             }
             self.start_probes(&mut probes);
             let next = self.timers.peek().map(|Reverse((at, _))| *at);
+            // Each turn's log lines are written together.
             tokio::select! {
-                Some(sig) = signals.next() => self.on_signal(sig),
+                Some(sig) = signals.next() => batch(|| self.on_signal(sig)),
                 cmd = commands.recv(), if commands_open => match cmd {
-                    Some(cmd) => self.on_command(cmd),
+                    Some(cmd) => batch(|| self.on_command(cmd)),
                     None => commands_open = false,
                 },
-                () = sleep_until(next), if next.is_some() => self.on_timers(),
-                Some(event) = job_answers.recv() => self.handle(event),
-                Some(event) = probes.next(), if !probes.is_empty() => self.handle(event),
+                () = sleep_until(next), if next.is_some() => batch(|| self.on_timers()),
+                Some(event) = job_answers.recv() => batch(|| self.handle(event)),
+                Some(event) = probes.next(), if !probes.is_empty() => batch(|| self.handle(event)),
             }
         }
     }
