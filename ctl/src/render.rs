@@ -210,6 +210,7 @@ mod tests {
             pid: None,
             uptime_secs: None,
             started_at: None,
+            started_at_ms: None,
             stopped_at: None,
             exit_status: None,
             restarts: 0,

@@ -177,6 +177,9 @@ pub struct ProgramInfo {
     pub uptime_secs: Option<u64>,
     /// Unix time (seconds) of the last start.
     pub started_at: Option<u64>,
+    /// The same, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at_ms: Option<u64>,
     /// Unix time (seconds) of the last stop or exit (supervisord's `stop`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<u64>,

@@ -28,6 +28,7 @@ fn program(name: &str, group: &str, state: State) -> ProgramInfo {
         pid: state.has_process().then_some(42),
         uptime_secs: state.has_process().then_some(62),
         started_at: Some(1_700_000_000),
+        started_at_ms: None,
         stopped_at: None,
         exit_status: None,
         restarts: 0,

@@ -261,6 +261,7 @@ mod tests {
             pid: None,
             uptime_secs: None,
             started_at: Some(1_700_000_000),
+            started_at_ms: None,
             stopped_at: None,
             exit_status: Some(ExitStatus::Signal(9)),
             restarts: 3,

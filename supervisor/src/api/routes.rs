@@ -61,12 +61,7 @@ impl Api {
             connections: self
                 .max_connections
                 .saturating_sub(self.slots.available_permits()),
-            // The XML-RPC front end's stop-time recorder is no client.
-            event_followers: self
-                .handle
-                .events
-                .receiver_count()
-                .saturating_sub(xmlrpc::EVENT_RECEIVERS),
+            event_followers: self.handle.events.receiver_count(),
         }
     }
 }

@@ -322,8 +322,7 @@ async fn events_are_streamed_as_ndjson() {
     wait_until(
         "the events client to subscribe",
         Duration::from_secs(5),
-        // The XML-RPC front end's stop-time recorder is the other receiver.
-        || (s.fake.events.receiver_count() == 2).then_some(()),
+        || (s.fake.events.receiver_count() == 1).then_some(()),
     )
     .await;
     s.fake.events.send(event.clone()).expect("subscribers");

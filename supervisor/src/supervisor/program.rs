@@ -269,16 +269,17 @@ impl Program {
             _ => None,
         };
         let pid = self.machine.state().pid().map(|p| p.as_raw() as u32);
+        let started = self
+            .started_wall
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
         ProgramInfo {
             name: self.cfg.name.as_str().to_owned(),
             group: self.cfg.group.to_string(),
             state,
             pid,
             uptime_secs: uptime,
-            started_at: self
-                .started_wall
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_secs()),
+            started_at: started.map(|d| d.as_secs()),
+            started_at_ms: started.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             stopped_at: None, // Filled in by the supervisor, which keeps the times.
             exit_status: self.machine.last_exit(),
             restarts: self.machine.restarts(),

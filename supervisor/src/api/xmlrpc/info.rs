@@ -249,6 +249,7 @@ mod tests {
             pid: state.has_process().then_some(42),
             uptime_secs: None,
             started_at: None,
+            started_at_ms: None,
             stopped_at: None,
             exit_status: None,
             restarts: 0,

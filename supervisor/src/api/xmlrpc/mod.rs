@@ -36,8 +36,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW};
 use hyper::{Method, Request, StatusCode};
-use nsvisor_proto::{Level, ProgramInfo, State};
-use tokio::sync::{broadcast, watch};
+use nsvisor_proto::{Level, ProgramInfo};
+use tokio::sync::watch;
 
 pub use nsvisor_proto::xmlrpc as codec;
 
@@ -69,8 +69,7 @@ pub struct Setup {
 pub struct Rpc {
     handle: Handle,
     setup: Setup,
-    /// Programs whose process `update` or `restart` replaced, not started
-    /// since.
+    /// Programs whose process `update` or `restart` replaced, and when.
     resets: Resets,
     reread: reread::Pending,
 }
@@ -84,15 +83,12 @@ pub fn owns_path(path: &str) -> bool {
 }
 
 impl Rpc {
-    /// The front end; starts recording the starts of replaced programs from
-    /// the supervisor's events.
+    /// The front end.
     pub fn new(handle: Handle, setup: Setup) -> Arc<Rpc> {
-        let resets = Resets::default();
-        tokio::spawn(record_starts(handle.events(), resets.clone()));
         Arc::new(Rpc {
             handle,
             setup,
-            resets,
+            resets: Resets::default(),
             reread: reread::Pending::default(),
         })
     }
@@ -314,7 +310,7 @@ impl Rpc {
         info::Times {
             stop: p.stopped_at.unwrap_or(0),
             now: unix_now(),
-            fresh: self.resets.is_fresh(&p.name),
+            fresh: self.resets.is_fresh(&p.name, p.started_at_ms),
         }
     }
 
@@ -327,50 +323,34 @@ impl Rpc {
 }
 
 /// Programs replaced by a new process of supervisord's (by `update` or
-/// `restart`), with when (unix milliseconds), and when each program last
-/// started: supervisord reports a replaced program as never started until
-/// it starts again. Shared with the task of a `restart` and with the event
-/// recorder, which records the starts. Both are event times, so the order in
-/// which they are recorded does not matter.
+/// `restart`), with when (unix milliseconds): supervisord reports a replaced
+/// program as never started until it starts again, which the program's own
+/// last start time (`started_at_ms`, kept by the supervisor) tells. Shared
+/// with the task of a `restart`.
 #[derive(Debug, Clone, Default)]
-struct Resets(Arc<Mutex<Marks>>);
-
-#[derive(Debug, Default)]
-struct Marks {
-    replaced: HashMap<String, u64>,
-    started: HashMap<String, u64>,
-}
+struct Resets(Arc<Mutex<HashMap<String, u64>>>);
 
 impl Resets {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Marks> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// These programs were replaced at `at_ms`.
     fn mark<'a>(&self, names: impl Iterator<Item = &'a str>, at_ms: u64) {
-        let mut marks = self.lock();
+        let mut replaced = self.lock();
         for name in names {
-            marks.replaced.insert(name.to_string(), at_ms);
+            replaced.insert(name.to_string(), at_ms);
         }
     }
 
-    /// Whether `name` was replaced and has not started since.
-    fn is_fresh(&self, name: &str) -> bool {
-        let marks = self.lock();
-        marks
-            .replaced
+    /// Whether `name` was replaced and has not started since: its last
+    /// start (`started_at_ms`) is older than the replacement, or none.
+    fn is_fresh(&self, name: &str, started_at_ms: Option<u64>) -> bool {
+        self.lock()
             .get(name)
-            .is_some_and(|&at| marks.started.get(name).is_none_or(|&started| started < at))
-    }
-
-    /// `name` started at `time_ms`.
-    fn started(&self, name: &str, time_ms: u64) {
-        self.lock().started.insert(name.to_string(), time_ms);
+            .is_some_and(|&at| started_at_ms.is_none_or(|started| started < at))
     }
 }
-
-/// Event receivers the front end holds for itself (the stop-time recorder).
-pub const EVENT_RECEIVERS: usize = 1;
 
 /// The API version supervisorctl checks for.
 pub const API_VERSION: &str = "3.0";
@@ -387,22 +367,27 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Records when a replaced program starts, until the supervisor is gone.
-async fn record_starts(mut rx: broadcast::Receiver<nsvisor_proto::StateEvent>, resets: Resets) {
-    loop {
-        match rx.recv().await {
-            Ok(ev) => {
-                if ev.ready.is_none() && matches!(ev.to, State::Starting | State::Running) {
-                    resets.started(&ev.name, ev.time_ms);
-                }
-            }
-            Err(broadcast::error::RecvError::Lagged(_)) => {}
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
-    }
-}
-
 /// A plain-text answer (for what is not an XML-RPC call).
 fn plain(status: StatusCode, text: &str) -> Reply {
     reply::with_body(status, "text/plain", reply::full(text.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Resets;
+
+    #[test]
+    fn a_replaced_program_is_fresh_until_it_starts_again() {
+        let resets = Resets::default();
+        assert!(!resets.is_fresh("web", None), "never replaced");
+        resets.mark(["web"].into_iter(), 10_000);
+        assert!(resets.is_fresh("web", None), "replaced, never started");
+        assert!(resets.is_fresh("web", Some(9_999)), "started before");
+        assert!(!resets.is_fresh("web", Some(10_000)), "started at the mark");
+        assert!(
+            !resets.is_fresh("web", Some(10_500)),
+            "started since, same second"
+        );
+        assert!(!resets.is_fresh("api", None), "another program");
+    }
 }

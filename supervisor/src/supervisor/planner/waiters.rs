@@ -231,6 +231,7 @@ fn removed_info(name: &str) -> ProgramInfo {
         pid: None,
         uptime_secs: None,
         started_at: None,
+        started_at_ms: None,
         stopped_at: None,
         exit_status: None,
         restarts: 0,
