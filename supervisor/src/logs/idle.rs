@@ -76,6 +76,14 @@ impl IdlePipes {
     pub fn unpark(&self, pipe: &File) {
         // Fails only if it was not parked; nothing to undo then.
         let _ = self.epoll.get_ref().epoll().delete(pipe.as_fd());
+        self.forget(pipe);
+    }
+
+    /// Forgets `pipe`, which its pump is about to close: closing its last
+    /// descriptor takes it out of the epoll instance, without a call of
+    /// its own (thousands of pipes end together when programs stop). Any
+    /// event of its still queued finds no owner.
+    pub fn forget(&self, pipe: &File) {
         if let Ok(slot) = usize::try_from(pipe.as_raw_fd()) {
             if let Some(owner) = self.owners().get_mut(slot) {
                 *owner = None;
@@ -171,5 +179,32 @@ mod tests {
         unparked().await;
         idle.unpark(&closed);
         assert!(idle.owners().iter().all(Option::is_none));
+    }
+
+    /// Descriptors the epoll instance watches (`tfd:` lines of its fdinfo).
+    fn watched(idle: &IdlePipes) -> usize {
+        let epfd = idle.epoll.get_ref().as_raw_fd();
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{epfd}")).unwrap();
+        info.lines().filter(|l| l.starts_with("tfd:")).count()
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_pipe_leaves_the_watch_when_it_is_closed() {
+        let idle = IdlePipes::new().unwrap();
+        let owner = Arc::new(Mailbox::default());
+        let (a, _wa) = crate::sys::log_pipe().unwrap();
+        let (b, _wb) = crate::sys::log_pipe().unwrap();
+        let (a, b) = (File::from(a), File::from(b));
+        idle.park(&a, &owner).unwrap();
+        idle.park(&b, &owner).unwrap();
+        assert_eq!(watched(&idle), 2);
+        idle.forget(&a);
+        assert_eq!(watched(&idle), 2, "forgetting alone makes no call");
+        let slot = a.as_raw_fd() as usize;
+        drop(a);
+        assert_eq!(watched(&idle), 1, "closing took it out");
+        assert!(idle.owners()[slot].is_none(), "and its owner is forgotten");
+        idle.unpark(&b);
+        assert_eq!(watched(&idle), 0);
     }
 }

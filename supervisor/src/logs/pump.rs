@@ -259,14 +259,15 @@ impl<G> Pump<G> {
         for mut src in std::mem::take(&mut self.sources) {
             let pipe = match src.pipe {
                 Pipe::Parked(file) => {
-                    self.idle.unpark(&file);
                     if crate::sys::pipe_ended_empty(file.as_fd()) {
+                        self.idle.forget(&file);
                         // Parked pipes never had data: no line to finish.
                         if let Some(watch) = &mut src.watch {
                             watch.finish();
                         }
                         continue;
                     }
+                    self.idle.unpark(&file);
                     match self.watch(file) {
                         Some(pipe) => pipe,
                         None => continue,

@@ -318,6 +318,9 @@ impl Supervisor {
                 if change.is_stop() {
                     self.stops.insert(change.name.clone(), time_ms / 1000);
                 }
+                if self.events.receiver_count() == 0 {
+                    return None; // Nobody follows: no event to build.
+                }
                 let _ = self.events.send(StateEvent {
                     name: change.name.to_string(),
                     from: change.from,

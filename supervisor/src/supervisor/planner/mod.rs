@@ -354,6 +354,11 @@ impl Planner {
     /// planner's, through the gates (a spawn waits for dependencies and the
     /// sandbox, and never happens during a shutdown).
     fn drive(&mut self, name: &str, input: Input, now: Instant) {
+        // The key once: with thousands of programs, each lookup by name is
+        // a dozen string comparisons, and a mass stop drives every program.
+        let Some(key) = self.programs.get_key_value(name).map(|(k, _)| k.clone()) else {
+            return;
+        };
         let Some(prog) = self.programs.get_mut(name) else {
             return;
         };
@@ -369,12 +374,10 @@ impl Planner {
         let after = prog.state();
         log_change(name, before, after, exit);
         if before != after {
-            self.dirty.insert(self.key(name));
-            let prog = &self.programs[name];
             let ended = matches!(before, State::Starting | State::Running | State::Stopping)
                 && !after.has_process();
-            self.out.push(Effect::Publish(Change {
-                name: self.key(name),
+            let change = Change {
+                name: key.clone(),
                 from: before,
                 to: after,
                 pid: prog.machine.state().pid(),
@@ -384,20 +387,22 @@ impl Planner {
                     None
                 },
                 ready: None,
-            }));
+            };
+            self.dirty.insert(key.clone());
+            self.out.push(Effect::Publish(change));
         }
         for effect in effects {
             match effect {
                 MachineEffect::Spawn => self.spawn_through_gates(name, now),
                 MachineEffect::Signal { pid, signal, group } => self.out.push(Effect::Signal {
-                    name: self.key(name),
+                    name: key.clone(),
                     pid,
                     signal,
                     group,
                 }),
                 MachineEffect::Timer(at) => self.out.push(Effect::Timer {
                     at,
-                    name: self.key(name),
+                    name: key.clone(),
                 }),
                 MachineEffect::Finished => self.on_finished(name, now),
             }
