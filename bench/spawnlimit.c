@@ -2,13 +2,17 @@
  * spawnlimit: the floor for starting and stopping N copies of one command,
  * against which the supervisors are measured (bench/run.sh builds and runs it).
  *
- *   spawnlimit N COMMAND [ARG...]
+ *   spawnlimit [--wait] N COMMAND [ARG...]
  *
  * Starts N copies with posix_spawnp (glibc returns only once the child has
  * exec'd, so every copy is really running the command when the clock stops),
  * then sends SIGTERM to every copy and reaps them all with one waitpid(-1)
  * loop, as a supervisor would. Prints one JSON object on stdout:
  *   {"n": N, "spawn_s": S, "stop_s": S}
+ * With --wait it stops only when it receives SIGTERM itself, as a supervisor
+ * does, so the harness can time it like one (from outside, from its launch
+ * and from its SIGTERM); it prints {"n": N, "spawn_s": S} once all are
+ * started and {"stop_s": S} (from the SIGTERM) before it exits.
  * Exit status 0 on success, 1 with a message on stderr otherwise.
  */
 #define _GNU_SOURCE
@@ -65,8 +69,13 @@ static long stop_all(const pid_t *pids, long n)
 
 int main(int argc, char **argv)
 {
+    int wait_term = argc > 1 && strcmp(argv[1], "--wait") == 0;
+    if (wait_term) {
+        argv++;
+        argc--;
+    }
     if (argc < 3) {
-        fprintf(stderr, "usage: spawnlimit N COMMAND [ARG...]\n");
+        fprintf(stderr, "usage: spawnlimit [--wait] N COMMAND [ARG...]\n");
         return 1;
     }
     char *end = NULL;
@@ -85,6 +94,21 @@ int main(int argc, char **argv)
     if (spawn_all(pids, n, argv + 2) != 0)
         return 1;
     double t1 = seconds();
+    if (wait_term) {
+        /* Blocked only now: the copies must not inherit a blocked SIGTERM. */
+        sigset_t term;
+        int sig = 0;
+        sigemptyset(&term);
+        sigaddset(&term, SIGTERM);
+        sigprocmask(SIG_BLOCK, &term, NULL);
+        printf("{\"n\": %ld, \"spawn_s\": %.6f}\n", n, t1 - t0);
+        fflush(stdout);
+        if (sigwait(&term, &sig) != 0) {
+            fprintf(stderr, "spawnlimit: sigwait failed\n");
+            return 1;
+        }
+        t1 = seconds();
+    }
     long reaped = stop_all(pids, n);
     double t2 = seconds();
 
@@ -92,7 +116,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "spawnlimit: reaped %ld of %ld copies\n", reaped, n);
         return 1;
     }
-    printf("{\"n\": %ld, \"spawn_s\": %.6f, \"stop_s\": %.6f}\n", n, t1 - t0, t2 - t1);
+    if (wait_term)
+        printf("{\"stop_s\": %.6f}\n", t2 - t1);
+    else
+        printf("{\"n\": %ld, \"spawn_s\": %.6f, \"stop_s\": %.6f}\n", n, t1 - t0, t2 - t1);
     free(pids);
     return 0;
 }

@@ -2,7 +2,7 @@
 programs, let them settle, measure idle CPU and memory of the supervision
 tree, time status round trips, then SIGTERM the daemon and time until every
 process has exited; and ``limit``, the same start and stop done by
-``spawnlimit`` (posix_spawn), the floor.
+``spawnlimit`` (posix_spawn), the floor, timed the same way.
 
 Start and stop are timed from the kernel's process events (``procwatch``),
 so the clock stops at the last program's exec (start) or the last exit of
@@ -174,16 +174,57 @@ def lifecycle(tool, n, cfg, cap_s):
     return _guard(tool, cfg.tmp_root, f"{tool.name}-{n}", body)
 
 
-def limit(spawnlimit, n, cap_s):
-    """The posix_spawn floor for starting and stopping n sleep programs."""
+class _Spawned:
+    """spawnlimit running under the harness, shaped like a tool's ``Launched``."""
+
+    def __init__(self, proc):
+        self.proc = proc
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+
+def limit(spawnlimit, n, cfg, cap_s):
+    """The posix_spawn floor for starting and stopping n sleep programs,
+    timed from outside exactly as the tools are: from its launch until all n
+    exec'd, and from SIGTERM until it and every copy exited, with the same
+    process-event watch running (its events cost the harness CPU, on the
+    same 2 cores, for the limit as for the tools). spawnlimit's own clocks
+    are kept beside (``self_reported_*``)."""
     marker = unique_marker()
+    watch = _open_watch()
+    rec = {"load": procfs.loadavg(), "timing": "proc connector" if watch else "polling /proc", "cap_s": cap_s}
+    proc = None
     try:
-        out = subprocess.run([spawnlimit, str(n), PROGRAM, marker], capture_output=True, text=True, timeout=2 * cap_s)
-        if out.returncode != 0:
-            return {"error": f"spawnlimit failed: {out.stderr.strip()}"}
-        fig = json.loads(out.stdout)
-        return {"start_s": fig["spawn_s"], "stop_s": fig["stop_s"]}
-    except subprocess.TimeoutExpired:
-        return {"error": f"spawnlimit did not finish within {2 * cap_s:g} s"}
+        t0_ns = time.monotonic_ns()
+        proc = subprocess.Popen([spawnlimit, "--wait", str(n), PROGRAM, marker], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        launched = _Spawned(proc)
+        rec["start_s"] = _wait_start(watch, launched, n, t0_ns, cap_s)
+        # Its line comes once every copy is started and SIGTERM is blocked,
+        # so the SIGTERM below is its cue to stop, not its death.
+        started = json.loads(proc.stdout.readline() or "{}")
+        if "spawn_s" not in started:
+            raise TrialError(f"spawnlimit failed: {proc.stderr.read().strip()}")
+        rec["self_reported_start_s"] = started["spawn_s"]
+        time.sleep(cfg.settle_s)
+        rec["stop_s"], rec["exit_code"], alive = _stop(watch, launched, n, cap_s)
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            raise TrialError(f"spawnlimit failed: {err.strip()}")
+        rec["self_reported_stop_s"] = json.loads(out)["stop_s"]
+        if alive:
+            rec["error"] = f"{len(alive)} processes still running after spawnlimit exited"
+        return rec
+    except Capped as e:
+        return {**rec, "capped": e.phase, "cap_detail": e.detail, "error": str(e)}
+    except (TrialError, procwatch.EventsLost, ValueError) as e:
+        return {**rec, "error": str(e)}
     finally:
+        if watch is not None:
+            watch.__exit__(None, None, None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
         _kill_leftovers(marker)

@@ -263,7 +263,7 @@ def _lifecycle(run, cfg, args, ready, nofile):
                     rec = {"capped": first["capped"], "cap_s": first.get("cap_s"), "cap_detail": "not run again",
                            "skipped": True, "error": f"not run again: {first['error']} in run {first['run'] + 1}"}
                 elif name == "limit":
-                    rec = lifecycle.limit(args.spawnlimit, n, cfg.cap(n))
+                    rec = lifecycle.limit(args.spawnlimit, n, cfg, cfg.cap(n))
                 else:
                     tool = next(t for t in tools if t.name == name)
                     rec = lifecycle.lifecycle(tool, n, cfg, cfg.cap(n))

@@ -93,9 +93,13 @@ target against them can be missed:
 
 - **posix_spawn limit** (start and stop): `bench/spawnlimit.c` starts the N
   programs with `posix_spawn` from C, one after another (each call returns
-  once the child has exec'd), then sends each SIGTERM and reaps them all. No
-  supervisor can start or stop the same programs with less work; the
-  targets allow 1.5× of it. Its programs have no output pipe; a supervisor
+  once the child has exec'd); when it receives SIGTERM, it sends each
+  SIGTERM and reaps them all. No supervisor can start or stop the same
+  programs with less work; the targets allow 1.5× of it. It is timed from
+  outside exactly as the supervisors are (from its launch until all N have
+  exec'd; from its SIGTERM until it and every program have exited, read from
+  the kernel's process events), so the harness's own work during a start or
+  a stop weighs on it as on them; its own clocks are in the JSON beside. Its programs have no output pipe; a supervisor
   that keeps their output makes one per program at start and closes it as
   each exits, and that is part of its figures.
 - **splice limit** (log throughput): `bench/splicecopy.c` moves the
