@@ -129,11 +129,9 @@ LIFECYCLE = [
 ]
 
 
-def lifecycle_cell(res, tool, key, n, unit, scale, phase):
-    """The cell of one lifecycle figure. phase: the cap that bounds this figure
-    ("start", "stop"), or "start" for what is measured after the start."""
-    if tool != "limit" and res.missing(tool):
-        return f"missing: {res.missing(tool)}"
+def capped_cell(res, tool, key, n, phase):
+    """The cell of a lifecycle figure that a cap kept from being measured in
+    some counted run (then no figure of it is given), or None."""
     trials = res.counted("lifecycle", tool, n)
     over = [t for t in trials if t.get("capped") == phase and (phase == "stop" or key in ("start_s", "running_s"))]
     if over:
@@ -141,6 +139,17 @@ def lifecycle_cell(res, tool, key, n, unit, scale, phase):
         return f"> {first.get('cap_s', 0):g} s (over the cap: {first.get('cap_detail', first['error'])})"
     if any(t.get("capped") == "start" for t in trials):
         return "not measured (start over the cap)"
+    return None
+
+
+def lifecycle_cell(res, tool, key, n, unit, scale, phase):
+    """The cell of one lifecycle figure. phase: the cap that bounds this figure
+    ("start", "stop"), or "start" for what is measured after the start."""
+    if tool != "limit" and res.missing(tool):
+        return f"missing: {res.missing(tool)}"
+    capped = capped_cell(res, tool, key, n, phase)
+    if capped:
+        return capped
     vals = res.values("lifecycle", tool, key, n, scale)
     failed = [t for t in res.errors("lifecycle", tool, n) if not t.get("capped")]
     if not vals and not failed and key == "running_s" and res.values("lifecycle", tool, "start_s", n):
@@ -239,9 +248,10 @@ def targets_table(res):
 
     def lifecycle_fig(key, unit, scale=1, phase="start", n=big):
         def fig(tool):
-            vals = res.values("lifecycle", tool, key, n, scale)
             text = lifecycle_cell(res, tool, key, n, unit, scale, phase)
-            return median(vals), text
+            if capped_cell(res, tool, key, n, phase):
+                return None, text  # No ratio from the runs that made it.
+            return median(res.values("lifecycle", tool, key, n, scale)), text
         return fig
 
     def status_fig(tool):
