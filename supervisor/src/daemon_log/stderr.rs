@@ -395,6 +395,15 @@ mod tests {
         log.make_writer().write_all(text.as_bytes()).unwrap();
     }
 
+    /// A log to a new regular file (written directly): its directory, path
+    /// and the log.
+    fn file_log() -> (tempfile::TempDir, std::path::PathBuf, StderrLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let log = StderrLog::to(File::create(&path).unwrap().into()).unwrap();
+        (dir, path, log)
+    }
+
     #[test]
     fn events_arrive_whole_and_in_order() {
         let (read, write) = nix::unistd::pipe().unwrap();
@@ -431,9 +440,7 @@ mod tests {
 
     #[test]
     fn a_file_gets_every_event_directly() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        let log = StderrLog::to(File::create(&path).unwrap().into()).unwrap();
+        let (_dir, path, log) = file_log();
         event(&log, "one\n");
         event(&log, "two\n");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
@@ -442,9 +449,7 @@ mod tests {
 
     #[test]
     fn a_batch_writes_its_events_at_its_end_in_few_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        let log = StderrLog::to(File::create(&path).unwrap().into()).unwrap();
+        let (_dir, path, log) = file_log();
         let line = format!("{}\n", "x".repeat(99));
         let n = 2 * BATCH_BYTES / line.len();
         let during = batch(|| {
@@ -468,9 +473,7 @@ mod tests {
 
     #[test]
     fn a_batch_is_written_when_it_panics() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        let log = StderrLog::to(File::create(&path).unwrap().into()).unwrap();
+        let (_dir, path, log) = file_log();
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             batch(|| {
                 event(&log, "before the panic\n");
@@ -486,9 +489,7 @@ mod tests {
 
     #[test]
     fn what_a_batch_holds_can_be_written_before_its_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        let log = StderrLog::to(File::create(&path).unwrap().into()).unwrap();
+        let (_dir, path, log) = file_log();
         batch(|| {
             event(&log, "one\n");
             assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
