@@ -29,7 +29,8 @@ import time
 
 from . import procfs, procwatch
 from .tools import Prog
-from .workloads import POLL_S, TrialError, _guard, _kill_leftovers, _time_calls, now, unique_marker, wait_running
+from .workloads import (POLL_S, TrialError, _guard, _kill_leftovers, _time_calls, now, run_exact, unique_marker,
+                        wait_exact, wait_running)
 
 PROGRAM = "sleep"
 
@@ -71,7 +72,7 @@ def _stop(watch, launched, n, cap_s):
     t0 = time.monotonic_ns()
     launched.proc.send_signal(signal.SIGTERM)
     try:
-        code = launched.proc.wait(cap_s)
+        code = wait_exact(launched.proc, cap_s)
     except subprocess.TimeoutExpired:
         raise Capped("stop", cap_s, "the daemon had not exited") from None
     if watch is None:
@@ -93,7 +94,7 @@ def _status_samples(launched, n, cfg):
         if lines < n:
             raise TrialError(f"{os.path.basename(argv[0])} status printed {lines} lines for {n} programs: {check.stderr[-300:]!r}")
         figures["status_cli_ms"] = _time_calls(
-            lambda: subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300),
+            lambda: run_exact(argv, 300),
             cfg.status_samples, cfg.status_budget_s)
     call = launched.tool.status_api(launched)
     if call:
