@@ -9,14 +9,15 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use nsvisor_proto::{ApiError, ErrorBody, ErrorKind, HttpMethod, Query, Route};
-use serde::de::DeserializeOwned;
+use serde::de::{Deserialize, DeserializeOwned};
 use tokio::net::UnixStream;
 
 /// What can go wrong talking to the daemon.
@@ -46,6 +47,9 @@ pub enum CtlError {
         message: String,
     },
 }
+
+/// The most room reserved up front for an answer, whatever size it announces.
+const MAX_PRESIZE: u64 = 64 << 20;
 
 impl std::fmt::Display for CtlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -172,8 +176,7 @@ impl Client {
         let status = res.status();
         let data = self.read_all(res).await?;
         if status.is_success() {
-            return serde_json::from_slice(&data)
-                .map_err(|e| self.protocol(format!("{}: {e}", route.uri(query))));
+            return self.decode(route, query, &data);
         }
         if also_ok.contains(&status.as_u16()) {
             if let Ok(answer) = serde_json::from_slice(&data) {
@@ -183,13 +186,44 @@ impl Client {
         Err(self.api_error(status.as_u16(), &data))
     }
 
-    /// The whole body of an answer.
+    /// The body of a successful answer to a GET, still encoded: for an
+    /// answer decoded into types that borrow from it ([`Self::decode`]).
+    pub async fn fetch(&self, route: &Route, query: &Query) -> Result<Bytes, CtlError> {
+        let res = self.send(route, query, None).await?;
+        let status = res.status();
+        let data = self.read_all(res).await?;
+        if status.is_success() {
+            return Ok(data);
+        }
+        Err(self.api_error(status.as_u16(), &data))
+    }
+
+    /// Decodes the JSON answer `data` to `route`.
+    pub fn decode<'de, T: Deserialize<'de>>(
+        &self,
+        route: &Route,
+        query: &Query,
+        data: &'de [u8],
+    ) -> Result<T, CtlError> {
+        serde_json::from_slice(data)
+            .map_err(|e| self.protocol(format!("{}: {e}", route.uri(query))))
+    }
+
+    /// The whole body of an answer, gathered into one buffer of the size
+    /// the answer announces (a `status` of 10,000 programs is 2.3 MB), each
+    /// piece freed once copied.
     pub async fn read_all(&self, res: Response<Incoming>) -> Result<Bytes, CtlError> {
-        res.into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .map_err(|e| self.protocol(format!("reading the answer: {e}")))
+        let mut body = res.into_body();
+        let announced = body.size_hint().exact().unwrap_or(0);
+        let mut data =
+            BytesMut::with_capacity(usize::try_from(announced.min(MAX_PRESIZE)).unwrap_or(0));
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| self.protocol(format!("reading the answer: {e}")))?;
+            if let Ok(piece) = frame.into_data() {
+                data.extend_from_slice(&piece);
+            }
+        }
+        Ok(data.freeze())
     }
 
     /// The error an error answer carries (or one made up from its status).

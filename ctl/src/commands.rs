@@ -162,7 +162,7 @@ impl Ctx {
             }
             let chosen: Vec<&ProgramInfo> = programs
                 .iter()
-                .filter(|p| names.iter().any(|n| selects(n, p)))
+                .filter(|p| names.iter().any(|n| selects(n, *p)))
                 .collect();
             let verdicts: Vec<(&ProgramInfo, Verdict)> =
                 chosen.iter().map(|p| (*p, verdict(p, condition))).collect();
@@ -198,24 +198,25 @@ impl Ctx {
         }
     }
 
+    /// The table (or with `--json`, every field) of the programs `names`
+    /// select, all without names. The table decodes only the fields it
+    /// shows ([`render::StatusRow`]).
     async fn status(&self, names: &[String]) -> Result<Exit, CtlError> {
-        let programs = self.programs().await?;
-        if names.is_empty() {
-            let all: Vec<&ProgramInfo> = programs.iter().collect();
-            self.print(&all, || render::status_table(&all));
-            return Ok(Exit::Success);
-        }
-        let missing: Vec<&String> = names
-            .iter()
-            .filter(|n| !programs.iter().any(|p| selects(n, p)))
-            .collect();
-        let shown: Vec<&ProgramInfo> = programs
-            .iter()
-            .filter(|p| names.iter().any(|n| selects(n, p)))
-            .collect();
-        self.print(&shown, || render::status_table(&shown));
+        let (route, query) = (Route::Programs, Query::new());
+        let data = self.client.fetch(&route, &query).await?;
+        let (states, missing) = if self.json {
+            let programs: Vec<ProgramInfo> = self.client.decode(&route, &query, &data)?;
+            let (shown, missing) = choose(&programs, names);
+            self.print(&shown, String::new);
+            (shown.iter().map(|p| p.state).collect::<Vec<_>>(), missing)
+        } else {
+            let rows: Vec<render::StatusRow> = self.client.decode(&route, &query, &data)?;
+            let (shown, missing) = choose(&rows, names);
+            let _ = write_out(render::status_table(&shown).as_bytes());
+            (shown.iter().map(|p| p.state).collect(), missing)
+        };
         let mut exit = Exit::Success;
-        if shown.iter().any(|p| p.state != State::Running) {
+        if !names.is_empty() && states.iter().any(|s| *s != State::Running) {
             exit = Exit::NotRunning;
         }
         for name in missing {
@@ -463,9 +464,53 @@ impl Ctx {
     }
 }
 
+/// A program as the daemon lists it, whole or only what a table shows.
+trait Listed {
+    fn name(&self) -> &str;
+    fn group(&self) -> &str;
+}
+
+impl Listed for ProgramInfo {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn group(&self) -> &str {
+        &self.group
+    }
+}
+
+impl Listed for render::StatusRow<'_> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn group(&self) -> &str {
+        &self.group
+    }
+}
+
 /// Whether `name` (a name, `GROUP:*` or `all`) selects `p`.
-fn selects(name: &str, p: &ProgramInfo) -> bool {
-    name == "all" || p.name == name || name.strip_suffix(":*").is_some_and(|g| g == p.group)
+fn selects(name: &str, p: &impl Listed) -> bool {
+    name == "all" || p.name() == name || name.strip_suffix(":*").is_some_and(|g| g == p.group())
+}
+
+/// The programs `names` select (all when there are none), and the names
+/// that select nothing.
+fn choose<'p, 'n, P: Listed>(
+    programs: &'p [P],
+    names: &'n [String],
+) -> (Vec<&'p P>, Vec<&'n String>) {
+    if names.is_empty() {
+        return (programs.iter().collect(), Vec::new());
+    }
+    let shown = programs
+        .iter()
+        .filter(|p| names.iter().any(|n| selects(n, *p)))
+        .collect();
+    let missing = names
+        .iter()
+        .filter(|n| !programs.iter().any(|p| selects(n, p)))
+        .collect();
+    (shown, missing)
 }
 
 fn exit_of(e: &CtlError) -> Exit {

@@ -80,6 +80,7 @@ pub(crate) fn fake() -> Fake {
         while let Some(cmd) = rx.recv().await {
             match cmd {
                 Command::List { reply } => drop(reply.send(programs.clone())),
+                Command::ListJson { reply } => drop(reply.send(serde_json::to_vec(&programs))),
                 Command::Act {
                     action,
                     target,

@@ -46,24 +46,23 @@ const LARGE_ANSWER: usize = 64 << 10;
 /// A JSON answer. After a large one (the programs of a big config), the
 /// memory it took is given back to the kernel once it has been sent.
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
-    json_sized(status, value, 0)
-}
-
-/// [`json`] with room for `size_hint` bytes reserved up front, so the
-/// buffer of a large answer is not copied each time it doubles.
-pub fn json_sized<T: Serialize>(status: StatusCode, value: &T, size_hint: usize) -> Reply {
-    let mut data = Vec::with_capacity(size_hint);
-    match serde_json::to_writer(&mut data, value) {
-        Ok(()) => {
+    match serde_json::to_vec(value) {
+        Ok(mut data) => {
             data.push(b'\n');
-            trim_if_large(data.len());
-            with_body(status, JSON, full(data))
+            json_bytes(status, data)
         }
         Err(e) => error(&ApiError::new(
             ErrorKind::Failed,
             format!("cannot encode the answer: {e}"),
         )),
     }
+}
+
+/// A JSON answer already encoded (ending in a newline), with the same heap
+/// trim after a large one as [`json`].
+pub fn json_bytes(status: StatusCode, data: Vec<u8>) -> Reply {
+    trim_if_large(data.len());
+    with_body(status, JSON, full(data))
 }
 
 /// After an answer of `len` bytes, if large: trims the heap once the

@@ -124,9 +124,9 @@ async fn dispatch(api: &Api, level: Level, req: Request<Incoming>) -> Result<Rep
     let h = &api.handle;
     match route {
         Route::Programs => {
-            let list = h.list().await?;
-            // About 200 bytes a program; a few more save a copy of the buffer.
-            Ok(reply::json_sized(StatusCode::OK, &list, list.len() * 256))
+            let mut data = h.list_json().await?;
+            data.push(b'\n');
+            Ok(reply::json_bytes(StatusCode::OK, data))
         }
         Route::Program(name) => {
             let info = h.list().await?.into_iter().find(|p| p.name == name);

@@ -35,6 +35,7 @@ use super::program::{Netns, Role};
 use super::spawner::Spawner;
 
 mod checks;
+mod listing;
 mod reload;
 use crate::config::{Config, ProgramName};
 use crate::daemon_log::batch;
@@ -402,16 +403,8 @@ impl Supervisor {
     fn on_command(&mut self, cmd: Command) {
         let now = Instant::now();
         match cmd {
-            Command::List { reply } => {
-                let mut list = self.planner.list(now);
-                for p in &mut list {
-                    p.stopped_at = self.stops.get(p.name.as_str()).copied();
-                    if let Some(net) = &mut p.net {
-                        crate::net::add_live_figures(&p.name, net, self.net.forwarding());
-                    }
-                }
-                drop(reply.send(list));
-            }
+            Command::List { reply } => drop(reply.send(self.list(now))),
+            Command::ListJson { reply } => drop(reply.send(self.list_json(now))),
             Command::Act {
                 action: Action::Signal(signal),
                 target,

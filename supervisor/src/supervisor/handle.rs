@@ -38,6 +38,12 @@ pub enum Command {
         /// Reply.
         reply: oneshot::Sender<Vec<ProgramInfo>>,
     },
+    /// The same as a JSON array, written by the supervisor (cheaper at
+    /// thousands of programs than handing over the values).
+    ListJson {
+        /// Reply.
+        reply: oneshot::Sender<serde_json::Result<Vec<u8>>>,
+    },
     /// Apply an action to a target: a name, `GROUP:*`, or `all`.
     Act {
         /// What to do.
@@ -133,6 +139,18 @@ impl Handle {
     /// Every program.
     pub async fn list(&self) -> Result<Vec<ProgramInfo>, ApiError> {
         self.ask(|reply| Command::List { reply }).await
+    }
+
+    /// Every program, as the JSON array [`Self::list`] would serialise to.
+    pub async fn list_json(&self) -> Result<Vec<u8>, ApiError> {
+        self.ask(|reply| Command::ListJson { reply })
+            .await?
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorKind::Failed,
+                    format!("cannot encode the programs: {e}"),
+                )
+            })
     }
 
     /// Apply `action` to `target` (a name, `GROUP:*` or `all`).

@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use nix::unistd::Pid;
-use nsvisor_proto::{ApiError, ErrorKind, ExitStatus, Health, ProgramInfo, State};
+use nsvisor_proto::{ApiError, ErrorKind, ExitStatus, Health, State};
 
 use super::machine::{Effect as MachineEffect, Input, ProgramState};
 use super::program::{Netns, Program, Role, Sandbox};
@@ -194,17 +194,13 @@ impl Planner {
     }
 
     /// Every program, in name order.
-    pub fn list(&self, now: Instant) -> Vec<ProgramInfo> {
-        self.programs.values().map(|p| p.info(now)).collect()
-    }
-
     /// One program.
     pub fn program(&self, name: &str) -> Option<&Program> {
         self.programs.get(name)
     }
 
     /// Every program.
-    pub fn programs(&self) -> impl Iterator<Item = &Program> {
+    pub fn programs(&self) -> impl ExactSizeIterator<Item = &Program> {
         self.programs.values()
     }
 
