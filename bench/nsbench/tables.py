@@ -129,17 +129,37 @@ LIFECYCLE = [
 ]
 
 
-def capped_cell(res, tool, key, n, phase):
-    """The cell of a lifecycle figure that a cap kept from being measured in
-    some counted run (then no figure of it is given), or None."""
+def capped_figure(res, tool, key, n, phase, unit="s", scale=1):
+    """(median or None, cell) of a lifecycle figure that a cap bounds in some
+    counted run; None when no cap is involved.
+
+    For the figure of the capped phase itself (the start's, or the stop's),
+    a run over the cap counts as a time longer than the cap: the median is
+    still known while fewer than half of the runs went over (two runs of 45
+    and 53 s and one over 60 s: 53 s). A figure measured after a start that
+    went over the cap has no value in that run: it is not given."""
     trials = res.counted("lifecycle", tool, n)
-    over = [t for t in trials if t.get("capped") == phase and (phase == "stop" or key in ("start_s", "running_s"))]
+    own = phase == "stop" or key in ("start_s", "running_s")
+    over = [t for t in trials if t.get("capped") == phase and own]
     if over:
         first = next((t for t in over if not t.get("skipped")), over[0])
-        return f"> {first.get('cap_s', 0):g} s (over the cap: {first.get('cap_detail', first['error'])})"
+        detail = first.get("cap_detail", first["error"])
+        cap = f"{first.get('cap_s', 0):g} s"
+        vals = [t[key] * scale for t in trials if "error" not in t and t.get(key) is not None]
+        if len(vals) + len(over) == len(trials) and len(trials) // 2 < len(vals):
+            mid = median(vals + [float("inf")] * len(over))
+            return mid, (f"{fmt_num(mid, unit)} ({fmt_num(min(vals), unit)} to over the cap;"
+                         f" {len(over)} of {len(trials)} runs over the {cap} cap: {detail})")
+        return None, f"> {cap} (over the cap: {detail})"
     if any(t.get("capped") == "start" for t in trials):
-        return "not measured (start over the cap)"
+        return None, "not measured (start over the cap)"
     return None
+
+
+def capped_cell(res, tool, key, n, phase):
+    """The cell of :func:`capped_figure` without units, or None."""
+    capped = capped_figure(res, tool, key, n, phase)
+    return capped[1] if capped else None
 
 
 def lifecycle_cell(res, tool, key, n, unit, scale, phase):
@@ -147,9 +167,9 @@ def lifecycle_cell(res, tool, key, n, unit, scale, phase):
     ("start", "stop"), or "start" for what is measured after the start."""
     if tool != "limit" and res.missing(tool):
         return f"missing: {res.missing(tool)}"
-    capped = capped_cell(res, tool, key, n, phase)
+    capped = capped_figure(res, tool, key, n, phase, unit, scale)
     if capped:
-        return capped
+        return capped[1]
     vals = res.values("lifecycle", tool, key, n, scale)
     failed = [t for t in res.errors("lifecycle", tool, n) if not t.get("capped")]
     if not vals and not failed and key == "running_s" and res.values("lifecycle", tool, "start_s", n):
@@ -174,6 +194,8 @@ def per_program(res, tool, key, n, scale=1):
     base = res.ns[0] if res.ns else None
     if n == base or base is None:
         return None
+    if capped_cell(res, tool, key, n, "start") or capped_cell(res, tool, key, base, "start"):
+        return None  # Not measured in every run: not the same median.
     hi, lo = median(res.values("lifecycle", tool, key, n, scale)), median(res.values("lifecycle", tool, key, base, scale))
     if hi is None or lo is None:
         return None
@@ -249,8 +271,9 @@ def targets_table(res):
     def lifecycle_fig(key, unit, scale=1, phase="start", n=big):
         def fig(tool):
             text = lifecycle_cell(res, tool, key, n, unit, scale, phase)
-            if capped_cell(res, tool, key, n, phase):
-                return None, text  # No ratio from the runs that made it.
+            capped = capped_figure(res, tool, key, n, phase, unit, scale)
+            if capped:
+                return capped[0], text  # A ratio only from a median the caps leave known.
             return median(res.values("lifecycle", tool, key, n, scale)), text
         return fig
 
