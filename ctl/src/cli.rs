@@ -138,7 +138,7 @@ pub enum Cmd {
     /// executable, 127 not found), or 125 when the exec itself failed.
     #[command(after_help = "Example: nsvisorctl exec web -- getent hosts db")]
     Exec(ExecArgs),
-    /// Print the client's and the daemon's versions.
+    /// Print the client's and the daemon's versions and commits.
     Version,
     /// Print a shell completion script.
     Completions {

@@ -446,16 +446,29 @@ impl Ctx {
         })
     }
 
+    /// The client's version and commit, then the daemon's with its pid (a
+    /// daemon from before commits were reported shows none).
     async fn version(&self) -> Result<Exit, CtlError> {
         let client = env!("CARGO_PKG_VERSION");
+        let client_commit = env!("NSVISOR_COMMIT");
         let daemon = self.health_of_daemon().await;
-        let version = daemon.as_ref().ok().map(|h| h.version.clone());
+        let h = daemon.as_ref().ok();
         self.print(
-            &serde_json::json!({ "client": client, "daemon": version }),
+            &serde_json::json!({
+                "client": client,
+                "client_commit": client_commit,
+                "daemon": h.map(|h| &h.version),
+                "daemon_commit": h.and_then(|h| h.commit.as_ref()),
+            }),
             || {
-                let mut out = format!("nsvisorctl {client}\n");
-                if let Ok(h) = &daemon {
-                    out.push_str(&format!("nsvisor {} (pid {})\n", h.version, h.pid));
+                let mut out = format!("nsvisorctl {client} (commit {client_commit})\n");
+                if let Some(h) = h {
+                    let commit = h
+                        .commit
+                        .as_ref()
+                        .map(|c| format!("commit {c}, "))
+                        .unwrap_or_default();
+                    out.push_str(&format!("nsvisor {} ({commit}pid {})\n", h.version, h.pid));
                 }
                 out
             },

@@ -277,6 +277,9 @@ pub struct Health {
     pub healthy: bool,
     /// Daemon version.
     pub version: String,
+    /// The commit the daemon was built from (what `nsvisor --version` shows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
     /// Daemon pid.
     pub pid: u32,
     /// Seconds since the daemon started.

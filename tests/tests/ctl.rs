@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nsvisor_proto::{ActionResult, Health, ProgramInfo, ReloadResult, State, StateEvent};
-use nsvisor_tests::{lines_of, nsvisorctl_bin, testprog_cmd, wait_until, Daemon};
+use nsvisor_tests::{lines_of, nsvisor_bin, nsvisorctl_bin, testprog_cmd, wait_until, Daemon};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -395,10 +395,17 @@ fn usage_errors_version_and_completions() {
         help.stdout.contains("Exit codes:")
             && help.stdout.contains("5  the daemon cannot be reached")
     );
+    // `nsvisorctl 0.1.0 (commit abc1234)`, as `--version` prints it.
+    let client_line = ctl_at(nowhere, &["--version"]).stdout;
+    assert!(client_line.starts_with(concat!(
+        "nsvisorctl ",
+        env!("CARGO_PKG_VERSION"),
+        " (commit "
+    )));
     let alone = ctl_at(nowhere, &["version"]);
     assert_eq!(
         (alone.code, alone.stdout.as_str()),
-        (5, concat!("nsvisorctl ", env!("CARGO_PKG_VERSION"), "\n")),
+        (5, client_line.as_str()),
         "the client's version even without a daemon"
     );
     assert_eq!(
@@ -423,11 +430,19 @@ fn usage_errors_version_and_completions() {
     let d = Daemon::start(&three_kinds());
     let version = ctl(&d, &["version"]);
     assert_eq!(version.code, 0);
-    assert!(
-        version.stdout.starts_with("nsvisorctl ") && version.stdout.contains("\nnsvisor "),
-        "{}",
-        version.stdout
+    // The daemon's line: its `--version` (`nsvisor 0.1.0 (commit abc1234)`)
+    // with its pid inside the parentheses.
+    let daemon_version = Command::new(nsvisor_bin())
+        .arg("--version")
+        .output()
+        .expect("cannot run nsvisor");
+    let daemon_version = String::from_utf8_lossy(&daemon_version.stdout);
+    let daemon_line = format!(
+        "{}, pid {})\n",
+        daemon_version.trim_end().trim_end_matches(')'),
+        d.pid()
     );
+    assert_eq!(version.stdout, format!("{client_line}{daemon_line}"));
     let env = Command::new(nsvisorctl_bin())
         .env("NSVISOR_SOCKET", d.socket())
         .arg("health")

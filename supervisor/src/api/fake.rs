@@ -116,6 +116,7 @@ pub(crate) fn fake() -> Fake {
                     drop(reply.send(Health {
                         healthy,
                         version: "test".into(),
+                        commit: None,
                         pid: std::process::id(),
                         uptime_secs: 1,
                         not_running: if healthy { vec![] } else { vec!["web".into()] },

@@ -264,6 +264,7 @@ impl Planner {
         Health {
             healthy,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            commit: Some(env!("NSVISOR_COMMIT").to_string()),
             pid: std::process::id(),
             uptime_secs,
             not_running,
