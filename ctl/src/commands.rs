@@ -150,20 +150,14 @@ impl Ctx {
             .map(|t| std::time::Instant::now() + std::time::Duration::from_secs_f64(t.max(0.0)));
         loop {
             let programs = self.programs().await?;
-            if let Some(name) = names
-                .iter()
-                .find(|n| !programs.iter().any(|p| selects(n, p)))
-            {
+            let (chosen, missing) = choose(&programs, names);
+            if let Some(name) = missing.first() {
                 let e = CtlError::Api(nsvisor_proto::ApiError::new(
                     ErrorKind::NotFound,
                     format!("no such program: \"{name}\""),
                 ));
                 return Ok(self.fail(&e));
             }
-            let chosen: Vec<&ProgramInfo> = programs
-                .iter()
-                .filter(|p| names.iter().any(|n| selects(n, *p)))
-                .collect();
             let verdicts: Vec<(&ProgramInfo, Verdict)> =
                 chosen.iter().map(|p| (*p, verdict(p, condition))).collect();
             if let Some((p, Verdict::Never(why))) = verdicts
