@@ -304,15 +304,21 @@ impl Prog {
 
     fn grandchildren(&mut self, n: u32, file: &Path, keep_traps: bool, setsid: bool) {
         for _ in 0..n {
+            // The child closes its end once set up (after its setsid), so the
+            // pid is listed only then, and before the next step of ours.
+            let (ready_r, ready_w) =
+                nix::unistd::pipe().unwrap_or_else(|e| die(&format!("pipe: {e}")));
             // SAFETY: testprog is single-threaded; the child resets signals and pauses,
             // or keeps its traps and idles.
             match unsafe { fork() } {
                 Ok(ForkResult::Child) => {
+                    drop(ready_r);
                     if setsid {
                         if let Err(e) = nix::unistd::setsid() {
                             die(&format!("setsid: {e}"));
                         }
                     }
+                    drop(ready_w);
                     if keep_traps {
                         self.idle(None);
                     }
@@ -322,6 +328,9 @@ impl Prog {
                     }
                 }
                 Ok(ForkResult::Parent { child }) => {
+                    drop(ready_w);
+                    // End of file: the child has closed its end (or died).
+                    let _ = std::io::Read::read(&mut std::fs::File::from(ready_r), &mut [0u8; 1]);
                     let line = format!("{child}\n");
                     let f = OpenOptions::new().create(true).append(true).open(file);
                     if let Err(e) = f.and_then(|mut f| f.write_all(line.as_bytes())) {
